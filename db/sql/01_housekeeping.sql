@@ -1,0 +1,51 @@
+-- updated_at is maintained by the database so raw-SQL writers never forget it.
+CREATE OR REPLACE FUNCTION so_set_updated_at() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.updated_at := now();
+    RETURN NEW;
+END $$;
+
+CREATE TRIGGER tracker_accounts_updated_at BEFORE UPDATE ON tracker_accounts
+    FOR EACH ROW EXECUTE FUNCTION so_set_updated_at();
+CREATE TRIGGER tracker_settings_updated_at BEFORE UPDATE ON tracker_settings
+    FOR EACH ROW EXECUTE FUNCTION so_set_updated_at();
+CREATE TRIGGER tracker_health_updated_at BEFORE UPDATE ON tracker_health
+    FOR EACH ROW EXECUTE FUNCTION so_set_updated_at();
+CREATE TRIGGER telegram_users_updated_at BEFORE UPDATE ON telegram_users
+    FOR EACH ROW EXECUTE FUNCTION so_set_updated_at();
+CREATE TRIGGER tracked_users_updated_at BEFORE UPDATE ON tracked_users
+    FOR EACH ROW EXECUTE FUNCTION so_set_updated_at();
+CREATE TRIGGER targets_updated_at BEFORE UPDATE ON targets
+    FOR EACH ROW EXECUTE FUNCTION so_set_updated_at();
+
+-- Monthly partitions for the status log; rows outside them land in the default partition.
+CREATE TABLE online_statuses_default PARTITION OF online_statuses DEFAULT;
+
+CREATE OR REPLACE FUNCTION so_ensure_status_partitions(p_from date, p_months integer) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    month_start date := date_trunc('month', p_from)::date;
+    created integer := 0;
+    name text;
+BEGIN
+    FOR i IN 0 .. p_months - 1 LOOP
+        name := format('online_statuses_p%s', to_char(month_start, 'YYYY_MM'));
+        IF to_regclass(name) IS NULL THEN
+            -- A month that already has rows in the default partition is left there.
+            IF NOT EXISTS (
+                SELECT 1 FROM online_statuses_default
+                WHERE created_at >= month_start AND created_at < month_start + interval '1 month'
+            ) THEN
+                EXECUTE format(
+                    'CREATE TABLE %I PARTITION OF online_statuses FOR VALUES FROM (%L) TO (%L)',
+                    name, month_start::timestamptz, (month_start + interval '1 month')::timestamptz
+                );
+                created := created + 1;
+            END IF;
+        END IF;
+        month_start := (month_start + interval '1 month')::date;
+    END LOOP;
+    RETURN created;
+END $$;
+
+SELECT so_ensure_status_partitions((now() - interval '1 month')::date, 5);

@@ -1,0 +1,182 @@
+-- The slot engine: which tracker watches which target, with counters kept under row locks.
+--
+-- Lock order, always: telegram_users rows -> the rebalance advisory lock -> tracker_settings rows
+-- (ascending id) -> targets rows. Exceptions, each argued where it happens:
+--   * so_assign_target runs while its caller holds the (waiting) target's row, and locks one setting;
+--     rebalancers never wait for a waiting target (SKIP LOCKED) so no cycle forms.
+--   * so_release_target locks the setting before the target, as rebalancers do.
+-- Domain errors are raised with SQLSTATE SO4xx: MESSAGE is the stable code, DETAIL the text,
+-- HINT the offending field.
+
+-- Trackers that may receive targets now (the contract's "usable").
+CREATE OR REPLACE VIEW usable_trackers AS
+SELECT s.tracker_account_id, s.id AS setting_id, s.max_users, s.current_users
+FROM tracker_settings s
+JOIN tracker_accounts a ON a.id = s.tracker_account_id
+LEFT JOIN tracker_health h ON h.tracker_account_id = s.tracker_account_id
+WHERE a.is_active
+  AND a.is_auth
+  AND s.session_encrypted IS NOT NULL
+  AND coalesce(h.state, 'stopped') NOT IN ('auth_lost', 'banned', 'fatal')
+  AND NOT (coalesce(h.state, 'stopped') = 'flood_wait' AND coalesce(h.state_until, 'infinity') > now());
+
+CREATE OR REPLACE FUNCTION so_tracker_usable(p_tracker bigint) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM usable_trackers WHERE tracker_account_id = p_tracker)
+$$;
+
+-- The usable tracker with the most free slots, other than p_except.
+CREATE OR REPLACE FUNCTION so_least_loaded_tracker(p_except bigint DEFAULT NULL) RETURNS bigint
+LANGUAGE sql STABLE AS $$
+    SELECT tracker_account_id FROM usable_trackers
+    WHERE current_users < max_users AND tracker_account_id IS DISTINCT FROM p_except
+    ORDER BY max_users - current_users DESC, tracker_account_id
+    LIMIT 1
+$$;
+
+-- Give a target a slot. The caller holds the target's row lock. With p_only, only that tracker is
+-- acceptable (the target moves there if it sits elsewhere). Returns the tracker, or NULL when none fits.
+CREATE OR REPLACE FUNCTION so_assign_target(p_target bigint, p_only bigint DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    candidate bigint;
+    previous bigint;
+    attempts integer := 0;
+BEGIN
+    SELECT tracker_account_id INTO previous FROM targets WHERE id = p_target;
+    IF p_only IS NOT NULL AND previous = p_only THEN
+        RETURN p_only;
+    END IF;
+    LOOP
+        candidate := coalesce(p_only, so_least_loaded_tracker());
+        IF candidate IS NULL THEN
+            RETURN NULL;
+        END IF;
+        PERFORM 1 FROM tracker_settings
+        WHERE tracker_account_id IN (candidate, previous) ORDER BY id FOR UPDATE;
+        -- A new statement sees everything committed before the lock was granted: re-check.
+        UPDATE tracker_settings SET current_users = current_users + 1
+        WHERE tracker_account_id = candidate AND current_users < max_users AND so_tracker_usable(candidate);
+        IF FOUND THEN
+            IF previous IS NOT NULL THEN
+                UPDATE tracker_settings SET current_users = current_users - 1 WHERE tracker_account_id = previous;
+            END IF;
+            UPDATE targets SET tracker_account_id = candidate, visibility = 'unknown' WHERE id = p_target;
+            RETURN candidate;
+        END IF;
+        attempts := attempts + 1;
+        IF p_only IS NOT NULL OR attempts >= 50 THEN
+            RETURN NULL;
+        END IF;
+    END LOOP;
+END $$;
+
+-- Drop a target whose last subscriber left, freeing its slot. Returns true when waiting targets
+-- exist, so the caller can run so_pickup_waiting() in a transaction of its own.
+CREATE OR REPLACE FUNCTION so_release_target(p_target bigint) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    seen bigint;
+    locked bigint;
+BEGIN
+    LOOP
+        SELECT tracker_account_id INTO seen FROM targets WHERE id = p_target;
+        IF NOT FOUND THEN
+            RETURN false;
+        END IF;
+        IF seen IS NOT NULL THEN
+            PERFORM 1 FROM tracker_settings WHERE tracker_account_id = seen FOR UPDATE;
+        END IF;
+        SELECT tracker_account_id INTO locked FROM targets WHERE id = p_target FOR UPDATE;
+        IF NOT FOUND THEN
+            RETURN false;
+        END IF;
+        EXIT WHEN locked IS NOT DISTINCT FROM seen;
+    END LOOP;
+    IF EXISTS (SELECT 1 FROM tracked_users WHERE target_id = p_target) THEN
+        RETURN false;
+    END IF;
+    DELETE FROM targets WHERE id = p_target;
+    IF seen IS NULL THEN
+        RETURN false;
+    END IF;
+    UPDATE tracker_settings SET current_users = current_users - 1 WHERE tracker_account_id = seen;
+    RETURN EXISTS (SELECT 1 FROM targets WHERE tracker_account_id IS NULL);
+END $$;
+
+-- Start a rebalance: one at a time, then every setting locked in id order.
+CREATE OR REPLACE FUNCTION so_begin_rebalance() RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(@REBALANCE_LOCK@);
+    PERFORM 1 FROM tracker_settings ORDER BY id FOR UPDATE;
+END $$;
+
+-- Hand a tracker's targets (all when p_leaving or unusable, else those above max_users) to other
+-- usable trackers, least-loaded first; the rest wait. Without p_force, refuses with
+-- insufficient_capacity when the others cannot take them all. Returns how many targets moved.
+CREATE OR REPLACE FUNCTION so_drain_tracker(p_tracker bigint, p_leaving boolean, p_force boolean)
+RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    keep integer;
+    excess integer;
+    room integer;
+    target record;
+    destination bigint;
+    moved integer := 0;
+BEGIN
+    PERFORM so_begin_rebalance();
+    IF p_leaving OR NOT so_tracker_usable(p_tracker) THEN
+        keep := 0;
+    ELSE
+        SELECT max_users INTO keep FROM tracker_settings WHERE tracker_account_id = p_tracker;
+    END IF;
+    excess := (SELECT count(*) FROM targets WHERE tracker_account_id = p_tracker) - coalesce(keep, 0);
+    IF excess <= 0 THEN
+        RETURN 0;
+    END IF;
+    SELECT coalesce(sum(max_users - current_users), 0) INTO room
+    FROM usable_trackers WHERE tracker_account_id <> p_tracker AND current_users < max_users;
+    IF room < excess AND NOT p_force THEN
+        RAISE EXCEPTION USING ERRCODE = 'SO409', MESSAGE = 'insufficient_capacity',
+            DETAIL = format('%s tracked targets would need a slot but the other usable trackers have %s free; '
+                            'retry with ?force=true to leave the rest waiting', excess, room);
+    END IF;
+    FOR target IN
+        SELECT id FROM targets WHERE tracker_account_id = p_tracker ORDER BY id DESC LIMIT excess FOR UPDATE
+    LOOP
+        destination := so_least_loaded_tracker(p_tracker);
+        UPDATE tracker_settings SET current_users = current_users - 1 WHERE tracker_account_id = p_tracker;
+        IF destination IS NOT NULL THEN
+            UPDATE tracker_settings SET current_users = current_users + 1 WHERE tracker_account_id = destination;
+        END IF;
+        UPDATE targets SET tracker_account_id = destination, visibility = 'unknown' WHERE id = target.id;
+        moved := moved + 1;
+    END LOOP;
+    RETURN moved;
+END $$;
+
+-- Give waiting targets, oldest first, to usable trackers with free slots. Returns how many moved.
+CREATE OR REPLACE FUNCTION so_pickup_waiting() RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    target record;
+    destination bigint;
+    assigned integer := 0;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM targets WHERE tracker_account_id IS NULL) THEN
+        RETURN 0;
+    END IF;
+    PERFORM so_begin_rebalance();
+    -- Waiting targets locked by a subscriber are being assigned by that subscriber: skip them.
+    FOR target IN
+        SELECT id FROM targets WHERE tracker_account_id IS NULL ORDER BY id FOR UPDATE SKIP LOCKED
+    LOOP
+        destination := so_least_loaded_tracker();
+        EXIT WHEN destination IS NULL;
+        UPDATE tracker_settings SET current_users = current_users + 1 WHERE tracker_account_id = destination;
+        UPDATE targets SET tracker_account_id = destination, visibility = 'unknown' WHERE id = target.id;
+        assigned := assigned + 1;
+    END LOOP;
+    RETURN assigned;
+END $$;

@@ -1,0 +1,1 @@
+"""SeeOnline: Telegram online-status tracking served over an HTTP API."""

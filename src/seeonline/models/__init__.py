@@ -1,0 +1,19 @@
+"""The database schema as SQLAlchemy models: the source Alembic compares migrations with."""
+
+from seeonline.models.base import Base
+from seeonline.models.people import TelegramUser, TrackedUser
+from seeonline.models.statuses import OnlineStatus
+from seeonline.models.targets import Target, TrackerPeer
+from seeonline.models.trackers import TrackerAccount, TrackerHealth, TrackerSetting
+
+__all__ = [
+    "Base",
+    "OnlineStatus",
+    "Target",
+    "TelegramUser",
+    "TrackedUser",
+    "TrackerAccount",
+    "TrackerHealth",
+    "TrackerPeer",
+    "TrackerSetting",
+]

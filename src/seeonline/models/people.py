@@ -1,0 +1,44 @@
+"""The bot's users (TelegramUser) and what each of them follows (TrackedUser)."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Integer, String, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from seeonline.models.base import AuditedTable
+
+ROLES = ("banned", "user", "vip", "admin")
+THEMES = ("light", "dark")
+
+
+class TelegramUser(AuditedTable):
+    """A person using the bot, with a role and a quota of tracked users."""
+
+    __tablename__ = "telegram_users"
+    __table_args__ = (
+        CheckConstraint("role IN ('banned', 'user', 'vip', 'admin')", name="role_known"),
+        CheckConstraint("theme IN ('light', 'dark')", name="theme_known"),
+        CheckConstraint("max_users >= 0", name="max_users_non_negative"),
+        CheckConstraint("current_users >= 0", name="current_users_non_negative"),
+    )
+
+    telegram_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    role: Mapped[str] = mapped_column(String(16), server_default=text("'user'"))
+    current_users: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    max_users: Mapped[int] = mapped_column(Integer, server_default=text("5"))
+    timezone: Mapped[str] = mapped_column(String(64), server_default=text("'UTC'"))
+    theme: Mapped[str] = mapped_column(String(16), server_default=text("'light'"))
+
+
+class TrackedUser(AuditedTable):
+    """One person's subscription to a target; its tracker is the target's tracker."""
+
+    __tablename__ = "tracked_users"
+    __table_args__ = (UniqueConstraint("telegram_user_id", "target_id"),)
+
+    telegram_user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("telegram_users.id", ondelete="CASCADE"), index=True
+    )
+    target_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("targets.id", ondelete="RESTRICT"), index=True)
+    username: Mapped[str] = mapped_column(String(32))
+    visible_online: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))

@@ -1,0 +1,47 @@
+"""Targets (one per watched Telegram account) and per-tracker resolved peers."""
+
+from __future__ import annotations
+
+import datetime
+
+from advanced_alchemy.types import DateTimeUTC
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from seeonline.models.base import AuditedTable, Base, created_at_column
+
+
+class Target(AuditedTable):
+    """One watched Telegram account, shared by all its subscribers and assigned to one tracker."""
+
+    __tablename__ = "targets"
+    __table_args__ = (
+        CheckConstraint(
+            "visibility IN ('unknown', 'visible', 'hidden', 'hidden_by_tracker_privacy', 'not_found')",
+            name="visibility_known",
+        ),
+        Index("ix_targets_waiting", "id", postgresql_where="tracker_account_id IS NULL"),
+    )
+
+    username: Mapped[str] = mapped_column(String(32), unique=True)
+    tracker_account_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("tracker_accounts.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    telegram_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    visibility: Mapped[str] = mapped_column(String(32), server_default="unknown")
+    last_is_online: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    last_status_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+
+
+class TrackerPeer(Base):
+    """A target as one tracker resolved it: ``access_hash`` is valid only for that tracker."""
+
+    __tablename__ = "tracker_peers"
+
+    tracker_account_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("tracker_accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    target_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("targets.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    access_hash: Mapped[int] = mapped_column(BigInteger)
+    resolved_at: Mapped[datetime.datetime] = created_at_column()

@@ -1,0 +1,122 @@
+"""Settings parsed once from the environment into a frozen msgspec Struct."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_DATA_DIR = PROJECT_ROOT / "var"
+
+
+class SettingsError(Exception):
+    """A setting from the environment is missing or malformed; the message names the variable."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the API, the supervisor and the workers read from the environment."""
+
+    database_url: str | None = None
+    api_keys: tuple[str, ...] = ()
+    secret_key: str | None = None
+    data_dir: Path = DEFAULT_DATA_DIR
+    db_pool_size: int = 10
+    log_level: str = "info"
+    log_json: bool | None = None
+    reconcile_interval: float = 30.0
+
+    @property
+    def asyncpg_dsn(self) -> str:
+        """The database URL in the form asyncpg accepts (no SQLAlchemy driver suffix)."""
+        if self.database_url is None:
+            msg = "DATABASE_URL is not set"
+            raise SettingsError(msg)
+        return to_asyncpg_dsn(self.database_url)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL with SQLAlchemy's asyncpg driver name."""
+        return to_sqlalchemy_url(self.asyncpg_dsn)
+
+
+ENV_NAMES: dict[str, str] = {
+    "database_url": "DATABASE_URL",
+    "api_keys": "SEEONLINE_API_KEYS",
+    "secret_key": "SEEONLINE_SECRET_KEY",
+    "data_dir": "SEEONLINE_DATA_DIR",
+    "db_pool_size": "SEEONLINE_DB_POOL_SIZE",
+    "log_level": "SEEONLINE_LOG_LEVEL",
+    "log_json": "SEEONLINE_LOG_JSON",
+    "reconcile_interval": "SEEONLINE_RECONCILE_INTERVAL",
+}
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def to_asyncpg_dsn(url: str) -> str:
+    """Strip a SQLAlchemy driver suffix (``postgresql+asyncpg://``) so asyncpg accepts the URL."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    return f"{scheme.split('+', 1)[0]}://{rest}"
+
+
+def to_sqlalchemy_url(url: str) -> str:
+    """Give a plain Postgres URL SQLAlchemy's asyncpg driver name."""
+    _, sep, rest = url.partition("://")
+    return f"postgresql+asyncpg://{rest}" if sep else url
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings, raising ``SettingsError`` that names the first bad variable."""
+    env = os.environ if environ is None else environ
+    raw: dict[str, object] = {}
+    for field, name in ENV_NAMES.items():
+        value = env.get(name)
+        if value is None or value.strip() == "":
+            continue
+        value = value.strip()
+        if field == "api_keys":
+            keys = tuple(key.strip() for key in value.split(",") if key.strip())
+            if any(len(key) < 8 for key in keys):
+                msg = f"{name}: every API key must be at least 8 characters long"
+                raise SettingsError(msg)
+            raw[field] = keys
+        else:
+            raw[field] = value
+    try:
+        settings = msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(_name_variable(str(exc))) from exc
+    _validate(settings)
+    return settings
+
+
+def _name_variable(message: str) -> str:
+    """Replace msgspec's ``$.field`` path with the environment variable's name."""
+    for field, name in ENV_NAMES.items():
+        if f"$.{field}" in message:
+            return f"{name}: {message.split(' - at ')[0]}"
+    return message
+
+
+def _validate(settings: Settings) -> None:
+    if settings.database_url is not None and not settings.database_url.startswith(("postgres://", "postgresql")):
+        msg = "DATABASE_URL: must be a postgresql:// URL"
+        raise SettingsError(msg)
+    if settings.db_pool_size < 1:
+        msg = "SEEONLINE_DB_POOL_SIZE: must be at least 1"
+        raise SettingsError(msg)
+    if settings.log_level.lower() not in LOG_LEVELS:
+        msg = f"SEEONLINE_LOG_LEVEL: must be one of {', '.join(LOG_LEVELS)}"
+        raise SettingsError(msg)
+    if settings.reconcile_interval <= 0:
+        msg = "SEEONLINE_RECONCILE_INTERVAL: must be positive"
+        raise SettingsError(msg)
+    if settings.secret_key is not None:
+        from seeonline.secrets import validate_secret_key  # noqa: PLC0415 - avoids a cycle at import
+
+        validate_secret_key(settings.secret_key)
