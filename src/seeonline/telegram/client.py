@@ -1,0 +1,59 @@
+"""The one place a Telethon client is built, so every caller gets the same safe settings."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from telethon import TelegramClient
+from telethon.crypto import rsa
+from telethon.sessions import StringSession
+
+from seeonline.logging import get_logger
+
+log = get_logger("seeonline.telegram")
+
+# Test-only overrides, unset in production: point logins at the sandbox and trust its RSA key.
+DC_ENV = "SEEONLINE_TELEGRAM_DC"
+RSA_KEY_ENV = "SEEONLINE_TELEGRAM_RSA_KEY"
+DEFAULT_DC_ID = 2
+_added_keys: set[str] = set()
+
+
+def parse_dc(value: str) -> tuple[str, int]:
+    """Split ``host:port`` (the port is required)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"{DC_ENV} must be host:port, got {value!r}")
+    return host, int(port)
+
+
+def _trust_extra_rsa_key(path: str) -> None:
+    """Add a PEM public key to Telethon's trusted server keys, once per process."""
+    if path in _added_keys:
+        return
+    rsa.add_key(Path(path).read_text(), old=False)
+    _added_keys.add(path)
+    log.warning("telegram_extra_rsa_key_trusted", env=RSA_KEY_ENV)
+
+
+def build_client(session: str | None, api_id: int, api_hash: str, **kwargs: Any) -> TelegramClient:
+    """A ``TelegramClient`` on a ``StringSession`` that never sleeps through a flood wait itself.
+
+    ``flood_sleep_threshold=0`` turns every FLOOD_WAIT into a ``FloodWaitError`` the caller records.
+    When ``SEEONLINE_TELEGRAM_DC`` is set, a session without an auth key (a fresh login) is pointed at
+    that address; ``SEEONLINE_TELEGRAM_RSA_KEY`` names a PEM public key to trust for its handshake.
+    """
+    kwargs["flood_sleep_threshold"] = 0
+    string_session = StringSession(session or None)
+    dc_override = os.environ.get(DC_ENV)
+    if dc_override:
+        host, port = parse_dc(dc_override)
+        if string_session.auth_key is None:
+            string_session.set_dc(DEFAULT_DC_ID, host, port)
+            log.warning("telegram_dc_overridden", env=DC_ENV, host=host, port=port)
+    rsa_key = os.environ.get(RSA_KEY_ENV)
+    if rsa_key:
+        _trust_extra_rsa_key(rsa_key)
+    return TelegramClient(string_session, api_id, api_hash, **kwargs)
