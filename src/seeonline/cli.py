@@ -27,7 +27,4 @@ def _register_optional_commands() -> None:
     main.add_command(sandbox)
 
 
-try:
-    _register_optional_commands()
-except ImportError:  # the sandbox package is still being written
-    pass
+_register_optional_commands()

@@ -39,7 +39,7 @@ def _in_thread(func: object, *args: object) -> None:
     def guarded() -> None:
         try:
             run()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+        except BaseException as exc:
             errors.append(exc)
 
     thread = threading.Thread(target=guarded)

@@ -99,7 +99,7 @@ def _name_variable(message: str) -> str:
     """Replace msgspec's ``$.field`` path with the environment variable's name."""
     for field, name in ENV_NAMES.items():
         if f"$.{field}" in message:
-            return f"{name}: {message.split(' - at ')[0]}"
+            return f"{name}: {message.split(' - at ', maxsplit=1)[0]}"
     return message
 
 

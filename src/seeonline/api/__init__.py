@@ -1,0 +1,1 @@
+"""The HTTP API: the old DRF service's contract on Litestar over asyncpg."""

@@ -1,0 +1,121 @@
+"""Assemble the Litestar application: routes, auth, errors, OpenAPI, and the pool's lifetime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+from litestar import Litestar, Response, Router, get
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+
+from seeonline.api.auth import require_api_key
+from seeonline.api.context import AnyRequest, Services
+from seeonline.api.database import create_pool
+from seeonline.api.errors import (
+    ApiError,
+    api_error_handler,
+    http_exception_handler,
+    invalid,
+    unexpected_error_handler,
+)
+from seeonline.logging import get_logger
+from seeonline.people.controllers import TelegramUserController, TrackedUserController
+from seeonline.people.service import PeopleService
+from seeonline.settings import Settings, SettingsError
+from seeonline.statuses.controllers import OnlineStatusController
+from seeonline.statuses.service import StatusService
+from seeonline.trackers.controllers import TrackerAccountController, TrackerSettingController
+from seeonline.trackers.service import TrackerService
+
+log = get_logger(__name__)
+
+
+@get("/health", exclude_from_auth=True, tags=["operations"])
+async def health() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+@get("/ready", tags=["operations"])
+async def ready(request: AnyRequest) -> Response[dict[str, str]]:
+    """Readiness: the database answers."""
+    try:
+        await request.app.state.services.pool.fetchval("SELECT 1")
+    except (OSError, asyncpg.PostgresError, AttributeError):
+        return Response({"status": "unavailable", "detail": "database unreachable"}, status_code=503)
+    return Response({"status": "ok"})
+
+
+def validation_error_handler(request: AnyRequest, exc: ValidationException) -> Response[Any]:
+    """Litestar's body validation errors in the contract's shape: a 400 naming the field."""
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    first = extra[0] if extra and isinstance(extra[0], dict) else {}
+    field = first.get("key")
+    message = str(first.get("message") or exc.detail)
+    if field:
+        return api_error_handler(request, invalid(str(field), message))
+    return api_error_handler(request, ApiError(400, message, code="invalid"))
+
+
+def create_app(settings: Settings) -> Litestar:
+    """The SeeOnline API for ``settings`` (database, API keys, secret key)."""
+    if settings.database_url is None:
+        msg = "DATABASE_URL: not set"
+        raise SettingsError(msg)
+    if not settings.api_keys:
+        msg = "SEEONLINE_API_KEYS: set at least one API key (comma-separated)"
+        raise SettingsError(msg)
+    if settings.secret_key is None:
+        msg = "SEEONLINE_SECRET_KEY: not set (it encrypts tracker credentials)"
+        raise SettingsError(msg)
+    secret_key = settings.secret_key
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        pool = await create_pool(settings.asyncpg_dsn, size=settings.db_pool_size)
+        app.state.services = Services(
+            pool=pool,
+            trackers=TrackerService(pool, secret_key),
+            people=PeopleService(pool),
+            statuses=StatusService(pool),
+        )
+        try:
+            yield
+        finally:
+            await pool.close()
+
+    resources = Router(
+        path="/",
+        guards=[require_api_key],
+        route_handlers=[
+            TrackerAccountController,
+            TrackerSettingController,
+            TelegramUserController,
+            TrackedUserController,
+            OnlineStatusController,
+        ],
+    )
+    app = Litestar(
+        route_handlers=[health, ready, resources],
+        lifespan=[lifespan],
+        exception_handlers={
+            ApiError: api_error_handler,
+            ValidationException: validation_error_handler,
+            HTTPException: http_exception_handler,
+            Exception: unexpected_error_handler,
+        },
+        openapi_config=OpenAPIConfig(
+            title="SeeOnline",
+            version="0.1.0",
+            description="Telegram online-status tracking. Resource routes need an X-API-Key header.",
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin(), ScalarRenderPlugin(path="/scalar")],
+        ),
+        debug=False,
+    )
+    app.state.api_keys = tuple(key.encode() for key in settings.api_keys)
+    return app

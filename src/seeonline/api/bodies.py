@@ -1,0 +1,41 @@
+"""Request bodies: strict msgspec decoding into Structs, with 400s that name the field."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypeVar
+
+import msgspec
+from litestar import Request
+
+from seeonline.api.errors import from_validation_error
+
+T = TypeVar("T")
+
+BigInt = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+PositiveInt32 = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
+Count = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]
+Id = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+# Postgres rejects NUL characters in text: refuse them up front.
+Text = Annotated[str, msgspec.Meta(pattern="^[^\\x00]*$")]
+
+
+async def decode_body(request: Request[Any, Any, Any], struct: type[T]) -> T:
+    """Decode the JSON body into ``struct``; unknown and read-only fields are ignored, as DRF does."""
+    try:
+        return msgspec.json.decode(await request.body(), type=struct)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise from_validation_error(exc) from None
+
+
+def provided(update: msgspec.Struct) -> dict[str, Any]:
+    """The fields a PATCH body actually carried."""
+    return {name: value for name in update.__struct_fields__ if (value := getattr(update, name)) is not msgspec.UNSET}
+
+
+def set_clause(values: dict[str, Any], args: list[Any]) -> str:
+    """``col = $n, …`` for ``values``, appending them to ``args`` (column names come from Structs)."""
+    parts = []
+    for column, value in values.items():
+        args.append(value)
+        parts.append(f"{column} = ${len(args)}")
+    return ", ".join(parts)

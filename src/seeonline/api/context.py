@@ -1,0 +1,40 @@
+"""What handlers need from the running app: the pool, the services, the query flags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+from litestar import Request
+
+from seeonline.api.params import parse_bool
+
+if TYPE_CHECKING:
+    from seeonline.people.service import PeopleService
+    from seeonline.statuses.service import StatusService
+    from seeonline.trackers.service import TrackerService
+
+AnyRequest = Request[Any, Any, Any]
+
+
+@dataclass(frozen=True)
+class Services:
+    """The services of one running app, built at start-up over its pool."""
+
+    pool: asyncpg.Pool
+    trackers: TrackerService
+    people: PeopleService
+    statuses: StatusService
+
+
+def services(request: AnyRequest) -> Services:
+    """The running app's services."""
+    found: Services = request.app.state.services
+    return found
+
+
+def force_flag(request: AnyRequest) -> bool:
+    """``?force=true`` on deletes that would leave targets without a tracker."""
+    raw = request.query_params.get("force")
+    return parse_bool("force", raw) if raw not in (None, "") else False

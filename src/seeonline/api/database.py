@@ -1,0 +1,82 @@
+"""The API's asyncpg pool and the few ways handlers talk to Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeAlias, TypeVar
+
+import asyncpg
+
+from seeonline.logging import get_logger
+
+log = get_logger(__name__)
+
+T = TypeVar("T")
+# What handlers receive: a pooled connection (a proxy with the Connection API).
+Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
+
+# A deadlock or serialization failure means "try again": the engine's SQL is safe to repeat.
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+MAX_ATTEMPTS = 5
+STREAM_CHUNK_BYTES = 64 * 1024
+
+
+async def _init_connection(connection: asyncpg.Connection) -> None:
+    # JSON built by Postgres arrives as text; we pass it through untouched.
+    await connection.set_type_codec("json", encoder=str, decoder=str, schema="pg_catalog")
+
+
+async def create_pool(dsn: str, *, size: int) -> asyncpg.Pool:
+    """A pool whose sessions render timestamps in UTC (ISO 8601 with ``+00:00``)."""
+    pool: asyncpg.Pool = await asyncpg.create_pool(
+        dsn,
+        min_size=1,
+        max_size=size,
+        server_settings={"timezone": "UTC", "application_name": "seeonline-api"},
+        init=_init_connection,
+    )
+    return pool
+
+
+async def with_retry(pool: asyncpg.Pool, work: Callable[[Connection], Awaitable[T]]) -> T:
+    """Run ``work`` on a pooled connection, repeating it after a deadlock or serialization failure."""
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            async with pool.acquire() as connection:
+                return await work(connection)
+        except asyncpg.PostgresError as exc:
+            if getattr(exc, "sqlstate", None) not in RETRYABLE_SQLSTATES or attempt == MAX_ATTEMPTS:
+                raise
+            log.info("transaction_retry", sqlstate=exc.sqlstate, attempt=attempt)
+            await asyncio.sleep(0.005 * attempt)
+    msg = "unreachable"
+    raise AssertionError(msg)
+
+
+async def in_transaction(pool: asyncpg.Pool, work: Callable[[Connection], Awaitable[T]]) -> T:
+    """Run ``work`` inside one transaction, retried as a whole on deadlock."""
+
+    async def transactional(connection: Connection) -> T:
+        async with connection.transaction():
+            return await work(connection)
+
+    return await with_retry(pool, transactional)
+
+
+async def stream_rows(pool: asyncpg.Pool, sql: str, args: tuple[Any, ...]) -> AsyncIterator[bytes]:
+    """Stream a query's single text column as a JSON array, in chunks, from one snapshot."""
+    async with pool.acquire() as connection, connection.transaction(isolation="repeatable_read", readonly=True):
+        buffer: list[str] = ["["]
+        size = 1
+        first = True
+        async for record in connection.cursor(sql, *args, prefetch=1000):
+            piece = record[0] if first else "," + record[0]
+            first = False
+            buffer.append(piece)
+            size += len(piece)
+            if size >= STREAM_CHUNK_BYTES:
+                yield "".join(buffer).encode()
+                buffer, size = [], 0
+        buffer.append("]")
+        yield "".join(buffer).encode()

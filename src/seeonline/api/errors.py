@@ -1,0 +1,123 @@
+"""API errors and the mapping of database errors to the contract's status codes."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import asyncpg
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+
+from seeonline.logging import get_logger
+
+log = get_logger(__name__)
+
+# Constraint name -> the request field it guards (names follow models.base.NAMING_CONVENTION).
+CONSTRAINT_FIELDS = {
+    "uq_tracker_accounts_telegram_id": "telegram_id",
+    "uq_tracker_accounts_api_id": "api_id",
+    "uq_tracker_accounts_api_hash_lookup": "api_hash",
+    "uq_tracker_settings_tracker_account_id": "tracker_account_id",
+    "uq_tracker_settings_phone_number": "phone_number",
+    "uq_telegram_users_telegram_id": "telegram_id",
+    "uq_tracked_users_telegram_user_id_target_id": "username",
+    "fk_tracker_settings_tracker_account_id": "tracker_account_id",
+    "fk_tracked_users_telegram_user_id": "telegram_user_id",
+    "fk_online_statuses_tracked_user_id": "tracked_user_id",
+    "fk_targets_tracker_account_id": "tracker_account_id",
+}
+
+# SQLSTATEs raised by the slot engine's SQL (db/sql): SO<http status>.
+DOMAIN_SQLSTATES = {"SO400": 400, "SO403": 403, "SO404": 404, "SO409": 409}
+
+
+class ApiError(Exception):
+    """An error the client caused: becomes ``{"detail", "code"?, "field"?}`` with its status."""
+
+    def __init__(self, status: int, detail: str, *, code: str | None = None, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.code = code
+        self.field = field
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body of this error."""
+        body: dict[str, Any] = {"detail": self.detail}
+        if self.code is not None:
+            body["code"] = self.code
+        if self.field is not None:
+            body["field"] = self.field
+        return body
+
+
+def not_found(resource: str) -> ApiError:
+    """The 404 for an id or lookup key that matches nothing (DRF's wording)."""
+    return ApiError(404, f"No {resource} matches the given query.", code="not_found")
+
+
+def invalid(field: str, detail: str) -> ApiError:
+    """A 400 naming the offending field."""
+    return ApiError(400, f"{field}: {detail}", code="invalid", field=field)
+
+
+_MSGSPEC_PATH = re.compile(r" - at `\$(?:\.([A-Za-z_][A-Za-z0-9_]*))?[^`]*`$")
+
+
+def from_validation_error(exc: msgspec.ValidationError | msgspec.DecodeError) -> ApiError:
+    """Turn msgspec's message (``Expected `int`, got `str` - at `$.telegram_id```) into a 400."""
+    message = str(exc)
+    match = _MSGSPEC_PATH.search(message)
+    if isinstance(exc, msgspec.DecodeError) and match is None:
+        return ApiError(400, f"Malformed JSON: {message}", code="parse_error")
+    field = match.group(1) if match and match.group(1) else None
+    text = _MSGSPEC_PATH.sub("", message)
+    if field is None:
+        missing = re.search(r"missing required field `([^`]+)`", message)
+        field = missing.group(1) if missing else None
+    if field is None:
+        return ApiError(400, text, code="invalid")
+    return invalid(field, text)
+
+
+def from_database_error(exc: asyncpg.PostgresError) -> ApiError | None:
+    """The client-facing error for a database error, or None when it is our fault."""
+    sqlstate = getattr(exc, "sqlstate", None) or ""
+    if sqlstate in DOMAIN_SQLSTATES:
+        status = DOMAIN_SQLSTATES[sqlstate]
+        code = str(getattr(exc, "message", "")) or None
+        detail = str(getattr(exc, "detail", None) or code or "request refused")
+        field = getattr(exc, "hint", None)
+        return ApiError(status, detail, code=code, field=field)
+    constraint = getattr(exc, "constraint_name", None) or ""
+    field = CONSTRAINT_FIELDS.get(constraint)
+    if isinstance(exc, asyncpg.UniqueViolationError):
+        field = field or "id"
+        return ApiError(409, f"{field}: a row with this {field} already exists", code="unique", field=field)
+    if isinstance(exc, asyncpg.ForeignKeyViolationError):
+        field = field or "id"
+        return ApiError(400, f"{field}: the referenced row does not exist", code="invalid", field=field)
+    if isinstance(exc, asyncpg.CheckViolationError | asyncpg.NotNullViolationError | asyncpg.DataError):
+        return ApiError(400, f"invalid value: {getattr(exc, 'message', exc)}", code="invalid")
+    return None
+
+
+def api_error_handler(_request: Request[Any, Any, Any], exc: ApiError) -> Response[Any]:
+    """Render an ``ApiError``."""
+    return Response(exc.body(), status_code=exc.status)
+
+
+def http_exception_handler(_request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    """Render Litestar's own errors (404 route, 405 method) in our body shape."""
+    body: dict[str, Any] = {"detail": exc.detail}
+    return Response(body, status_code=exc.status_code, headers=exc.headers)
+
+
+def unexpected_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Map database errors the client caused; log everything else as a 500."""
+    if isinstance(exc, asyncpg.PostgresError) and (mapped := from_database_error(exc)) is not None:
+        return api_error_handler(request, mapped)
+    log.exception("unhandled_error", method=request.method, path=request.url.path)
+    return Response({"detail": "Internal server error"}, status_code=500)

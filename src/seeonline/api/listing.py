@@ -1,0 +1,129 @@
+"""Read queries for a resource: one row by id, and filtered, ordered, paginated or streamed lists.
+
+Every read is a single SQL statement that renders the contract's JSON in Postgres, so a request
+costs one round trip and no Python objects per row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import asyncpg
+from litestar import Request, Response
+from litestar.response import Stream
+
+from seeonline.api.database import stream_rows
+from seeonline.api.errors import invalid, not_found
+from seeonline.api.params import Parser, parse_int, parse_non_negative
+
+JSON = "application/json"
+# Lists up to this size are answered from one query; larger ones are streamed from a cursor.
+DIRECT_LIST_ROWS = 1000
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A query parameter: its parser and the SQL condition, with ``{}`` for the bound value."""
+
+    parse: Parser
+    condition: str
+
+
+@dataclass(frozen=True)
+class Resource:
+    """How to read one contract resource: its name, rows, JSON shape, filters and orderings."""
+
+    name: str
+    source: str  # FROM clause; the resource's own table is aliased ``r``
+    json: str  # SQL expression rendering one row as the contract's JSON object
+    filters: Mapping[str, Filter]
+    orderings: Mapping[str, str]  # field name -> SQL expression
+    base_condition: str = "true"
+    by_id: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by_id", f"SELECT {self.json}::text FROM {self.source} WHERE r.id = $1")
+
+
+def json_response(body: str | bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response[bytes]:
+    """A response with a JSON body rendered elsewhere (usually by Postgres)."""
+    content = body.encode() if isinstance(body, str) else body
+    return Response(content=content, status_code=status, media_type=JSON, headers=headers)
+
+
+async def fetch_one(pool: asyncpg.Pool, resource: Resource, row_id: int) -> str:
+    """The JSON of one row, or a 404."""
+    body: str | None = await pool.fetchval(resource.by_id, row_id)
+    if body is None:
+        raise not_found(resource.name)
+    return body
+
+
+def where_clause(resource: Resource, query: Mapping[str, str], args: list[Any]) -> str:
+    """Conditions for the filters present in ``query``, appending bound values to ``args``."""
+    conditions = [resource.base_condition]
+    for name, spec in resource.filters.items():
+        raw = query.get(name)
+        if raw is None or raw == "":
+            continue
+        args.append(spec.parse(name, raw))
+        conditions.append(spec.condition.format(f"${len(args)}"))
+    return " AND ".join(conditions)
+
+
+def order_clause(resource: Resource, raw: str | None) -> str:
+    """``ORDER BY`` for DRF's ``ordering`` (comma-separated fields, ``-`` for descending)."""
+    terms: list[str] = []
+    for part in (raw or "id").split(","):
+        name = part.strip()
+        descending = name.startswith("-")
+        name = name.lstrip("-")
+        if not name:
+            continue
+        expression = resource.orderings.get(name)
+        if expression is None:
+            raise invalid("ordering", f"cannot order by {name!r}; choose from {', '.join(resource.orderings)}")
+        terms.append(f"{expression} {'DESC' if descending else 'ASC'}")
+    if "r.id" not in {term.rsplit(" ", 1)[0] for term in terms}:
+        terms.append("r.id ASC")  # a total order, so pages never overlap
+    return ", ".join(terms)
+
+
+async def list_response(pool: asyncpg.Pool, resource: Resource, request: Request[Any, Any, Any]) -> Response[Any]:
+    """The list endpoint: a JSON array, one page with a ``Link`` header, or a stream."""
+    query = {key: request.query_params[key] for key in request.query_params}
+    args: list[Any] = []
+    where = where_clause(resource, query, args)
+    order = order_clause(resource, query.get("ordering"))
+    select = f"SELECT {resource.json}::text FROM {resource.source} WHERE {where} ORDER BY {order}"
+
+    if query.get("limit") not in (None, ""):
+        limit = parse_non_negative("limit", query["limit"])
+        offset = parse_non_negative("offset", query.get("offset") or "0")
+        rows = await pool.fetch(f"{select} LIMIT {limit + 1} OFFSET {offset}", *args)
+        headers = {}
+        if len(rows) > limit:
+            rows = rows[:limit]
+            headers["Link"] = f'<{next_page_url(request, limit, offset + limit)}>; rel="next"'
+        return json_response("[" + ",".join(row[0] for row in rows) + "]", headers=headers)
+
+    rows = await pool.fetch(f"{select} LIMIT {DIRECT_LIST_ROWS + 1}", *args)
+    if len(rows) <= DIRECT_LIST_ROWS:
+        return json_response("[" + ",".join(row[0] for row in rows) + "]")
+    # Too many to hold: stream the whole list afresh from a cursor (one consistent snapshot).
+    return Stream(stream_rows(pool, select, tuple(args)), media_type=JSON)
+
+
+def next_page_url(request: Request[Any, Any, Any], limit: int, offset: int) -> str:
+    """The absolute URL of the next page, keeping every other query parameter."""
+    params = [(key, value) for key, value in request.query_params.multi_items() if key not in {"limit", "offset"}]
+    params += [("limit", str(limit)), ("offset", str(offset))]
+    return f"{str(request.base_url).rstrip('/')}{request.url.path}?{urlencode(params)}"
+
+
+def path_id(raw: str, field: str = "id") -> int:
+    """An id from the path, or a 400 naming it."""
+    return parse_int(field, raw)

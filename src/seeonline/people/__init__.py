@@ -1,0 +1,1 @@
+"""The bot's users (TelegramUser) and the accounts they follow (TrackedUser)."""

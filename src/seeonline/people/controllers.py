@@ -1,0 +1,147 @@
+"""HTTP routes for /telegram-users and /tracked-users."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Response, delete, get, patch, post
+
+from seeonline.api.context import AnyRequest, services
+from seeonline.api.listing import fetch_one, json_response, list_response, path_id
+from seeonline.api.openapi import list_operation, query_operation
+from seeonline.api.params import choice_parser, parse_int, parse_text
+from seeonline.people.resources import TELEGRAM_USERS, TRACKED_USERS
+from seeonline.people.schemas import (
+    ROLES,
+    TelegramUserCreate,
+    TelegramUserUpdate,
+    TrackedUserCreate,
+    TrackedUserUpdate,
+)
+
+parse_role = choice_parser(*ROLES)
+
+
+class TelegramUserController(Controller):
+    """CRUD for the bot's users, plus bulk updates and deletes by role."""
+
+    path = "/telegram-users"
+    tags = ["telegram-users"]
+
+    @get("/", operation_class=list_operation(TELEGRAM_USERS))
+    async def list_users(self, request: AnyRequest) -> Response[Any]:
+        """List telegram users."""
+        return await list_response(services(request).pool, TELEGRAM_USERS, request)
+
+    @post("/")
+    async def create_user(self, request: AnyRequest, data: TelegramUserCreate) -> Response[bytes]:
+        """Create a telegram user."""
+        context = services(request)
+        user_id = await context.people.create_telegram_user(data)
+        return json_response(await fetch_one(context.pool, TELEGRAM_USERS, user_id), 201)
+
+    @get("/{user_id:str}")
+    async def get_user(self, request: AnyRequest, user_id: str) -> Response[bytes]:
+        """One telegram user."""
+        return json_response(await fetch_one(services(request).pool, TELEGRAM_USERS, path_id(user_id)))
+
+    @patch("/{user_id:str}")
+    async def update_user(self, request: AnyRequest, user_id: str, data: TelegramUserUpdate) -> Response[bytes]:
+        """Update a telegram user."""
+        return await _update_one(request, path_id(user_id), data)
+
+    @delete("/{user_id:str}")
+    async def delete_user(self, request: AnyRequest, user_id: str) -> None:
+        """Delete a telegram user and their tracked users."""
+        await services(request).people.delete_telegram_users("id = $1", path_id(user_id))
+
+    @patch("/by-telegram-id/{tg_id:str}")
+    async def update_by_telegram_id(self, request: AnyRequest, tg_id: str, data: TelegramUserUpdate) -> Response[bytes]:
+        """Update the telegram user with this Telegram id."""
+        row_id = await services(request).people.telegram_user_id_by_telegram_id(parse_int("tg_id", tg_id))
+        return await _update_one(request, row_id, data)
+
+    @delete("/by-telegram-id/{tg_id:str}")
+    async def delete_by_telegram_id(self, request: AnyRequest, tg_id: str) -> None:
+        """Delete the telegram user with this Telegram id."""
+        await services(request).people.delete_telegram_users("telegram_id = $1", parse_int("tg_id", tg_id))
+
+    @patch("/by-role/{role:str}")
+    async def update_by_role(self, request: AnyRequest, role: str, data: TelegramUserUpdate) -> Response[bytes]:
+        """Update every user with this role; answers the updated users."""
+        context = services(request)
+        ids = await context.people.update_telegram_users("role = $1", parse_role("role", role), data)
+        rows = await context.pool.fetch(
+            f"SELECT {TELEGRAM_USERS.json}::text FROM {TELEGRAM_USERS.source} WHERE r.id = ANY($1) ORDER BY r.id", ids
+        )
+        return json_response("[" + ",".join(row[0] for row in rows) + "]")
+
+    @delete("/by-role/{role:str}", status_code=200)
+    async def delete_by_role(self, request: AnyRequest, role: str) -> dict[str, int]:
+        """Delete every user with this role; answers ``{"deleted_count": N}``."""
+        deleted = await services(request).people.delete_telegram_users("role = $1", parse_role("role", role))
+        return {"deleted_count": deleted}
+
+
+async def _update_one(request: AnyRequest, user_id: int, data: TelegramUserUpdate) -> Response[bytes]:
+    context = services(request)
+    await context.people.update_telegram_users("id = $1", user_id, data)
+    return json_response(await fetch_one(context.pool, TELEGRAM_USERS, user_id))
+
+
+class TrackedUserController(Controller):
+    """CRUD for tracked users; creation assigns a tracker slot."""
+
+    path = "/tracked-users"
+    tags = ["tracked-users"]
+
+    @get("/", operation_class=list_operation(TRACKED_USERS))
+    async def list_tracked(self, request: AnyRequest) -> Response[Any]:
+        """List tracked users."""
+        return await list_response(services(request).pool, TRACKED_USERS, request)
+
+    @post("/")
+    async def create_tracked(self, request: AnyRequest, data: TrackedUserCreate) -> Response[bytes]:
+        """Track a username for a telegram user (quota, ban and slot checks)."""
+        context = services(request)
+        tracked_id = await context.people.subscribe(data)
+        return json_response(await fetch_one(context.pool, TRACKED_USERS, tracked_id), 201)
+
+    @get("/{tracked_id:str}")
+    async def get_tracked(self, request: AnyRequest, tracked_id: str) -> Response[bytes]:
+        """One tracked user."""
+        return json_response(await fetch_one(services(request).pool, TRACKED_USERS, path_id(tracked_id)))
+
+    @patch("/{tracked_id:str}")
+    async def update_tracked(self, request: AnyRequest, tracked_id: str, data: TrackedUserUpdate) -> Response[bytes]:
+        """Update a tracked user."""
+        return await _update_tracked(request, path_id(tracked_id), data)
+
+    @delete("/{tracked_id:str}")
+    async def delete_tracked(self, request: AnyRequest, tracked_id: str) -> None:
+        """Stop tracking; frees the slot when it was the target's last subscriber."""
+        await services(request).people.unsubscribe(path_id(tracked_id))
+
+    @patch("/by-username/{username:str}", operation_class=query_operation("telegram_user__telegram_id"))
+    async def update_by_username(self, request: AnyRequest, username: str, data: TrackedUserUpdate) -> Response[bytes]:
+        """Update the one tracked user with this username (409 ambiguous_username if several)."""
+        row_id = await _by_username(request, username)
+        return await _update_tracked(request, row_id, data)
+
+    @delete("/by-username/{username:str}", operation_class=query_operation("telegram_user__telegram_id"))
+    async def delete_by_username(self, request: AnyRequest, username: str) -> None:
+        """Delete the one tracked user with this username (409 ambiguous_username if several)."""
+        row_id = await _by_username(request, username)
+        await services(request).people.unsubscribe(row_id)
+
+
+async def _by_username(request: AnyRequest, username: str) -> int:
+    owner = request.query_params.get("telegram_user__telegram_id")
+    owner_id = parse_int("telegram_user__telegram_id", owner) if owner not in (None, "") else None
+    return await services(request).people.tracked_user_by_username(parse_text("username", username), owner_id)
+
+
+async def _update_tracked(request: AnyRequest, tracked_id: int, data: TrackedUserUpdate) -> Response[bytes]:
+    context = services(request)
+    await context.people.update_subscription(tracked_id, data)
+    return json_response(await fetch_one(context.pool, TRACKED_USERS, tracked_id))

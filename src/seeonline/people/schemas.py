@@ -1,0 +1,87 @@
+"""Request bodies for telegram users and tracked users, with their value rules."""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from functools import lru_cache
+from typing import Annotated, Literal
+
+import msgspec
+
+from seeonline.api.bodies import BigInt, Count, Id
+from seeonline.api.errors import invalid
+
+Role = Literal["banned", "user", "vip", "admin"]
+Theme = Literal["light", "dark"]
+ROLES: tuple[str, ...] = ("banned", "user", "vip", "admin")
+THEMES: tuple[str, ...] = ("light", "dark")
+TimezoneName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern="^[A-Za-z0-9_+\\-/]+$")]
+# Leading "@" allowed and stripped; the rest is Telegram's username rule.
+Username = Annotated[str, msgspec.Meta(min_length=1, max_length=40, pattern="^[^\\x00]*$")]
+
+USERNAME_RULE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{4,31}$")
+
+
+class TelegramUserCreate(msgspec.Struct):
+    """POST /telegram-users/."""
+
+    telegram_id: BigInt
+    role: Role = "user"
+    max_users: Count = 5
+    timezone: TimezoneName = "UTC"
+    theme: Theme = "light"
+
+
+class TelegramUserUpdate(msgspec.Struct):
+    """PATCH /telegram-users/…: every field optional."""
+
+    telegram_id: BigInt | msgspec.UnsetType = msgspec.UNSET
+    role: Role | msgspec.UnsetType = msgspec.UNSET
+    max_users: Count | msgspec.UnsetType = msgspec.UNSET
+    timezone: TimezoneName | msgspec.UnsetType = msgspec.UNSET
+    theme: Theme | msgspec.UnsetType = msgspec.UNSET
+
+
+class TrackedUserCreate(msgspec.Struct):
+    """POST /tracked-users/: without ``tracker_account_id`` the service picks the tracker."""
+
+    telegram_user_id: Id
+    username: Username
+    tracker_account_id: Id | None = None
+    visible_online: bool = True
+
+
+class TrackedUserUpdate(msgspec.Struct):
+    """PATCH /tracked-users/…: every field optional."""
+
+    telegram_user_id: Id | msgspec.UnsetType = msgspec.UNSET
+    username: Username | msgspec.UnsetType = msgspec.UNSET
+    tracker_account_id: Id | msgspec.UnsetType | None = msgspec.UNSET
+    visible_online: bool | msgspec.UnsetType = msgspec.UNSET
+
+
+@lru_cache(maxsize=1024)
+def _known_zone(name: str) -> bool:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
+
+
+def check_timezone(name: str) -> str:
+    """An IANA zone name, or a 400."""
+    if not _known_zone(name):
+        raise invalid("timezone", f"{name!r} is not a known IANA time zone")
+    return name
+
+
+def clean_username(raw: str, field: str = "username") -> tuple[str, str]:
+    """``(normalized, display)``: strip one leading ``@``; check Telegram's rule; lower-case the key."""
+    display = raw.strip().removeprefix("@")
+    if not USERNAME_RULE.match(display):
+        raise invalid(
+            field, "5-32 characters of letters, digits and underscores, starting with a letter (a leading @ is allowed)"
+        )
+    return display.lower(), display

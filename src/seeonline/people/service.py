@@ -1,0 +1,131 @@
+"""Writes to telegram users and tracked users; the slot engine's SQL keeps every counter exact."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from seeonline.api.bodies import provided, set_clause
+from seeonline.api.database import with_retry
+from seeonline.api.errors import ApiError, not_found
+from seeonline.people.schemas import (
+    TelegramUserCreate,
+    TelegramUserUpdate,
+    TrackedUserCreate,
+    TrackedUserUpdate,
+    check_timezone,
+    clean_username,
+)
+
+
+class PeopleService:
+    """TelegramUser and TrackedUser writes."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def create_telegram_user(self, data: TelegramUserCreate) -> int:
+        """Insert a telegram user; returns its id."""
+        check_timezone(data.timezone)
+        sql = (
+            "INSERT INTO telegram_users (telegram_id, role, max_users, timezone, theme)"
+            " VALUES ($1, $2, $3, $4, $5) RETURNING id"
+        )
+        args = (data.telegram_id, data.role, data.max_users, data.timezone, data.theme)
+        created: int = await with_retry(self.pool, lambda c: c.fetchval(sql, *args))
+        return created
+
+    async def telegram_user_id_by_telegram_id(self, telegram_id: int) -> int:
+        """The id of the telegram user with this Telegram id, or a 404."""
+        found: int | None = await self.pool.fetchval(
+            "SELECT id FROM telegram_users WHERE telegram_id = $1", telegram_id
+        )
+        if found is None:
+            raise not_found("TelegramUser")
+        return found
+
+    async def update_telegram_users(self, condition: str, key: object, data: TelegramUserUpdate) -> list[int]:
+        """Apply a PATCH to the users matching ``condition`` (``id = $1`` or ``role = $1``); their ids."""
+        values = provided(data)
+        if "timezone" in values:
+            check_timezone(values["timezone"])
+        args: list[Any] = [key]
+        assignments = set_clause(values, args) or "id = id"
+        sql = f"UPDATE telegram_users SET {assignments} WHERE {condition} RETURNING id"
+        rows = await with_retry(self.pool, lambda c: c.fetch(sql, *args))
+        if not rows:
+            raise not_found("TelegramUser")
+        return sorted(row[0] for row in rows)
+
+    async def delete_telegram_users(self, condition: str, key: object) -> int:
+        """Delete the users matching ``condition`` with all their tracked users; how many went."""
+        people = f"ARRAY(SELECT id FROM telegram_users WHERE {condition})"
+        sql = f"SELECT d.deleted, d.waiting FROM so_delete_telegram_users({people}) d"
+        result = await with_retry(self.pool, lambda c: c.fetchrow(sql, key))
+        if result is None or not result["deleted"]:
+            raise not_found("TelegramUser")
+        deleted: int = result["deleted"]
+        await self._pick_up_if(result["waiting"])
+        return deleted
+
+    async def subscribe(self, data: TrackedUserCreate) -> int:
+        """Create a tracked user: quota, ban, target and slot checked in one transaction."""
+        normalized, display = clean_username(data.username)
+        sql = "SELECT so_subscribe($1, $2, $3, $4, $5)"
+        args = (data.telegram_user_id, normalized, display, data.tracker_account_id, data.visible_online)
+        created: int = await with_retry(self.pool, lambda c: c.fetchval(sql, *args))
+        return created
+
+    async def update_subscription(self, tracked_user_id: int, data: TrackedUserUpdate) -> None:
+        """Change a tracked user's person, username, tracker or visibility."""
+        values = provided(data)
+        normalized = display = None
+        if "username" in values:
+            normalized, display = clean_username(values["username"])
+        sql = "SELECT so_update_subscription($1, $2, $3, $4, $5, $6)"
+        args = (
+            tracked_user_id,
+            values.get("telegram_user_id"),
+            normalized,
+            display,
+            values.get("tracker_account_id"),
+            values.get("visible_online"),
+        )
+        waiting = await with_retry(self.pool, lambda c: c.fetchval(sql, *args))
+        await self._pick_up_if(waiting)
+
+    async def unsubscribe(self, tracked_user_id: int) -> None:
+        """Delete a tracked user, freeing the slot when it was the target's last subscriber."""
+        sql = "SELECT deleted, waiting FROM so_unsubscribe(ARRAY[$1::bigint])"
+        result = await with_retry(self.pool, lambda c: c.fetchrow(sql, tracked_user_id))
+        if result is None or not result["deleted"]:
+            raise not_found("TrackedUser")
+        await self._pick_up_if(result["waiting"])
+
+    async def tracked_user_by_username(self, username: str, owner_telegram_id: int | None) -> int:
+        """The one tracked user with this username (optionally of one owner); 404 or 409 otherwise."""
+        normalized = username.strip().removeprefix("@").lower()
+        rows = await self.pool.fetch(
+            "SELECT r.id FROM tracked_users r JOIN targets t ON t.id = r.target_id WHERE t.username = $1"
+            " AND ($2::bigint IS NULL OR r.telegram_user_id IN (SELECT id FROM telegram_users WHERE telegram_id = $2))"
+            " LIMIT 2",
+            normalized,
+            owner_telegram_id,
+        )
+        if not rows:
+            raise not_found("TrackedUser")
+        if len(rows) > 1:
+            raise ApiError(
+                409,
+                f"several people track {username!r}; narrow it with ?telegram_user__telegram_id=",
+                code="ambiguous_username",
+                field="username",
+            )
+        found: int = rows[0][0]
+        return found
+
+    async def _pick_up_if(self, waiting: bool | None) -> None:
+        # Freed capacity is handed to waiting targets in a transaction of its own (see db/sql/03_slots.sql).
+        if waiting:
+            await with_retry(self.pool, lambda c: c.execute("SELECT so_pickup_waiting()"))

@@ -1,0 +1,1 @@
+"""The online/offline transition log (OnlineStatus)."""

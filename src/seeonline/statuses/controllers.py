@@ -1,0 +1,65 @@
+"""HTTP routes for /online-statuses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Response, delete, get, patch, post
+
+from seeonline.api.context import AnyRequest, services
+from seeonline.api.listing import fetch_one, json_response, list_response, path_id
+from seeonline.api.openapi import list_operation
+from seeonline.api.params import parse_text
+from seeonline.statuses.resources import ONLINE_STATUSES
+from seeonline.statuses.schemas import OnlineStatusCreate, OnlineStatusUpdate
+
+BY_USERNAME = (
+    "r.tracked_user_id IN (SELECT tu.id FROM tracked_users tu JOIN targets t ON t.id = tu.target_id"
+    " WHERE t.username = lower(ltrim($1, '@')))"
+)
+
+
+class OnlineStatusController(Controller):
+    """CRUD for status transitions, plus bulk deletes per tracked user."""
+
+    path = "/online-statuses"
+    tags = ["online-statuses"]
+
+    @get("/", operation_class=list_operation(ONLINE_STATUSES))
+    async def list_statuses(self, request: AnyRequest) -> Response[Any]:
+        """List status transitions (streamed when unpaginated)."""
+        return await list_response(services(request).pool, ONLINE_STATUSES, request)
+
+    @post("/")
+    async def create_status(self, request: AnyRequest, data: OnlineStatusCreate) -> Response[bytes]:
+        """Record a transition."""
+        return json_response(await services(request).statuses.create(data), 201)
+
+    @get("/{status_id:str}")
+    async def get_status(self, request: AnyRequest, status_id: str) -> Response[bytes]:
+        """One transition."""
+        return json_response(await fetch_one(services(request).pool, ONLINE_STATUSES, path_id(status_id)))
+
+    @patch("/{status_id:str}")
+    async def update_status(self, request: AnyRequest, status_id: str, data: OnlineStatusUpdate) -> Response[bytes]:
+        """Correct a transition."""
+        return json_response(await services(request).statuses.update(path_id(status_id), data))
+
+    @delete("/{status_id:str}")
+    async def delete_status(self, request: AnyRequest, status_id: str) -> None:
+        """Delete one transition."""
+        await services(request).statuses.delete_where("r.id = $1", path_id(status_id))
+
+    @delete("/by-tracked-user-id/{tracked_user_id:str}", status_code=200)
+    async def delete_by_tracked_user(self, request: AnyRequest, tracked_user_id: str) -> dict[str, int]:
+        """Delete every transition of one tracked user."""
+        deleted = await services(request).statuses.delete_where(
+            "r.tracked_user_id = $1", path_id(tracked_user_id, "tracked_user_id")
+        )
+        return {"deleted_count": deleted}
+
+    @delete("/by-tracked-username/{username:str}", status_code=200)
+    async def delete_by_username(self, request: AnyRequest, username: str) -> dict[str, int]:
+        """Delete every transition of the tracked users with this username."""
+        deleted = await services(request).statuses.delete_where(BY_USERNAME, parse_text("username", username))
+        return {"deleted_count": deleted}

@@ -1,0 +1,30 @@
+"""Request bodies for online statuses."""
+
+from __future__ import annotations
+
+import datetime
+
+import msgspec
+
+from seeonline.api.bodies import Id
+
+
+class OnlineStatusCreate(msgspec.Struct):
+    """POST /online-statuses/: ``created_at`` is when the change happened (server time if omitted)."""
+
+    tracked_user_id: Id
+    is_online: bool
+    created_at: datetime.datetime | None = None
+
+
+class OnlineStatusUpdate(msgspec.Struct):
+    """PATCH /online-statuses/{id}/: every field optional."""
+
+    tracked_user_id: Id | msgspec.UnsetType = msgspec.UNSET
+    is_online: bool | msgspec.UnsetType = msgspec.UNSET
+    created_at: datetime.datetime | msgspec.UnsetType = msgspec.UNSET
+
+
+def as_utc(moment: datetime.datetime) -> datetime.datetime:
+    """A timestamp without an offset is UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=datetime.UTC)

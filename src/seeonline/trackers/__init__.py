@@ -1,0 +1,1 @@
+"""Tracker accounts and their settings: credentials, capacity and health."""

@@ -1,0 +1,54 @@
+"""Request bodies for tracker accounts and tracker settings."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from seeonline.api.bodies import BigInt, Count, Id, PositiveInt32, Text
+
+ApiHash = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern="^[^\\x00]*$")]
+Phone = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern="^\\+?[0-9 ()-]{1,31}$")]
+SessionString = Annotated[str, msgspec.Meta(min_length=1, max_length=8192, pattern="^[^\\x00]*$")]
+
+
+class TrackerAccountCreate(msgspec.Struct):
+    """POST /tracker-accounts/."""
+
+    telegram_id: BigInt
+    api_id: PositiveInt32
+    api_hash: ApiHash
+    is_active: bool = False
+    is_auth: bool = False
+
+
+class TrackerAccountUpdate(msgspec.Struct):
+    """PATCH /tracker-accounts/{id}/: every field optional."""
+
+    telegram_id: BigInt | msgspec.UnsetType = msgspec.UNSET
+    api_id: PositiveInt32 | msgspec.UnsetType = msgspec.UNSET
+    api_hash: ApiHash | msgspec.UnsetType = msgspec.UNSET
+    is_active: bool | msgspec.UnsetType = msgspec.UNSET
+    is_auth: bool | msgspec.UnsetType = msgspec.UNSET
+
+
+class TrackerSettingCreate(msgspec.Struct):
+    """POST /tracker-settings/."""
+
+    tracker_account_id: Id
+    phone_number: Phone
+    session_string: SessionString | None = None
+    max_users: Count = 0
+
+
+class TrackerSettingUpdate(msgspec.Struct):
+    """PATCH /tracker-settings/{id}/: every field optional; ``session_string: null`` logs out."""
+
+    tracker_account_id: Id | msgspec.UnsetType = msgspec.UNSET
+    phone_number: Phone | msgspec.UnsetType = msgspec.UNSET
+    session_string: SessionString | msgspec.UnsetType | None = msgspec.UNSET
+    max_users: Count | msgspec.UnsetType = msgspec.UNSET
+
+
+__all__ = ["Text", "TrackerAccountCreate", "TrackerAccountUpdate", "TrackerSettingCreate", "TrackerSettingUpdate"]

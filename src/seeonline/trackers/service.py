@@ -1,0 +1,181 @@
+"""Writes to tracker accounts and settings, with the slot rebalancing they trigger."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from seeonline.api.bodies import provided, set_clause
+from seeonline.api.database import Connection, in_transaction, with_retry
+from seeonline.api.errors import ApiError, not_found
+from seeonline.secrets import encrypt, lookup_hash, mask
+from seeonline.trackers.schemas import (
+    TrackerAccountCreate,
+    TrackerAccountUpdate,
+    TrackerSettingCreate,
+    TrackerSettingUpdate,
+)
+
+# Fields whose change can make a tracker usable or unusable, or change its capacity.
+ACCOUNT_SLOT_FIELDS = frozenset({"is_active", "is_auth"})
+SETTING_SLOT_FIELDS = frozenset({"session_string", "max_users"})
+
+
+class TrackerService:
+    """Tracker account and setting writes; every capacity change rebalances in the same transaction."""
+
+    def __init__(self, pool: asyncpg.Pool, secret_key: str) -> None:
+        self.pool = pool
+        self.secret_key = secret_key
+
+    def _api_hash_columns(self, api_hash: str) -> dict[str, Any]:
+        return {
+            "api_hash_encrypted": encrypt(self.secret_key, api_hash),
+            "api_hash_lookup": lookup_hash(self.secret_key, api_hash),
+            "api_hash_masked": mask(api_hash),
+        }
+
+    async def create_account(self, data: TrackerAccountCreate) -> int:
+        """Insert a tracker account; returns its id."""
+        columns = {
+            "telegram_id": data.telegram_id,
+            "api_id": data.api_id,
+            **self._api_hash_columns(data.api_hash),
+            "is_active": data.is_active,
+            "is_auth": data.is_auth,
+        }
+        args: list[Any] = list(columns.values())
+        placeholders = ", ".join(f"${i}" for i in range(1, len(args) + 1))
+        sql = f"INSERT INTO tracker_accounts ({', '.join(columns)}) VALUES ({placeholders}) RETURNING id"
+        account_id: int = await with_retry(self.pool, lambda c: c.fetchval(sql, *args))
+        return account_id
+
+    async def account_id_by_telegram_id(self, telegram_id: int) -> int:
+        """The id of the account with this Telegram id, or a 404."""
+        found: int | None = await self.pool.fetchval(
+            "SELECT id FROM tracker_accounts WHERE telegram_id = $1", telegram_id
+        )
+        if found is None:
+            raise not_found("TrackerAccount")
+        return found
+
+    async def update_account(self, account_id: int, data: TrackerAccountUpdate) -> None:
+        """Apply a PATCH; activation changes move targets within the same transaction."""
+        values = provided(data)
+        if "api_hash" in values:
+            values.update(self._api_hash_columns(values.pop("api_hash")))
+        rebalance = bool(ACCOUNT_SLOT_FIELDS & values.keys())
+
+        async def work(connection: Connection) -> None:
+            if rebalance:
+                await connection.execute("SELECT so_begin_rebalance()")
+            args: list[Any] = [account_id]
+            assignments = set_clause(values, args) or "id = id"
+            updated = await connection.fetchval(
+                f"UPDATE tracker_accounts SET {assignments} WHERE id = $1 RETURNING id", *args
+            )
+            if updated is None:
+                raise not_found("TrackerAccount")
+            if rebalance:
+                await _rebalance(connection, account_id)
+
+        await in_transaction(self.pool, work)
+
+    async def delete_account(self, account_id: int, *, force: bool) -> None:
+        """Delete an account after handing its targets on (refused without room unless ``force``)."""
+
+        async def work(connection: Connection) -> None:
+            exists = await connection.fetchval("SELECT id FROM tracker_accounts WHERE id = $1", account_id)
+            if exists is None:
+                raise not_found("TrackerAccount")
+            await connection.execute("SELECT so_drain_tracker($1, true, $2)", account_id, force)
+            await connection.execute("DELETE FROM tracker_accounts WHERE id = $1", account_id)
+
+        await in_transaction(self.pool, work)
+
+    async def create_setting(self, data: TrackerSettingCreate) -> int:
+        """Insert a setting; its capacity picks up waiting targets at once."""
+        session = encrypt(self.secret_key, data.session_string) if data.session_string is not None else None
+
+        async def work(connection: Connection) -> int:
+            setting_id: int = await connection.fetchval(
+                "INSERT INTO tracker_settings (tracker_account_id, phone_number, session_encrypted, max_users)"
+                " VALUES ($1, $2, $3, $4) RETURNING id",
+                data.tracker_account_id,
+                data.phone_number,
+                session,
+                data.max_users,
+            )
+            await connection.execute("SELECT so_pickup_waiting()")
+            return setting_id
+
+        return await in_transaction(self.pool, work)
+
+    async def setting_id_by(self, column: str, value: object) -> int:
+        """The id of the setting matching ``column = value`` (a fixed column name), or a 404."""
+        sql = {
+            "phone_number": "SELECT id FROM tracker_settings WHERE phone_number = $1",
+            "tracker_telegram_id": "SELECT s.id FROM tracker_settings s JOIN tracker_accounts a"
+            " ON a.id = s.tracker_account_id WHERE a.telegram_id = $1",
+        }[column]
+        found: int | None = await self.pool.fetchval(sql, value)
+        if found is None:
+            raise not_found("TrackerSetting")
+        return found
+
+    async def update_setting(self, setting_id: int, data: TrackerSettingUpdate) -> None:
+        """Apply a PATCH; capacity or session changes rebalance in the same transaction."""
+        values = provided(data)
+        if "tracker_account_id" in values:
+            current = await self.pool.fetchval(
+                "SELECT tracker_account_id FROM tracker_settings WHERE id = $1", setting_id
+            )
+            if current is not None and current != values["tracker_account_id"]:
+                raise ApiError(
+                    400,
+                    "tracker_account_id: a setting cannot move to another tracker account; "
+                    "delete it and create a new one",
+                    code="invalid",
+                    field="tracker_account_id",
+                )
+            values.pop("tracker_account_id")
+        if "session_string" in values:
+            session = values.pop("session_string")
+            values["session_encrypted"] = encrypt(self.secret_key, session) if session is not None else None
+        rebalance = bool({"session_encrypted", "max_users"} & values.keys())
+
+        async def work(connection: Connection) -> None:
+            if rebalance:
+                await connection.execute("SELECT so_begin_rebalance()")
+            args: list[Any] = [setting_id]
+            assignments = set_clause(values, args) or "id = id"
+            tracker_id = await connection.fetchval(
+                f"UPDATE tracker_settings SET {assignments} WHERE id = $1 RETURNING tracker_account_id", *args
+            )
+            if tracker_id is None:
+                raise not_found("TrackerSetting")
+            if rebalance:
+                await _rebalance(connection, tracker_id)
+
+        await in_transaction(self.pool, work)
+
+    async def delete_setting(self, setting_id: int, *, force: bool) -> None:
+        """Delete a setting: its tracker loses its capacity, so its targets move first."""
+
+        async def work(connection: Connection) -> None:
+            tracker_id = await connection.fetchval(
+                "SELECT tracker_account_id FROM tracker_settings WHERE id = $1", setting_id
+            )
+            if tracker_id is None:
+                raise not_found("TrackerSetting")
+            await connection.execute("SELECT so_drain_tracker($1, true, $2)", tracker_id, force)
+            await connection.execute("DELETE FROM tracker_settings WHERE id = $1", setting_id)
+
+        await in_transaction(self.pool, work)
+
+
+async def _rebalance(connection: Connection, tracker_id: int) -> None:
+    """Move targets off a tracker that lost usability or capacity, then fill any new capacity."""
+    await connection.execute("SELECT so_drain_tracker($1, false, true)", tracker_id)
+    await connection.execute("SELECT so_pickup_waiting()")
