@@ -86,6 +86,4 @@ def get_contacts(ctx: RpcContext, _request: Any) -> Any:
 def get_statuses(ctx: RpcContext, _request: Any) -> Any:
     """Every contact's status as this account sees it: the resync call after a reconnect."""
     me = ctx.me.user
-    return [
-        types.ContactStatus(user_id=uid, status=ctx.world.status_view(me.id, uid)) for uid in sorted(me.contacts)
-    ]
+    return [types.ContactStatus(user_id=uid, status=ctx.world.status_view(me.id, uid)) for uid in sorted(me.contacts)]

@@ -40,7 +40,7 @@ class SandboxServer:
     ) -> None:
         self.world = world if world is not None else World()
         self.host = host
-        self._requested_port = port
+        self.requested_port = port
         self.server_key = server_key if server_key is not None else default_server_key()
         self.faults = FaultInjector()
         self.logins = LoginState()
@@ -55,7 +55,7 @@ class SandboxServer:
 
     async def start(self) -> None:
         """Start listening (port 0 picks a free port; read it back from ``port``)."""
-        self._server = await asyncio.start_server(self._accept, self.host, self._requested_port)
+        self._server = await asyncio.start_server(self._accept, self.host, self.requested_port)
         log.info("sandbox_listening", host=self.host, port=self.port)
 
     async def stop(self) -> None:
@@ -89,7 +89,7 @@ class SandboxServer:
     def port(self) -> int:
         """The TCP port clients connect to."""
         if self._server is None or not self._server.sockets:
-            return self._requested_port
+            return self.requested_port
         return int(self._server.sockets[0].getsockname()[1])
 
     @property
