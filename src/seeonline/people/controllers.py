@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Response, delete, get, patch, post
+from litestar.params import FromPath
 
 from seeonline.api.context import AnyRequest, services
 from seeonline.api.listing import fetch_one, json_response, list_response, path_id
@@ -41,33 +42,33 @@ class TelegramUserController(Controller):
         return json_response(await fetch_one(context.pool, TELEGRAM_USERS, user_id), 201)
 
     @get("/{user_id:str}")
-    async def get_user(self, request: AnyRequest, user_id: str) -> Response[bytes]:
+    async def get_user(self, request: AnyRequest, user_id: FromPath[str]) -> Response[bytes]:
         """One telegram user."""
         return json_response(await fetch_one(services(request).pool, TELEGRAM_USERS, path_id(user_id)))
 
     @patch("/{user_id:str}")
-    async def update_user(self, request: AnyRequest, user_id: str, data: TelegramUserUpdate) -> Response[bytes]:
+    async def update_user(self, request: AnyRequest, user_id: FromPath[str], data: TelegramUserUpdate) -> Response[bytes]:
         """Update a telegram user."""
         return await _update_one(request, path_id(user_id), data)
 
     @delete("/{user_id:str}")
-    async def delete_user(self, request: AnyRequest, user_id: str) -> None:
+    async def delete_user(self, request: AnyRequest, user_id: FromPath[str]) -> None:
         """Delete a telegram user and their tracked users."""
         await services(request).people.delete_telegram_users("id = $1", path_id(user_id))
 
     @patch("/by-telegram-id/{tg_id:str}")
-    async def update_by_telegram_id(self, request: AnyRequest, tg_id: str, data: TelegramUserUpdate) -> Response[bytes]:
+    async def update_by_telegram_id(self, request: AnyRequest, tg_id: FromPath[str], data: TelegramUserUpdate) -> Response[bytes]:
         """Update the telegram user with this Telegram id."""
         row_id = await services(request).people.telegram_user_id_by_telegram_id(parse_int("tg_id", tg_id))
         return await _update_one(request, row_id, data)
 
     @delete("/by-telegram-id/{tg_id:str}")
-    async def delete_by_telegram_id(self, request: AnyRequest, tg_id: str) -> None:
+    async def delete_by_telegram_id(self, request: AnyRequest, tg_id: FromPath[str]) -> None:
         """Delete the telegram user with this Telegram id."""
         await services(request).people.delete_telegram_users("telegram_id = $1", parse_int("tg_id", tg_id))
 
     @patch("/by-role/{role:str}")
-    async def update_by_role(self, request: AnyRequest, role: str, data: TelegramUserUpdate) -> Response[bytes]:
+    async def update_by_role(self, request: AnyRequest, role: FromPath[str], data: TelegramUserUpdate) -> Response[bytes]:
         """Update every user with this role; answers the updated users."""
         context = services(request)
         ids = await context.people.update_telegram_users("role = $1", parse_role("role", role), data)
@@ -77,7 +78,7 @@ class TelegramUserController(Controller):
         return json_response("[" + ",".join(row[0] for row in rows) + "]")
 
     @delete("/by-role/{role:str}", status_code=200)
-    async def delete_by_role(self, request: AnyRequest, role: str) -> dict[str, int]:
+    async def delete_by_role(self, request: AnyRequest, role: FromPath[str]) -> dict[str, int]:
         """Delete every user with this role; answers ``{"deleted_count": N}``."""
         deleted = await services(request).people.delete_telegram_users("role = $1", parse_role("role", role))
         return {"deleted_count": deleted}
@@ -108,28 +109,28 @@ class TrackedUserController(Controller):
         return json_response(await fetch_one(context.pool, TRACKED_USERS, tracked_id), 201)
 
     @get("/{tracked_id:str}")
-    async def get_tracked(self, request: AnyRequest, tracked_id: str) -> Response[bytes]:
+    async def get_tracked(self, request: AnyRequest, tracked_id: FromPath[str]) -> Response[bytes]:
         """One tracked user."""
         return json_response(await fetch_one(services(request).pool, TRACKED_USERS, path_id(tracked_id)))
 
     @patch("/{tracked_id:str}")
-    async def update_tracked(self, request: AnyRequest, tracked_id: str, data: TrackedUserUpdate) -> Response[bytes]:
+    async def update_tracked(self, request: AnyRequest, tracked_id: FromPath[str], data: TrackedUserUpdate) -> Response[bytes]:
         """Update a tracked user."""
         return await _update_tracked(request, path_id(tracked_id), data)
 
     @delete("/{tracked_id:str}")
-    async def delete_tracked(self, request: AnyRequest, tracked_id: str) -> None:
+    async def delete_tracked(self, request: AnyRequest, tracked_id: FromPath[str]) -> None:
         """Stop tracking; frees the slot when it was the target's last subscriber."""
         await services(request).people.unsubscribe(path_id(tracked_id))
 
     @patch("/by-username/{username:str}", operation_class=query_operation("telegram_user__telegram_id"))
-    async def update_by_username(self, request: AnyRequest, username: str, data: TrackedUserUpdate) -> Response[bytes]:
+    async def update_by_username(self, request: AnyRequest, username: FromPath[str], data: TrackedUserUpdate) -> Response[bytes]:
         """Update the one tracked user with this username (409 ambiguous_username if several)."""
         row_id = await _by_username(request, username)
         return await _update_tracked(request, row_id, data)
 
     @delete("/by-username/{username:str}", operation_class=query_operation("telegram_user__telegram_id"))
-    async def delete_by_username(self, request: AnyRequest, username: str) -> None:
+    async def delete_by_username(self, request: AnyRequest, username: FromPath[str]) -> None:
         """Delete the one tracked user with this username (409 ambiguous_username if several)."""
         row_id = await _by_username(request, username)
         await services(request).people.unsubscribe(row_id)

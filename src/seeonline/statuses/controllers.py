@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Response, delete, get, patch, post
+from litestar.params import FromPath
 
 from seeonline.api.context import AnyRequest, services
 from seeonline.api.listing import fetch_one, json_response, list_response, path_id
@@ -36,22 +37,22 @@ class OnlineStatusController(Controller):
         return json_response(await services(request).statuses.create(data), 201)
 
     @get("/{status_id:str}")
-    async def get_status(self, request: AnyRequest, status_id: str) -> Response[bytes]:
+    async def get_status(self, request: AnyRequest, status_id: FromPath[str]) -> Response[bytes]:
         """One transition."""
         return json_response(await fetch_one(services(request).pool, ONLINE_STATUSES, path_id(status_id)))
 
     @patch("/{status_id:str}")
-    async def update_status(self, request: AnyRequest, status_id: str, data: OnlineStatusUpdate) -> Response[bytes]:
+    async def update_status(self, request: AnyRequest, status_id: FromPath[str], data: OnlineStatusUpdate) -> Response[bytes]:
         """Correct a transition."""
         return json_response(await services(request).statuses.update(path_id(status_id), data))
 
     @delete("/{status_id:str}")
-    async def delete_status(self, request: AnyRequest, status_id: str) -> None:
+    async def delete_status(self, request: AnyRequest, status_id: FromPath[str]) -> None:
         """Delete one transition."""
         await services(request).statuses.delete_where("r.id = $1", path_id(status_id))
 
     @delete("/by-tracked-user-id/{tracked_user_id:str}", status_code=200)
-    async def delete_by_tracked_user(self, request: AnyRequest, tracked_user_id: str) -> dict[str, int]:
+    async def delete_by_tracked_user(self, request: AnyRequest, tracked_user_id: FromPath[str]) -> dict[str, int]:
         """Delete every transition of one tracked user."""
         deleted = await services(request).statuses.delete_where(
             "r.tracked_user_id = $1", path_id(tracked_user_id, "tracked_user_id")
@@ -59,7 +60,7 @@ class OnlineStatusController(Controller):
         return {"deleted_count": deleted}
 
     @delete("/by-tracked-username/{username:str}", status_code=200)
-    async def delete_by_username(self, request: AnyRequest, username: str) -> dict[str, int]:
+    async def delete_by_username(self, request: AnyRequest, username: FromPath[str]) -> dict[str, int]:
         """Delete every transition of the tracked users with this username."""
         deleted = await services(request).statuses.delete_where(BY_USERNAME, parse_text("username", username))
         return {"deleted_count": deleted}

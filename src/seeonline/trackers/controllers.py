@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Response, delete, get, patch, post
+from litestar.params import FromPath
 
 from seeonline.api.context import AnyRequest, force_flag, services
 from seeonline.api.listing import fetch_one, json_response, list_response, path_id
@@ -38,12 +39,12 @@ class TrackerAccountController(Controller):
         return json_response(await fetch_one(context.pool, TRACKER_ACCOUNTS, account_id), 201)
 
     @get("/{account_id:str}")
-    async def get_account(self, request: AnyRequest, account_id: str) -> Response[bytes]:
+    async def get_account(self, request: AnyRequest, account_id: FromPath[str]) -> Response[bytes]:
         """One tracker account."""
         return json_response(await fetch_one(services(request).pool, TRACKER_ACCOUNTS, path_id(account_id)))
 
     @patch("/{account_id:str}")
-    async def update_account(self, request: AnyRequest, account_id: str, data: TrackerAccountUpdate) -> Response[bytes]:
+    async def update_account(self, request: AnyRequest, account_id: FromPath[str], data: TrackerAccountUpdate) -> Response[bytes]:
         """Update a tracker account; deactivating or de-authorizing it moves its targets."""
         context = services(request)
         row_id = path_id(account_id)
@@ -51,13 +52,13 @@ class TrackerAccountController(Controller):
         return json_response(await fetch_one(context.pool, TRACKER_ACCOUNTS, row_id))
 
     @delete("/{account_id:str}", operation_class=query_operation("force"))
-    async def delete_account(self, request: AnyRequest, account_id: str) -> None:
+    async def delete_account(self, request: AnyRequest, account_id: FromPath[str]) -> None:
         """Delete a tracker account after moving its targets (409 insufficient_capacity unless ?force=true)."""
         await services(request).trackers.delete_account(path_id(account_id), force=force_flag(request))
 
     @patch("/by-telegram-id/{telegram_id:str}")
     async def update_by_telegram_id(
-        self, request: AnyRequest, telegram_id: str, data: TrackerAccountUpdate
+        self, request: AnyRequest, telegram_id: FromPath[str], data: TrackerAccountUpdate
     ) -> Response[bytes]:
         """Update the tracker account with this Telegram id."""
         context = services(request)
@@ -66,7 +67,7 @@ class TrackerAccountController(Controller):
         return json_response(await fetch_one(context.pool, TRACKER_ACCOUNTS, row_id))
 
     @delete("/by-telegram-id/{telegram_id:str}", operation_class=query_operation("force"))
-    async def delete_by_telegram_id(self, request: AnyRequest, telegram_id: str) -> None:
+    async def delete_by_telegram_id(self, request: AnyRequest, telegram_id: FromPath[str]) -> None:
         """Delete the tracker account with this Telegram id."""
         context = services(request)
         row_id = await context.trackers.account_id_by_telegram_id(parse_int("telegram_id", telegram_id))
@@ -92,41 +93,41 @@ class TrackerSettingController(Controller):
         return json_response(await fetch_one(context.pool, TRACKER_SETTINGS, setting_id), 201)
 
     @get("/{setting_id:str}")
-    async def get_setting(self, request: AnyRequest, setting_id: str) -> Response[bytes]:
+    async def get_setting(self, request: AnyRequest, setting_id: FromPath[str]) -> Response[bytes]:
         """One tracker setting."""
         return json_response(await fetch_one(services(request).pool, TRACKER_SETTINGS, path_id(setting_id)))
 
     @patch("/{setting_id:str}")
-    async def update_setting(self, request: AnyRequest, setting_id: str, data: TrackerSettingUpdate) -> Response[bytes]:
+    async def update_setting(self, request: AnyRequest, setting_id: FromPath[str], data: TrackerSettingUpdate) -> Response[bytes]:
         """Update a tracker setting; capacity and session changes rebalance targets."""
         return await _update_setting(request, path_id(setting_id), data)
 
     @delete("/{setting_id:str}", operation_class=query_operation("force"))
-    async def delete_setting(self, request: AnyRequest, setting_id: str) -> None:
+    async def delete_setting(self, request: AnyRequest, setting_id: FromPath[str]) -> None:
         """Delete a tracker setting after moving its tracker's targets."""
         await services(request).trackers.delete_setting(path_id(setting_id), force=force_flag(request))
 
     @patch("/by-phone-number/{phone:str}")
-    async def update_by_phone(self, request: AnyRequest, phone: str, data: TrackerSettingUpdate) -> Response[bytes]:
+    async def update_by_phone(self, request: AnyRequest, phone: FromPath[str], data: TrackerSettingUpdate) -> Response[bytes]:
         """Update the setting with this phone number."""
         row_id = await services(request).trackers.setting_id_by("phone_number", parse_text("phone", phone))
         return await _update_setting(request, row_id, data)
 
     @delete("/by-phone-number/{phone:str}", operation_class=query_operation("force"))
-    async def delete_by_phone(self, request: AnyRequest, phone: str) -> None:
+    async def delete_by_phone(self, request: AnyRequest, phone: FromPath[str]) -> None:
         """Delete the setting with this phone number."""
         trackers = services(request).trackers
         row_id = await trackers.setting_id_by("phone_number", parse_text("phone", phone))
         await trackers.delete_setting(row_id, force=force_flag(request))
 
     @patch("/by-tracker-telegram-id/{tg_id:str}")
-    async def update_by_tracker(self, request: AnyRequest, tg_id: str, data: TrackerSettingUpdate) -> Response[bytes]:
+    async def update_by_tracker(self, request: AnyRequest, tg_id: FromPath[str], data: TrackerSettingUpdate) -> Response[bytes]:
         """Update the setting of the tracker with this Telegram id."""
         row_id = await services(request).trackers.setting_id_by("tracker_telegram_id", parse_int("tg_id", tg_id))
         return await _update_setting(request, row_id, data)
 
     @delete("/by-tracker-telegram-id/{tg_id:str}", operation_class=query_operation("force"))
-    async def delete_by_tracker(self, request: AnyRequest, tg_id: str) -> None:
+    async def delete_by_tracker(self, request: AnyRequest, tg_id: FromPath[str]) -> None:
         """Delete the setting of the tracker with this Telegram id."""
         trackers = services(request).trackers
         row_id = await trackers.setting_id_by("tracker_telegram_id", parse_int("tg_id", tg_id))

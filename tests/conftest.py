@@ -1,0 +1,125 @@
+"""Shared fixtures: a real Postgres (TEST_DATABASE_URL or an embedded one), migrated databases, the app.
+
+Every test that needs a database gets a fresh one cloned from a migrated template, so tests that
+commit from many connections or processes stay isolated from each other.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from litestar.testing import AsyncTestClient
+
+from seeonline import migrations
+from seeonline.api.app import create_app
+from seeonline.embedded_postgres import EmbeddedPostgres
+from seeonline.settings import Settings, load_settings, to_asyncpg_dsn
+
+API_KEY = "test-api-key-0123456789"
+SECRET_KEY = "test-secret-key-0123456789abcdef0123456789"
+
+
+class PostgresServer:
+    """A server tests may create databases on: an external one, or an embedded throwaway cluster."""
+
+    def __init__(self, admin_url: str, embedded: EmbeddedPostgres | None) -> None:
+        self.admin_url = admin_url
+        self.embedded = embedded
+
+    def url(self, database: str) -> str:
+        """The URL of ``database`` on this server."""
+        base, _, _ = self.admin_url.rpartition("/")
+        return f"{base}/{database}"
+
+    async def execute(self, sql: str) -> None:
+        """Run one administrative statement (CREATE/DROP DATABASE)."""
+        connection = await asyncpg.connect(self.admin_url)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+
+def _worker_id() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """TEST_DATABASE_URL's server when set; otherwise an embedded cluster for this test worker."""
+    external = os.environ.get("TEST_DATABASE_URL")
+    if external:
+        yield PostgresServer(to_asyncpg_dsn(external), None)
+        return
+    data_dir = Path(tempfile.mkdtemp(prefix=f"seeonline-test-pg-{_worker_id()}-"))
+    data_dir.chmod(0o755)  # the server runs as an unprivileged user when tests run as root
+    server = EmbeddedPostgres(data_dir / "data", durable=False)
+    server.start()
+    try:
+        yield PostgresServer(server.url("postgres"), server)
+    finally:
+        server.stop()
+        import shutil  # noqa: PLC0415
+
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+async def template_database(postgres_server: PostgresServer) -> AsyncIterator[str]:
+    """A database migrated to head once per test worker; tests clone it."""
+    name = f"seeonline_template_{_worker_id()}_{secrets.token_hex(3)}"
+    await postgres_server.execute(f'CREATE DATABASE "{name}"')
+    migrations.upgrade(postgres_server.url(name))
+    yield name
+    await postgres_server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def new_database(server: PostgresServer, template: str) -> str:
+    """A fresh migrated database's name."""
+    name = f"seeonline_test_{secrets.token_hex(6)}"
+    await server.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    return name
+
+
+@pytest.fixture
+async def database_url(postgres_server: PostgresServer, template_database: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for one test."""
+    name = await new_database(postgres_server, template_database)
+    yield postgres_server.url(name)
+    await postgres_server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    """Settings for the app under test."""
+    return load_settings(
+        {
+            "DATABASE_URL": database_url,
+            "SEEONLINE_API_KEYS": f"{API_KEY},second-key-abcdefgh",
+            "SEEONLINE_SECRET_KEY": SECRET_KEY,
+            "SEEONLINE_DB_POOL_SIZE": "20",
+        }
+    )
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection[Any]]:
+    """A direct connection to the test database, for checking what the API stored."""
+    connection = await asyncpg.connect(database_url)
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Any]]:
+    """An authenticated HTTP client for the app."""
+    async with AsyncTestClient(app=create_app(settings)) as test_client:
+        test_client.headers["X-API-Key"] = API_KEY
+        yield test_client
