@@ -2,22 +2,138 @@
 
 from __future__ import annotations
 
-import click
+import os
+import subprocess
+import sys
 
+import click
+import msgspec
+
+from seeonline import migrations
+from seeonline.logging import configure_logging, get_logger
 from seeonline.settings import Settings, SettingsError, load_settings
+
+log = get_logger("seeonline.cli")
 
 
 def settings_or_exit() -> Settings:
     """Load the settings, or stop with a message that names the bad variable."""
     try:
-        return load_settings()
+        settings = load_settings()
     except (SettingsError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
+    configure_logging(settings.log_level, json=settings.log_json)
+    return settings
+
+
+def require_database(settings: Settings) -> str:
+    """The database URL, or stop naming DATABASE_URL."""
+    if settings.database_url is None:
+        msg = "DATABASE_URL: not set (or use `seeonline run`, which starts an embedded Postgres)"
+        raise click.ClickException(msg)
+    return settings.database_url
 
 
 @click.group()
 def main() -> None:
     """SeeOnline: track Telegram users' online status and serve it over HTTP."""
+
+
+@main.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+def db_upgrade(revision: str) -> None:
+    """Apply migrations to DATABASE_URL."""
+    migrations.upgrade(require_database(settings_or_exit()), revision)
+    click.echo(f"database upgraded to {revision}")
+
+
+@db.command("check")
+def db_check() -> None:
+    """Fail when the models and the migrated schema differ."""
+    migrations.check(require_database(settings_or_exit()))
+    click.echo("schema matches the models")
+
+
+def serve_api(settings: Settings, host: str, port: int) -> None:
+    """Serve the API with uvicorn (uvloop + httptools) until interrupted."""
+    import uvicorn  # noqa: PLC0415 - only the API needs it
+
+    from seeonline.api.app import create_app  # noqa: PLC0415
+
+    try:
+        app = create_app(settings)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    config = uvicorn.Config(
+        app, host=host, port=port, loop="uvloop", http="httptools", log_config=None, access_log=False, lifespan="on"
+    )
+    log.info("api_listening", url=f"http://{host}:{port}", docs=f"http://{host}:{port}/schema/swagger")
+    uvicorn.Server(config).run()
+
+
+@main.command("api")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def api(host: str, port: int) -> None:
+    """Serve the HTTP API."""
+    settings = settings_or_exit()
+    require_database(settings)
+    serve_api(settings, host, port)
+
+
+@main.command("run")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--no-supervisor", is_flag=True, help="Serve the API only.")
+def run(host: str, port: int, no_supervisor: bool) -> None:
+    """Run the API and the supervisor; without DATABASE_URL, on an embedded Postgres."""
+    from seeonline.local_stack import load_or_create_credentials, start_embedded_database  # noqa: PLC0415
+
+    settings = settings_or_exit()
+    server = None
+    if settings.database_url is None:
+        server, url = start_embedded_database(settings.data_dir)
+        credentials = load_or_create_credentials(settings.data_dir)
+        settings = msgspec.structs.replace(
+            settings,
+            database_url=url,
+            api_keys=settings.api_keys or (credentials.api_key,),
+            secret_key=settings.secret_key or credentials.secret_key,
+        )
+        click.echo(f"Embedded Postgres: {url} (data in {settings.data_dir / 'postgres'})", err=True)
+        if credentials.api_key in settings.api_keys:
+            click.echo(f"Development API key (X-API-Key): {credentials.api_key}", err=True)
+    else:
+        migrations.upgrade(settings.database_url)
+    supervisor = None if no_supervisor else start_supervisor_process(settings)
+    try:
+        serve_api(settings, host, port)
+    finally:
+        if supervisor is not None:
+            supervisor.terminate()
+            try:
+                supervisor.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                supervisor.kill()
+        if server is not None:
+            server.stop()
+
+
+def start_supervisor_process(settings: Settings) -> subprocess.Popen[bytes] | None:
+    """Start ``seeonline supervisor`` beside the API, sharing the database and secret key."""
+    if "supervisor" not in main.commands:
+        log.warning("supervisor_unavailable")
+        return None
+    env = dict(os.environ)
+    env["DATABASE_URL"] = settings.database_url or ""
+    # The child's environment is readable only by this user (/proc/<pid>/environ is 0400).
+    env["SEEONLINE_SECRET_KEY"] = settings.secret_key or ""
+    return subprocess.Popen([sys.executable, "-m", "seeonline", "supervisor"], env=env)
 
 
 def _register_optional_commands() -> None:

@@ -56,6 +56,7 @@ def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
     # Telethon logs every reconnect at INFO; keep its warnings only.
     logging.getLogger("telethon").setLevel(max(logging.WARNING, root.level))
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
 
 
 def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:

@@ -116,6 +116,7 @@ def create_app(settings: Settings) -> Litestar:
             render_plugins=[SwaggerRenderPlugin(), ScalarRenderPlugin(path="/scalar")],
         ),
         debug=False,
+        logging_config=None,  # seeonline.logging configures every process the same way
     )
     app.state.api_keys = tuple(key.encode() for key in settings.api_keys)
     return app

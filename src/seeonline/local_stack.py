@@ -1,0 +1,68 @@
+"""The zero-configuration stack behind ``seeonline run``: an embedded Postgres plus generated keys."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+from seeonline import migrations
+from seeonline.embedded_postgres import EmbeddedPostgres
+from seeonline.logging import get_logger
+from seeonline.secrets import generate_secret_key
+
+log = get_logger(__name__)
+
+DATABASE_NAME = "seeonline"
+CREDENTIALS_FILE = "credentials.json"
+
+
+@dataclass(frozen=True)
+class LocalCredentials:
+    """A development API key and secret key, generated once and kept beside the data."""
+
+    api_key: str
+    secret_key: str
+
+
+def load_or_create_credentials(data_dir: Path) -> LocalCredentials:
+    """Read ``credentials.json`` from ``data_dir``, creating it (mode 0600) on first use."""
+    path = data_dir / CREDENTIALS_FILE
+    if path.exists():
+        raw = json.loads(path.read_text())
+        return LocalCredentials(api_key=raw["api_key"], secret_key=raw["secret_key"])
+    data_dir.mkdir(parents=True, exist_ok=True)
+    credentials = LocalCredentials(api_key=secrets.token_urlsafe(24), secret_key=generate_secret_key())
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        json.dump({"api_key": credentials.api_key, "secret_key": credentials.secret_key}, handle)
+    return credentials
+
+
+def start_embedded_database(data_dir: Path) -> tuple[EmbeddedPostgres, str]:
+    """Start (initialising on first use) the embedded server and migrate its database.
+
+    Call from the main thread: the server stops when the thread that started it exits.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o755)  # the server runs as an unprivileged user when we are root
+    server = EmbeddedPostgres(data_dir / "postgres", durable=True)
+    server.start()
+    url = server.create_database(DATABASE_NAME)
+    migrations.upgrade(url)
+    log.info("embedded_postgres_ready", data_dir=str(data_dir / "postgres"), port=server.port)
+    return server, url
+
+
+async def database_is_reachable(url: str) -> bool:
+    """Whether ``url`` accepts a connection (for start-up diagnostics)."""
+    try:
+        connection = await asyncpg.connect(url, timeout=5)
+    except (OSError, asyncpg.PostgresError):
+        return False
+    await connection.close()
+    return True
