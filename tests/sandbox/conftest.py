@@ -72,3 +72,9 @@ def connect(sandbox: SandboxServer) -> ConnectFactory:
             await client.disconnect()
 
     return _connect
+
+
+@pytest.fixture
+def watch() -> type[StatusWatcher]:
+    """``watch(client)`` starts collecting the client's status pushes."""
+    return StatusWatcher

@@ -134,7 +134,12 @@ async def test_control_api_routes(cli_sandbox: dict[str, Any]) -> None:
     status, fault = await http(
         "POST",
         f"{control}/faults",
-        {"method": "contacts.ResolveUsernameRequest", "error": "FLOOD_WAIT_30", "account": tracker["phone"], "count": 1},
+        {
+            "method": "contacts.ResolveUsernameRequest",
+            "error": "FLOOD_WAIT_30",
+            "account": tracker["phone"],
+            "count": 1,
+        },
     )
     assert status == 200
     assert (fault["code"], fault["account"], fault["count"]) == (420, tracker["telegram_id"], 1)

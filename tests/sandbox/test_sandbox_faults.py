@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 from telethon import errors
@@ -11,10 +12,8 @@ from telethon.tl import functions, types
 
 from seeonline.sandbox import SandboxServer
 
-from conftest import ConnectFactory, StatusWatcher
 
-
-async def test_flood_wait_surfaces_as_flood_wait_error(sandbox: SandboxServer, connect: ConnectFactory) -> None:
+async def test_flood_wait_surfaces_as_flood_wait_error(sandbox: SandboxServer, connect: Any) -> None:
     account = sandbox.world.add_account()
     sandbox.world.add_person("flooded_person")
     sandbox.inject_fault("contacts.ResolveUsernameRequest", "FLOOD_WAIT_30", account=account.phone, count=1)
@@ -26,7 +25,7 @@ async def test_flood_wait_surfaces_as_flood_wait_error(sandbox: SandboxServer, c
     assert (call.account_id, call.error) == (account.id, "FLOOD_WAIT_30")
 
 
-async def test_fault_for_one_account_spares_the_others(sandbox: SandboxServer, connect: ConnectFactory) -> None:
+async def test_fault_for_one_account_spares_the_others(sandbox: SandboxServer, connect: Any) -> None:
     hit, spared = sandbox.world.add_account(), sandbox.world.add_account()
     sandbox.world.add_person("shared_person")
     sandbox.inject_fault("contacts.resolveUsername", "FLOOD_WAIT_5", account=hit.id)
@@ -38,7 +37,7 @@ async def test_fault_for_one_account_spares_the_others(sandbox: SandboxServer, c
                 client_hit._flood_waited_requests.clear()  # Telethon also remembers flood waits locally
 
 
-async def test_unknown_username_is_not_occupied(sandbox: SandboxServer, connect: ConnectFactory) -> None:
+async def test_unknown_username_is_not_occupied(sandbox: SandboxServer, connect: Any) -> None:
     account = sandbox.world.add_account()
     sandbox.world.add_person("real_person")
     sandbox.inject_fault("resolveUsername", "USERNAME_NOT_OCCUPIED", count=1)
@@ -52,7 +51,7 @@ async def test_unknown_username_is_not_occupied(sandbox: SandboxServer, connect:
         await client.get_entity("real_person")
 
 
-async def test_revoked_session_is_unauthorized(sandbox: SandboxServer, connect: ConnectFactory) -> None:
+async def test_revoked_session_is_unauthorized(sandbox: SandboxServer, connect: Any) -> None:
     account = sandbox.world.add_account()
     async with connect(account) as client:
         assert await client.is_user_authorized()
@@ -67,7 +66,7 @@ async def test_revoked_session_is_unauthorized(sandbox: SandboxServer, connect: 
         assert await fresh.is_user_authorized()
 
 
-async def test_revoked_key_makes_calls_fail(sandbox: SandboxServer, connect: ConnectFactory) -> None:
+async def test_revoked_key_makes_calls_fail(sandbox: SandboxServer, connect: Any) -> None:
     account = sandbox.world.add_account()
     session = sandbox.session_string_for(account)
     sandbox.revoke(account)
@@ -83,7 +82,7 @@ async def test_revoked_key_makes_calls_fail(sandbox: SandboxServer, connect: Con
         await client.disconnect()
 
 
-async def test_injected_auth_key_unregistered(sandbox: SandboxServer, connect: ConnectFactory) -> None:
+async def test_injected_auth_key_unregistered(sandbox: SandboxServer, connect: Any) -> None:
     account = sandbox.world.add_account()
     sandbox.inject_fault("contacts.getStatuses", "AUTH_KEY_UNREGISTERED", count=1)
     async with connect(account) as client:
@@ -92,11 +91,11 @@ async def test_injected_auth_key_unregistered(sandbox: SandboxServer, connect: C
         assert await client(functions.contacts.GetStatusesRequest()) == []
 
 
-async def test_client_reconnects_after_dropped_connections(sandbox: SandboxServer, connect: ConnectFactory) -> None:
+async def test_client_reconnects_after_dropped_connections(sandbox: SandboxServer, connect: Any, watch: Any) -> None:
     account = sandbox.world.add_account()
     sandbox.world.add_person("steady_person")
     async with connect(account) as client:
-        watcher = StatusWatcher(client)
+        watcher = watch(client)
         user = await client.get_entity("steady_person")
         await client(functions.contacts.AddContactRequest(id=user, first_name="s", last_name="", phone=""))
         for _ in range(2):
@@ -109,7 +108,7 @@ async def test_client_reconnects_after_dropped_connections(sandbox: SandboxServe
         assert client.is_connected()
 
 
-async def test_drop_fault_and_response_delay(sandbox: SandboxServer, connect: ConnectFactory) -> None:
+async def test_drop_fault_and_response_delay(sandbox: SandboxServer, connect: Any) -> None:
     account = sandbox.world.add_account()
     async with connect(account) as client:
         sandbox.inject_fault("contacts.getContacts", drop=True, count=1)

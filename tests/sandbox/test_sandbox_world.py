@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 from telethon import errors
@@ -10,8 +11,6 @@ from telethon.network import ConnectionTcpAbridged, ConnectionTcpFull, Connectio
 from telethon.tl import functions, types
 
 from seeonline.sandbox import Privacy, SandboxServer
-
-from conftest import ConnectFactory, StatusWatcher
 
 
 def _hidden(status: object) -> tuple[str, bool]:
@@ -27,12 +26,12 @@ async def _add_contact(client: object, username: str) -> types.User:
 
 @pytest.mark.parametrize("connection", [ConnectionTcpFull, ConnectionTcpIntermediate, ConnectionTcpAbridged])
 async def test_status_pushes_arrive_over_every_transport(
-    sandbox: SandboxServer, connect: ConnectFactory, connection: type
+    sandbox: SandboxServer, connect: Any, watch: Any, connection: type
 ) -> None:
     account = sandbox.world.add_account()
     person = sandbox.world.add_person("pushed_person")
     async with connect(account, connection=connection) as client:
-        watcher = StatusWatcher(client)
+        watcher = watch(client)
         await _add_contact(client, "pushed_person")
         sandbox.world.set_status("pushed_person", online=True, expires_in=120)
         user_id, status = await watcher.next()
@@ -45,7 +44,7 @@ async def test_status_pushes_arrive_over_every_transport(
         assert abs(status.was_online.timestamp() - time.time()) < 3
 
 
-async def test_access_hash_is_rejected_for_another_account(sandbox: SandboxServer, connect: ConnectFactory) -> None:
+async def test_access_hash_is_rejected_for_another_account(sandbox: SandboxServer, connect: Any) -> None:
     first, second = sandbox.world.add_account(), sandbox.world.add_account()
     sandbox.world.add_person("hashed_person")
     async with connect(first) as client_a, connect(second) as client_b:
@@ -65,12 +64,12 @@ async def test_access_hash_is_rejected_for_another_account(sandbox: SandboxServe
 
 
 async def test_pushes_go_only_to_accounts_with_the_person_as_contact(
-    sandbox: SandboxServer, connect: ConnectFactory
+    sandbox: SandboxServer, connect: Any, watch: Any
 ) -> None:
     watching, idle = sandbox.world.add_account(), sandbox.world.add_account()
     sandbox.world.add_person("watched_person")
     async with connect(watching) as client_w, connect(idle) as client_i:
-        seen, unseen = StatusWatcher(client_w), StatusWatcher(client_i)
+        seen, unseen = watch(client_w), watch(client_i)
         await _add_contact(client_w, "watched_person")
         await client_i.get_entity("watched_person")  # resolved, but not a contact
         sandbox.world.set_status("watched_person", online=True)
@@ -82,7 +81,7 @@ async def test_pushes_go_only_to_accounts_with_the_person_as_contact(
         await seen.nothing()
 
 
-async def test_contacts_statuses_and_import(sandbox: SandboxServer, connect: ConnectFactory) -> None:
+async def test_contacts_statuses_and_import(sandbox: SandboxServer, connect: Any) -> None:
     account = sandbox.world.add_account()
     by_phone = sandbox.world.add_person("phone_person", phone="+1 555 0100")
     sandbox.world.add_person("online_person", online=True)
@@ -104,7 +103,7 @@ async def test_contacts_statuses_and_import(sandbox: SandboxServer, connect: Con
         assert sum(isinstance(s, types.UserStatusOnline) for s in statuses.values()) == 1
 
 
-async def test_privacy_states_as_seen_by_a_tracker(sandbox: SandboxServer, connect: ConnectFactory) -> None:
+async def test_privacy_states_as_seen_by_a_tracker(sandbox: SandboxServer, connect: Any, watch: Any) -> None:
     world = sandbox.world
     account = world.add_account()
     world.add_person("open_person", privacy=Privacy.EVERYBODY)
@@ -140,18 +139,18 @@ async def test_privacy_states_as_seen_by_a_tracker(sandbox: SandboxServer, conne
 
         # Privacy changes push the new view to watchers.
         world.set_privacy(account.id, Privacy.EVERYBODY)
-        watcher = StatusWatcher(client)
+        watcher = watch(client)
         world.set_privacy("open_person", Privacy.NOBODY)
         user_id, status = await watcher.next()
         assert user_id == world.user("open_person").id
         assert _hidden(status) == ("UserStatusRecently", False)
 
 
-async def test_online_expires_without_an_offline_push(sandbox: SandboxServer, connect: ConnectFactory) -> None:
+async def test_online_expires_without_an_offline_push(sandbox: SandboxServer, connect: Any, watch: Any) -> None:
     account = sandbox.world.add_account()
     sandbox.world.add_person("fleeting_person")
     async with connect(account) as client:
-        watcher = StatusWatcher(client)
+        watcher = watch(client)
         await _add_contact(client, "fleeting_person")
         sandbox.world.set_status("fleeting_person", online=True, expires_in=1)
         _, status = await watcher.next()
@@ -162,10 +161,10 @@ async def test_online_expires_without_an_offline_push(sandbox: SandboxServer, co
         assert contact.status.was_online == status.expires
 
 
-async def test_own_status_update_reaches_watchers(sandbox: SandboxServer, connect: ConnectFactory) -> None:
+async def test_own_status_update_reaches_watchers(sandbox: SandboxServer, connect: Any, watch: Any) -> None:
     tracker, friend = sandbox.world.add_account(username="own_status"), sandbox.world.add_account()
     async with connect(tracker) as client_t, connect(friend) as client_f:
-        watcher = StatusWatcher(client_f)
+        watcher = watch(client_f)
         await _add_contact(client_f, "own_status")
         assert await client_t(functions.account.UpdateStatusRequest(offline=False))
         user_id, status = await watcher.next()

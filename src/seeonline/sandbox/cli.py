@@ -60,7 +60,7 @@ def populate(world: World, trackers: int, people: int, rng: random.Random) -> No
 
 async def run_sandbox(options: SandboxOptions, stop: asyncio.Event | None = None) -> None:
     """Run until ``stop`` is set (or SIGINT/SIGTERM), writing the manifest once listening."""
-    rng = random.Random(options.seed)
+    rng = random.Random(options.seed)  # noqa: S311 - simulated data, reproducible with --seed
     world = World(seed=options.seed)
     populate(world, options.trackers, options.people, rng)
     key = ServerKey.load(options.rsa_key) if options.rsa_key else None
@@ -74,7 +74,12 @@ async def run_sandbox(options: SandboxOptions, stop: asyncio.Event | None = None
     write_manifest(options.manifest, build_manifest(server, control.port))
     if options.simulate > 0:
         server.start_simulation(options.simulate, rng)
-    ready = {"event": "sandbox_ready", "port": server.port, "control_port": control.port, "manifest": str(options.manifest)}
+    ready = {
+        "event": "sandbox_ready",
+        "port": server.port,
+        "control_port": control.port,
+        "manifest": str(options.manifest),
+    }
     sys.stdout.write(json.dumps(ready) + "\n")
     sys.stdout.flush()
     stop = stop or asyncio.Event()
@@ -119,6 +124,7 @@ async def _listen(server: SandboxServer | ControlServer, *, fallback: bool) -> N
 @click.option("--rsa-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="PEM private key.")
 @click.option("--log-level", default="info", show_default=True)
 def sandbox(
+    *,
     host: str,
     port: int | None,
     control_port: int | None,

@@ -8,7 +8,7 @@ from typing import Any
 
 from telethon.tl import functions, types
 
-from seeonline.sandbox.rpc import RpcContext, RpcFail, handles
+from seeonline.sandbox.rpc import RpcContext, RpcError, handles
 from seeonline.sandbox.srp import PasswordSecret, SrpChallenge, no_password_info
 from seeonline.sandbox.world import Account
 
@@ -48,7 +48,7 @@ def send_code(ctx: RpcContext, request: Any) -> Any:
     """Pretend to send the login code (the account's ``login_code``) to the app."""
     user = ctx.world.find_phone(request.phone_number)
     if user is None or user.id not in ctx.world.accounts:
-        raise RpcFail("PHONE_NUMBER_INVALID", 400)
+        raise RpcError("PHONE_NUMBER_INVALID", 400)
     account = ctx.world.accounts[user.id]
     code_hash = os.urandom(9).hex()
     ctx.server.logins.codes[code_hash] = account.id
@@ -63,14 +63,14 @@ def sign_in(ctx: RpcContext, request: Any) -> Any:
     account_id = ctx.server.logins.codes.get(request.phone_code_hash)
     user = ctx.world.find_phone(request.phone_number)
     if account_id is None or user is None or user.id != account_id:
-        raise RpcFail("PHONE_CODE_EXPIRED", 400)
+        raise RpcError("PHONE_CODE_EXPIRED", 400)
     account = ctx.world.accounts[account_id]
     if request.phone_code != account.login_code:
-        raise RpcFail("PHONE_CODE_INVALID", 400)
+        raise RpcError("PHONE_CODE_INVALID", 400)
     del ctx.server.logins.codes[request.phone_code_hash]
     if account.password is not None:
         ctx.server.logins.awaiting_password[_key_id(ctx)] = account.id
-        raise RpcFail("SESSION_PASSWORD_NEEDED", 401)
+        raise RpcError("SESSION_PASSWORD_NEEDED", 401)
     return _authorize(ctx, account)
 
 
@@ -79,7 +79,7 @@ def _password_account(ctx: RpcContext) -> Account:
         return ctx.account
     account_id = ctx.server.logins.awaiting_password.get(_key_id(ctx))
     if account_id is None:
-        raise RpcFail("AUTH_KEY_UNREGISTERED", 401)
+        raise RpcError("AUTH_KEY_UNREGISTERED", 401)
     return ctx.world.accounts[account_id]
 
 
@@ -100,12 +100,12 @@ def check_password(ctx: RpcContext, request: Any) -> Any:
     account = _password_account(ctx)
     srp = request.password
     if not isinstance(srp, types.InputCheckPasswordSRP):
-        raise RpcFail("PASSWORD_HASH_INVALID", 400)
+        raise RpcError("PASSWORD_HASH_INVALID", 400)
     challenge = ctx.server.logins.challenges.pop(srp.srp_id, None)
     if challenge is None:
-        raise RpcFail("SRP_ID_INVALID", 400)
+        raise RpcError("SRP_ID_INVALID", 400)
     if not challenge.verify(srp.A, srp.M1):
-        raise RpcFail("PASSWORD_HASH_INVALID", 400)
+        raise RpcError("PASSWORD_HASH_INVALID", 400)
     return _authorize(ctx, account)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from telethon.tl import functions, types
 
 from seeonline.sandbox.handlers_users import input_user, now_utc
-from seeonline.sandbox.rpc import RpcContext, RpcFail, handles
+from seeonline.sandbox.rpc import RpcContext, RpcError, handles
 
 _USERNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
 
@@ -24,10 +24,10 @@ def resolve_username(ctx: RpcContext, request: Any) -> Any:
     """Find a user by username; the answer carries this account's own access hash for them."""
     username = request.username.lstrip("@")
     if not _USERNAME.match(username):
-        raise RpcFail("USERNAME_INVALID", 400)
+        raise RpcError("USERNAME_INVALID", 400)
     user = ctx.world.find_username(username)
     if user is None:
-        raise RpcFail("USERNAME_NOT_OCCUPIED", 400)
+        raise RpcError("USERNAME_NOT_OCCUPIED", 400)
     return types.contacts.ResolvedPeer(
         peer=types.PeerUser(user_id=user.id), chats=[], users=[ctx.world.user_view(ctx.me.id, user.id)]
     )
@@ -38,7 +38,7 @@ def add_contact(ctx: RpcContext, request: Any) -> Any:
     """Add a user (named by an InputUser this account obtained) to the contact list."""
     target = input_user(ctx, request.id, error="CONTACT_ID_INVALID")
     if target.id == ctx.me.id:
-        raise RpcFail("CONTACT_ID_INVALID", 400)
+        raise RpcError("CONTACT_ID_INVALID", 400)
     ctx.world.add_contact(ctx.me.id, target.id)
     return _updates_with(ctx, [target.id])
 

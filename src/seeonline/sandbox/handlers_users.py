@@ -8,7 +8,7 @@ from typing import Any
 
 from telethon.tl import functions, types
 
-from seeonline.sandbox.rpc import RpcContext, RpcFail, handles
+from seeonline.sandbox.rpc import RpcContext, RpcError, handles
 from seeonline.sandbox.world import SandboxUser
 
 SANDBOX_DC_ID = 2
@@ -29,7 +29,7 @@ def input_user(ctx: RpcContext, peer: Any, error: str = "USER_ID_INVALID") -> Sa
             return me.user
         if ctx.world.check_access_hash(me.id, peer.user_id, peer.access_hash):
             return ctx.world.users[peer.user_id]
-    raise RpcFail(error, 400)
+    raise RpcError(error, 400)
 
 
 @handles(functions.help.GetConfigRequest, auth=False)

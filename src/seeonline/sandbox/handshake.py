@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from hashlib import sha1
 from typing import Any
 
 from telethon import helpers
@@ -12,7 +11,7 @@ from telethon.crypto import AES, AuthKey
 from telethon.extensions import BinaryReader
 from telethon.tl import functions, types
 
-from seeonline.sandbox.crypto import DH_G, DH_PRIME, ServerKey, int_to_bytes
+from seeonline.sandbox.crypto import DH_G, DH_PRIME, ServerKey, int_to_bytes, sha1
 
 # pq must be the product of two primes the client can factor quickly; these are Telegram's documented example.
 _P, _Q = 1229739323, 1402015859
@@ -71,7 +70,7 @@ class Handshake:
             inner = reader.tgread_object()
         if not isinstance(inner, types.PQInnerData | types.PQInnerDataDc | types.PQInnerDataTempDc):
             raise HandshakeError(f"unexpected inner data {type(inner).__name__}")
-        if sha1(bytes(inner)).digest() != plain[:20]:
+        if sha1(bytes(inner)) != plain[:20]:
             raise HandshakeError("inner data SHA-1 mismatch")
         if inner.nonce != self.nonce or inner.server_nonce != self.server_nonce:
             raise HandshakeError("inner data nonce mismatch")
@@ -91,7 +90,7 @@ class Handshake:
                 server_time=int(time.time()),
             )
         )
-        with_hash = sha1(answer).digest() + answer
+        with_hash = sha1(answer) + answer
         with_hash += os.urandom(-len(with_hash) % 16)
         self._aes = helpers.generate_key_data_from_nonce(self.server_nonce, self.new_nonce)
         return types.ServerDHParamsOk(
@@ -107,7 +106,7 @@ class Handshake:
         plain = AES.decrypt_ige(request.encrypted_data, *self._aes)
         with BinaryReader(plain[20:]) as reader:
             inner = reader.tgread_object()
-        if not isinstance(inner, types.ClientDHInnerData) or sha1(bytes(inner)).digest() != plain[:20]:
+        if not isinstance(inner, types.ClientDHInnerData) or sha1(bytes(inner)) != plain[:20]:
             raise HandshakeError("bad client DH inner data")
         g_b = int.from_bytes(inner.g_b, "big")
         if not _SAFETY <= g_b <= DH_PRIME - _SAFETY:

@@ -25,7 +25,7 @@ _BOOL_TRUE = 0x997275B5
 _BOOL_FALSE = 0xBC799737
 
 
-class RpcFail(Exception):
+class RpcError(Exception):
     """Raised by a handler to answer with ``rpc_error``."""
 
     def __init__(self, message: str, code: int | None = None) -> None:
@@ -51,7 +51,7 @@ class RpcContext:
     def me(self) -> Account:
         """The logged-in account; handlers registered with ``auth=True`` always have one."""
         if self.account is None:
-            raise RpcFail("AUTH_KEY_UNREGISTERED", 401)
+            raise RpcError("AUTH_KEY_UNREGISTERED", 401)
         return self.account
 
 
@@ -94,8 +94,8 @@ class RpcDispatcher:
     def __init__(self, server: SandboxServer) -> None:
         self.server = server
         # Imported for their @handles registrations.
-        import seeonline.sandbox.handlers_auth  # noqa: F401, PLC0415
-        import seeonline.sandbox.handlers_contacts  # noqa: F401, PLC0415
+        import seeonline.sandbox.handlers_auth  # noqa: PLC0415
+        import seeonline.sandbox.handlers_contacts  # noqa: PLC0415
         import seeonline.sandbox.handlers_users  # noqa: F401, PLC0415
 
     def unwrap(self, connection: Connection, request: Any) -> Any:
@@ -135,11 +135,11 @@ class RpcDispatcher:
         try:
             route = ROUTES.get(type(query))
             if route is None:
-                raise RpcFail("API_METHOD_NOT_SUPPORTED_BY_SANDBOX", 400)
+                raise RpcError("API_METHOD_NOT_SUPPORTED_BY_SANDBOX", 400)
             if route.auth and account is None:
-                raise RpcFail("AUTH_KEY_UNREGISTERED", 401)
+                raise RpcError("AUTH_KEY_UNREGISTERED", 401)
             result = serialize(route.handler(RpcContext(self.server, connection, account), query))
-        except RpcFail as fail:
+        except RpcError as fail:
             error = fail.message
             connection.send_error(msg_id, fail.code, fail.message)
         except Exception:

@@ -193,7 +193,7 @@ class SandboxServer:
         """Flip random people's statuses, ``rate`` flips per second, until ``stop``."""
         if self._simulation is not None:
             self._simulation.cancel()
-        self._simulation = asyncio.get_running_loop().create_task(self._simulate(rate, rng or random.Random()))
+        self._simulation = asyncio.get_running_loop().create_task(self._simulate(rate, rng or random.Random()))  # noqa: S311 - simulation
 
     async def _simulate(self, rate: float, rng: random.Random) -> None:
         while True:

@@ -18,11 +18,13 @@ _SAFETY_BITS = 2048 - 64
 
 
 def _h(*parts: bytes) -> bytes:
-    return tl_password.sha256(*parts)
+    digest: bytes = tl_password.sha256(*parts)
+    return digest
 
 
 def _pad(value: int) -> bytes:
-    return tl_password.big_num_for_hash(value)  # type: ignore[no-any-return]
+    padded: bytes = tl_password.big_num_for_hash(value)
+    return padded
 
 
 @dataclass(frozen=True)
