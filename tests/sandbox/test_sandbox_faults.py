@@ -34,7 +34,9 @@ async def test_fault_for_one_account_spares_the_others(sandbox: SandboxServer, c
         for _ in range(2):  # no count: the fault keeps firing
             with pytest.raises(errors.FloodWaitError):
                 await client_hit(functions.contacts.ResolveUsernameRequest("shared_person"))
-                client_hit._flood_waited_requests.clear()  # Telethon also remembers flood waits locally
+            client_hit._flood_waited_requests.clear()  # Telethon also remembers flood waits locally
+    failed = [c for c in sandbox.calls_to("contacts.ResolveUsernameRequest") if c.error]
+    assert [c.account_id for c in failed] == [hit.id, hit.id]
 
 
 async def test_unknown_username_is_not_occupied(sandbox: SandboxServer, connect: Any) -> None:
@@ -120,3 +122,42 @@ async def test_drop_fault_and_response_delay(sandbox: SandboxServer, connect: An
         await client(functions.contacts.GetStatusesRequest())
         assert time.monotonic() - started >= 0.5
         assert any(c.error == "DROPPED" for c in sandbox.calls_to("getContacts"))
+
+
+async def test_unknown_auth_key_fails_like_telegram_and_a_seed_makes_keys_survive_restarts() -> None:
+    from telethon.errors.common import AuthKeyNotFound  # noqa: PLC0415
+
+    from seeonline.sandbox import World  # noqa: PLC0415
+    from seeonline.telegram import build_client  # noqa: PLC0415
+
+    async with SandboxServer(World(seed="restart")) as first:
+        account = first.world.add_account()
+        session, port = first.session_string_for(account), first.port
+
+    async with SandboxServer(World(), port=port) as unseeded:
+        unseeded.world.add_account()
+        client = build_client(session, account.api_id, account.api_hash)
+        with pytest.raises(AuthKeyNotFound):
+            await client.connect()
+        await client.disconnect()
+
+    async with SandboxServer(World(seed="restart"), port=port) as restarted:
+        again = restarted.world.add_account()
+        assert restarted.session_string_for(again) == session
+        client = build_client(session, again.api_id, again.api_hash)
+        await client.connect()
+        try:
+            assert (await client.get_me()).id == account.id
+        finally:
+            await client.disconnect()
+
+
+async def test_simulation_flips_statuses(sandbox: SandboxServer, connect: Any, watch: Any) -> None:
+    account = sandbox.world.add_account()
+    person = sandbox.world.add_person("simulated_person")
+    sandbox.world.add_contact(account.id, person.id)
+    async with connect(account) as client:
+        watcher = watch(client)
+        sandbox.start_simulation(rate=40)
+        kinds = {type((await watcher.next())[1]).__name__ for _ in range(4)}
+    assert kinds == {"UserStatusOnline", "UserStatusOffline"}

@@ -54,6 +54,7 @@ class ControlServer:
         route("POST", "/trackers", self._add_tracker)
         route("POST", "/trackers/{telegram_id}/revoke", self._revoke)
         route("POST", "/trackers/{telegram_id}/status", self._set_status)
+        route("POST", "/trackers/{telegram_id}/privacy", self._set_privacy)
         route("GET", "/faults", self._faults)
         route("POST", "/faults", self._add_fault)
         route("DELETE", "/faults", self._clear_faults)

@@ -10,6 +10,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from telethon.crypto import AuthKey
+from telethon.errors import TypeNotFoundError
 from telethon.extensions import BinaryReader
 from telethon.tl import functions, types
 from telethon.tl.core import GzipPacked, MessageContainer
@@ -78,6 +79,9 @@ class Connection:
             pass
         except (TransportError, HandshakeError, DecryptError) as exc:
             log.warning("sandbox_connection_error", connection=self.id, error=str(exc))
+        except Exception:
+            # A sandbox bug must cost one connection (the client reconnects), never the server.
+            log.exception("sandbox_connection_crashed", connection=self.id)
         finally:
             self.close()
 
@@ -123,8 +127,14 @@ class Connection:
         if session_id != self.session_id:
             self.session_id = session_id
             self._send(bytes(types.NewSessionCreated(msg_id, struct.unpack("<q", os.urandom(8))[0], self.salt)))
-        with BinaryReader(body) as reader:
-            obj = reader.tgread_object()
+        try:
+            with BinaryReader(body) as reader:
+                obj = reader.tgread_object()
+        except TypeNotFoundError as exc:
+            # A constructor outside layer 229: answer like Telegram instead of dropping the connection.
+            log.warning("sandbox_unknown_constructor", constructor=f"{exc.invalid_constructor_id:08x}")
+            self.send_error(msg_id, 400, "INPUT_CONSTRUCTOR_INVALID")
+            return
         self._on_message(msg_id, seq_no, obj)
 
     def _on_plain(self, packet: bytes) -> None:
