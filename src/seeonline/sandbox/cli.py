@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import random
 import signal
 import sys
@@ -41,6 +42,7 @@ class SandboxOptions:
     simulate: float
     seed: str | None
     rsa_key: Path | None
+    exit_with_parent: bool = False
 
 
 def populate(world: World, trackers: int, people: int, rng: random.Random) -> None:
@@ -64,9 +66,8 @@ async def run_sandbox(options: SandboxOptions, stop: asyncio.Event | None = None
     world = World(seed=options.seed)
     populate(world, options.trackers, options.people, rng)
     key = ServerKey.load(options.rsa_key) if options.rsa_key else None
-    server = SandboxServer(world, host=options.host, port=DEFAULT_PORT if options.port is None else options.port)
-    if key is not None:
-        server.server_key = key
+    port = DEFAULT_PORT if options.port is None else options.port
+    server = SandboxServer(world, host=options.host, port=port, server_key=key)
     await _listen(server, fallback=options.port is None)
     control_port = server.port + 1 if options.control_port is None else options.control_port
     control = ControlServer(server, host=options.host, port=control_port)
@@ -87,12 +88,27 @@ async def run_sandbox(options: SandboxOptions, stop: asyncio.Event | None = None
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
+    watchdog = loop.create_task(_watch_parent(stop)) if options.exit_with_parent else None
     try:
         await stop.wait()
     finally:
+        if watchdog is not None:
+            watchdog.cancel()
         await control.stop()
         await server.stop()
         log.info("sandbox_stopped")
+
+
+async def _watch_parent(stop: asyncio.Event) -> None:
+    """Set ``stop`` when the parent process dies (we get re-parented), so a crashed test leaves no orphan."""
+    parent = os.getppid()
+    # Polling is the portable way: no event fires when the parent dies (PR_SET_PDEATHSIG is Linux-only).
+    while True:
+        await asyncio.sleep(1)
+        if os.getppid() != parent:
+            break
+    log.warning("sandbox_parent_died")
+    stop.set()
 
 
 async def _listen(server: SandboxServer | ControlServer, *, fallback: bool) -> None:
@@ -122,6 +138,7 @@ async def _listen(server: SandboxServer | ControlServer, *, fallback: bool) -> N
 @click.option("--simulate", type=click.FloatRange(min=0), default=0.0, help="Random status flips per second.")
 @click.option("--seed", default=None, help="Make ids, hashes and session strings reproducible across restarts.")
 @click.option("--rsa-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="PEM private key.")
+@click.option("--exit-with-parent", is_flag=True, help="Stop when the process that started this one dies.")
 @click.option("--log-level", default="info", show_default=True)
 def sandbox(
     *,
@@ -134,9 +151,12 @@ def sandbox(
     simulate: float,
     seed: str | None,
     rsa_key: Path | None,
+    exit_with_parent: bool,
     log_level: str,
 ) -> None:
     """Run a local Telegram sandbox that unmodified Telethon clients can use."""
     configure_logging(log_level)
-    options = SandboxOptions(host, port, control_port, trackers, people, manifest, simulate, seed, rsa_key)
+    options = SandboxOptions(
+        host, port, control_port, trackers, people, manifest, simulate, seed, rsa_key, exit_with_parent
+    )
     asyncio.run(run_sandbox(options))
