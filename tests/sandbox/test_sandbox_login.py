@@ -57,8 +57,16 @@ async def test_login_with_two_factor_password(sandbox: SandboxServer) -> None:
         me = await client.sign_in(password="correct horse")
         assert me.id == account.id
         assert await client.is_user_authorized()
+        saved = client.session.save()
     finally:
         await client.disconnect()
+
+    again = build_client(saved, account.api_id, account.api_hash)
+    await again.connect()
+    try:
+        assert (await again.get_me()).id == account.id
+    finally:
+        await again.disconnect()
 
 
 @pytest.mark.usefixtures("login_env")
