@@ -30,7 +30,13 @@ async def tracker(client: Client, *, max_users: int = 10, active: bool = True, s
     account = await create(
         client,
         "/tracker-accounts/",
-        {"telegram_id": 10_000 + n, "api_id": 20_000 + n, "api_hash": f"hash-{n:08d}", "is_active": active, "is_auth": True},
+        {
+            "telegram_id": 10_000 + n,
+            "api_id": 20_000 + n,
+            "api_hash": f"hash-{n:08d}",
+            "is_active": active,
+            "is_auth": True,
+        },
     )
     setting = await create(
         client,
@@ -48,7 +54,9 @@ async def tracker(client: Client, *, max_users: int = 10, active: bool = True, s
 
 async def person(client: Client, *, max_users: int = 5, role: str = "user") -> dict[str, Any]:
     """A telegram user."""
-    return await create(client, "/telegram-users/", {"telegram_id": 50_000 + unique(), "max_users": max_users, "role": role})
+    return await create(
+        client, "/telegram-users/", {"telegram_id": 50_000 + unique(), "max_users": max_users, "role": role}
+    )
 
 
 async def follow(client: Client, owner: dict[str, Any], username: str, **extra: Any) -> dict[str, Any]:

@@ -25,7 +25,9 @@ async def assert_counters_match(db: asyncpg.Connection[Any]) -> None:
     )
     for row in people:
         assert row["current_users"] == row["real"], dict(row)
-    orphans = await db.fetchval("SELECT count(*) FROM targets t WHERE NOT EXISTS (SELECT 1 FROM tracked_users tu WHERE tu.target_id = t.id)")
+    orphans = await db.fetchval(
+        "SELECT count(*) FROM targets t WHERE NOT EXISTS (SELECT 1 FROM tracked_users tu WHERE tu.target_id = t.id)"
+    )
     assert orphans == 0
 
 
@@ -105,7 +107,9 @@ async def test_lowering_the_limit_moves_the_excess(client: Client, db: asyncpg.C
     await assert_counters_match(db)
 
 
-async def test_capacity_that_appears_picks_up_waiting_targets_in_order(client: Client, db: asyncpg.Connection[Any]) -> None:
+async def test_capacity_that_appears_picks_up_waiting_targets_in_order(
+    client: Client, db: asyncpg.Connection[Any]
+) -> None:
     doomed = await tracker(client, max_users=3)
     owner = await person(client)
     tracked = [await follow(client, owner, username()) for _ in range(3)]

@@ -51,7 +51,9 @@ async def test_by_telegram_id(client: Client) -> None:
 
 
 async def test_filters(client: Client) -> None:
-    vip = await create(client, "/telegram-users/", {"telegram_id": unique(), "role": "vip", "theme": "dark", "timezone": "Asia/Tokyo"})
+    vip = await create(
+        client, "/telegram-users/", {"telegram_id": unique(), "role": "vip", "theme": "dark", "timezone": "Asia/Tokyo"}
+    )
     plain = await person(client)
     for query, expected in [
         ("role=vip", [vip["id"]]),

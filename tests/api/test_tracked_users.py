@@ -81,7 +81,8 @@ async def test_explicit_tracker(client: Client) -> None:
     tracked = await follow(client, owner, username(), tracker_account_id=small["id"])
     assert tracked["tracker_account_id"] == small["id"]
     refused = await client.post(
-        "/tracked-users/", json={"telegram_user_id": owner["id"], "username": username(), "tracker_account_id": small["id"]}
+        "/tracked-users/",
+        json={"telegram_user_id": owner["id"], "username": username(), "tracker_account_id": small["id"]},
     )
     assert refused.status_code == 409
     assert refused.json()["code"] == "no_free_slot"
@@ -135,7 +136,9 @@ async def test_by_username_routes(client: Client) -> None:
     assert narrowed.status_code == 200
     assert narrowed.json()["id"] == one["id"]
     assert narrowed.json()["visible_online"] is False
-    deleted = await client.delete(f"/tracked-users/by-username/popular_one?telegram_user__telegram_id={first['telegram_id']}")
+    deleted = await client.delete(
+        f"/tracked-users/by-username/popular_one?telegram_user__telegram_id={first['telegram_id']}"
+    )
     assert deleted.status_code == 204
     assert (await client.delete("/tracked-users/by-username/popular_one")).status_code == 204
     assert (await client.delete("/tracked-users/by-username/popular_one")).status_code == 404
@@ -151,7 +154,10 @@ async def test_filters(client: Client) -> None:
     for query, expected in [
         ("username=FILTER_alpha", [a["id"]]),
         ("visible_online=false", [b["id"]]),
-        (f"tracker_account__telegram_id={first_tracker['telegram_id']}", [x["id"] for x in (a, b) if x["tracker_account_id"] == first_tracker["id"]]),
+        (
+            f"tracker_account__telegram_id={first_tracker['telegram_id']}",
+            [x["id"] for x in (a, b) if x["tracker_account_id"] == first_tracker["id"]],
+        ),
         (f"telegram_user__telegram_id={owner['telegram_id']}", [a["id"], b["id"]]),
         ("telegram_user__telegram_id=1", []),
         ("ordering=-username", [b["id"], a["id"]]),
@@ -181,6 +187,11 @@ async def test_create_body_from_the_old_bot(client: Client) -> None:
     created = await create(
         client,
         "/tracked-users/",
-        {"telegram_user_id": owner["id"], "username": "bot_style_user", "tracker_account_id": None, "visible_online": True},
+        {
+            "telegram_user_id": owner["id"],
+            "username": "bot_style_user",
+            "tracker_account_id": None,
+            "visible_online": True,
+        },
     )
     assert created["tracker_account_id"] == account["id"]

@@ -22,7 +22,16 @@ async def test_create_returns_full_object_with_masked_hash(client: Client) -> No
     assert created["is_auth"] is False
     assert created["telegram_id"] == body["telegram_id"]
     assert created["created_at"].endswith("+00:00")
-    assert set(created) >= {"id", "telegram_id", "api_id", "api_hash", "is_active", "is_auth", "created_at", "updated_at"}
+    assert set(created) >= {
+        "id",
+        "telegram_id",
+        "api_id",
+        "api_hash",
+        "is_active",
+        "is_auth",
+        "created_at",
+        "updated_at",
+    }
 
 
 async def test_api_hash_is_encrypted_at_rest(client: Client, db: asyncpg.Connection[Any]) -> None:

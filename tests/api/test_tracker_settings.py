@@ -11,7 +11,9 @@ from tests.api.builders import Client, create, tracker, unique
 
 async def new_account(client: Client) -> dict[str, Any]:
     n = unique()
-    return await create(client, "/tracker-accounts/", {"telegram_id": 900_000 + n, "api_id": 910_000 + n, "api_hash": f"h{n:010d}"})
+    return await create(
+        client, "/tracker-accounts/", {"telegram_id": 900_000 + n, "api_id": 910_000 + n, "api_hash": f"h{n:010d}"}
+    )
 
 
 async def test_session_is_write_only_and_encrypted(client: Client, db: asyncpg.Connection[Any]) -> None:
@@ -19,7 +21,12 @@ async def test_session_is_write_only_and_encrypted(client: Client, db: asyncpg.C
     created = await create(
         client,
         "/tracker-settings/",
-        {"tracker_account_id": account["id"], "phone_number": "+15550001", "session_string": "1BVtsOKEBu-secret", "max_users": 3},
+        {
+            "tracker_account_id": account["id"],
+            "phone_number": "+15550001",
+            "session_string": "1BVtsOKEBu-secret",
+            "max_users": 3,
+        },
     )
     assert created["session_string"] is None
     assert created["has_session"] is True
@@ -33,7 +40,9 @@ async def test_session_is_write_only_and_encrypted(client: Client, db: asyncpg.C
 async def test_defaults_and_read_only_counter(client: Client) -> None:
     account = await new_account(client)
     created = await create(
-        client, "/tracker-settings/", {"tracker_account_id": account["id"], "phone_number": "+15550002", "current_users": 50}
+        client,
+        "/tracker-settings/",
+        {"tracker_account_id": account["id"], "phone_number": "+15550002", "current_users": 50},
     )
     assert created["max_users"] == 0
     assert created["current_users"] == 0
@@ -46,14 +55,20 @@ async def test_reference_and_uniqueness_errors(client: Client) -> None:
     assert missing.status_code == 400
     assert missing.json()["field"] == "tracker_account_id"
     await create(client, "/tracker-settings/", {"tracker_account_id": account["id"], "phone_number": "+15550003"})
-    again = await client.post("/tracker-settings/", json={"tracker_account_id": account["id"], "phone_number": "+15550004"})
+    again = await client.post(
+        "/tracker-settings/", json={"tracker_account_id": account["id"], "phone_number": "+15550004"}
+    )
     assert again.status_code == 409
     assert again.json()["field"] == "tracker_account_id"
     other = await new_account(client)
-    phone = await client.post("/tracker-settings/", json={"tracker_account_id": other["id"], "phone_number": "+15550003"})
+    phone = await client.post(
+        "/tracker-settings/", json={"tracker_account_id": other["id"], "phone_number": "+15550003"}
+    )
     assert phone.status_code == 409
     assert phone.json()["field"] == "phone_number"
-    negative = await client.post("/tracker-settings/", json={"tracker_account_id": other["id"], "phone_number": "+1", "max_users": -1})
+    negative = await client.post(
+        "/tracker-settings/", json={"tracker_account_id": other["id"], "phone_number": "+1", "max_users": -1}
+    )
     assert negative.status_code == 400
     assert negative.json()["field"] == "max_users"
 
@@ -65,14 +80,18 @@ async def test_lookup_routes_and_filters(client: Client) -> None:
     by_phone = await client.patch(f"/tracker-settings/by-phone-number/{phone}/", json={"max_users": 7})
     assert by_phone.status_code == 200
     assert by_phone.json()["max_users"] == 7
-    by_tracker = await client.patch(f"/tracker-settings/by-tracker-telegram-id/{account['telegram_id']}", json={"max_users": 8})
+    by_tracker = await client.patch(
+        f"/tracker-settings/by-tracker-telegram-id/{account['telegram_id']}", json={"max_users": 8}
+    )
     assert by_tracker.json()["max_users"] == 8
     listed = await client.get(f"/tracker-settings/?tracker_account__telegram_id={account['telegram_id']}")
     assert [row["id"] for row in listed.json()] == [setting["id"]]
     listed = await client.get(f"/tracker-settings/?phone_number={phone.replace('+', '%2B')}")
     assert [row["id"] for row in listed.json()] == [setting["id"]]
     assert (await client.patch("/tracker-settings/by-phone-number/+0000/", json={})).status_code == 404
-    assert (await client.delete(f"/tracker-settings/by-tracker-telegram-id/{account['telegram_id']}/")).status_code == 204
+    assert (
+        await client.delete(f"/tracker-settings/by-tracker-telegram-id/{account['telegram_id']}/")
+    ).status_code == 204
     assert (await client.get(f"/tracker-settings/{setting['id']}/")).status_code == 404
     assert (await client.get("/tracker-settings/?tracker_account__telegram_id=x")).status_code == 400
 
@@ -80,7 +99,9 @@ async def test_lookup_routes_and_filters(client: Client) -> None:
 async def test_setting_cannot_move_to_another_account(client: Client) -> None:
     account = await tracker(client)
     other = await new_account(client)
-    response = await client.patch(f"/tracker-settings/{account['setting']['id']}/", json={"tracker_account_id": other["id"]})
+    response = await client.patch(
+        f"/tracker-settings/{account['setting']['id']}/", json={"tracker_account_id": other["id"]}
+    )
     assert response.status_code == 400
     assert response.json()["field"] == "tracker_account_id"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Response, delete, get, patch, post
-from litestar.params import FromPath
+from litestar.params import FromPath, JSONBody
 
 from seeonline.api.context import AnyRequest, force_flag, services
 from seeonline.api.listing import fetch_one, json_response, list_response, path_id
@@ -32,7 +32,7 @@ class TrackerAccountController(Controller):
         return await list_response(services(request).pool, TRACKER_ACCOUNTS, request)
 
     @post("/")
-    async def create_account(self, request: AnyRequest, data: TrackerAccountCreate) -> Response[bytes]:
+    async def create_account(self, request: AnyRequest, data: JSONBody[TrackerAccountCreate]) -> Response[bytes]:
         """Create a tracker account."""
         context = services(request)
         account_id = await context.trackers.create_account(data)
@@ -44,7 +44,9 @@ class TrackerAccountController(Controller):
         return json_response(await fetch_one(services(request).pool, TRACKER_ACCOUNTS, path_id(account_id)))
 
     @patch("/{account_id:str}")
-    async def update_account(self, request: AnyRequest, account_id: FromPath[str], data: TrackerAccountUpdate) -> Response[bytes]:
+    async def update_account(
+        self, request: AnyRequest, account_id: FromPath[str], data: JSONBody[TrackerAccountUpdate]
+    ) -> Response[bytes]:
         """Update a tracker account; deactivating or de-authorizing it moves its targets."""
         context = services(request)
         row_id = path_id(account_id)
@@ -58,7 +60,7 @@ class TrackerAccountController(Controller):
 
     @patch("/by-telegram-id/{telegram_id:str}")
     async def update_by_telegram_id(
-        self, request: AnyRequest, telegram_id: FromPath[str], data: TrackerAccountUpdate
+        self, request: AnyRequest, telegram_id: FromPath[str], data: JSONBody[TrackerAccountUpdate]
     ) -> Response[bytes]:
         """Update the tracker account with this Telegram id."""
         context = services(request)
@@ -86,7 +88,7 @@ class TrackerSettingController(Controller):
         return await list_response(services(request).pool, TRACKER_SETTINGS, request)
 
     @post("/")
-    async def create_setting(self, request: AnyRequest, data: TrackerSettingCreate) -> Response[bytes]:
+    async def create_setting(self, request: AnyRequest, data: JSONBody[TrackerSettingCreate]) -> Response[bytes]:
         """Create a tracker setting; its capacity picks up waiting targets."""
         context = services(request)
         setting_id = await context.trackers.create_setting(data)
@@ -98,7 +100,9 @@ class TrackerSettingController(Controller):
         return json_response(await fetch_one(services(request).pool, TRACKER_SETTINGS, path_id(setting_id)))
 
     @patch("/{setting_id:str}")
-    async def update_setting(self, request: AnyRequest, setting_id: FromPath[str], data: TrackerSettingUpdate) -> Response[bytes]:
+    async def update_setting(
+        self, request: AnyRequest, setting_id: FromPath[str], data: JSONBody[TrackerSettingUpdate]
+    ) -> Response[bytes]:
         """Update a tracker setting; capacity and session changes rebalance targets."""
         return await _update_setting(request, path_id(setting_id), data)
 
@@ -108,7 +112,9 @@ class TrackerSettingController(Controller):
         await services(request).trackers.delete_setting(path_id(setting_id), force=force_flag(request))
 
     @patch("/by-phone-number/{phone:str}")
-    async def update_by_phone(self, request: AnyRequest, phone: FromPath[str], data: TrackerSettingUpdate) -> Response[bytes]:
+    async def update_by_phone(
+        self, request: AnyRequest, phone: FromPath[str], data: JSONBody[TrackerSettingUpdate]
+    ) -> Response[bytes]:
         """Update the setting with this phone number."""
         row_id = await services(request).trackers.setting_id_by("phone_number", parse_text("phone", phone))
         return await _update_setting(request, row_id, data)
@@ -121,7 +127,9 @@ class TrackerSettingController(Controller):
         await trackers.delete_setting(row_id, force=force_flag(request))
 
     @patch("/by-tracker-telegram-id/{tg_id:str}")
-    async def update_by_tracker(self, request: AnyRequest, tg_id: FromPath[str], data: TrackerSettingUpdate) -> Response[bytes]:
+    async def update_by_tracker(
+        self, request: AnyRequest, tg_id: FromPath[str], data: JSONBody[TrackerSettingUpdate]
+    ) -> Response[bytes]:
         """Update the setting of the tracker with this Telegram id."""
         row_id = await services(request).trackers.setting_id_by("tracker_telegram_id", parse_int("tg_id", tg_id))
         return await _update_setting(request, row_id, data)
@@ -134,7 +142,9 @@ class TrackerSettingController(Controller):
         await trackers.delete_setting(row_id, force=force_flag(request))
 
 
-async def _update_setting(request: AnyRequest, setting_id: int, data: TrackerSettingUpdate) -> Response[bytes]:
+async def _update_setting(
+    request: AnyRequest, setting_id: int, data: JSONBody[TrackerSettingUpdate]
+) -> Response[bytes]:
     context = services(request)
     await context.trackers.update_setting(setting_id, data)
     return json_response(await fetch_one(context.pool, TRACKER_SETTINGS, setting_id))

@@ -9,6 +9,7 @@ import asyncpg
 from seeonline.api.bodies import provided, set_clause
 from seeonline.api.database import Connection, in_transaction, with_retry
 from seeonline.api.errors import ApiError, not_found
+from seeonline.logging import get_logger
 from seeonline.secrets import encrypt, lookup_hash, mask
 from seeonline.trackers.schemas import (
     TrackerAccountCreate,
@@ -17,9 +18,10 @@ from seeonline.trackers.schemas import (
     TrackerSettingUpdate,
 )
 
-# Fields whose change can make a tracker usable or unusable, or change its capacity.
+log = get_logger(__name__)
+
+# Fields whose change can make a tracker usable or unusable.
 ACCOUNT_SLOT_FIELDS = frozenset({"is_active", "is_auth"})
-SETTING_SLOT_FIELDS = frozenset({"session_string", "max_users"})
 
 
 class TrackerService:
@@ -49,6 +51,7 @@ class TrackerService:
         placeholders = ", ".join(f"${i}" for i in range(1, len(args) + 1))
         sql = f"INSERT INTO tracker_accounts ({', '.join(columns)}) VALUES ({placeholders}) RETURNING id"
         account_id: int = await with_retry(self.pool, lambda c: c.fetchval(sql, *args))
+        log.info("tracker_account_created", tracker_account_id=account_id, telegram_id=data.telegram_id)
         return account_id
 
     async def account_id_by_telegram_id(self, telegram_id: int) -> int:
@@ -81,6 +84,8 @@ class TrackerService:
                 await _rebalance(connection, account_id)
 
         await in_transaction(self.pool, work)
+        # Field names only: values may be credentials.
+        log.info("tracker_account_updated", tracker_account_id=account_id, fields=sorted(provided(data)))
 
     async def delete_account(self, account_id: int, *, force: bool) -> None:
         """Delete an account after handing its targets on (refused without room unless ``force``)."""
@@ -93,6 +98,7 @@ class TrackerService:
             await connection.execute("DELETE FROM tracker_accounts WHERE id = $1", account_id)
 
         await in_transaction(self.pool, work)
+        log.info("tracker_account_deleted", tracker_account_id=account_id, force=force)
 
     async def create_setting(self, data: TrackerSettingCreate) -> int:
         """Insert a setting; its capacity picks up waiting targets at once."""
@@ -110,7 +116,9 @@ class TrackerService:
             await connection.execute("SELECT so_pickup_waiting()")
             return setting_id
 
-        return await in_transaction(self.pool, work)
+        setting_id = await in_transaction(self.pool, work)
+        log.info("tracker_setting_created", tracker_setting_id=setting_id, tracker_account_id=data.tracker_account_id)
+        return setting_id
 
     async def setting_id_by(self, column: str, value: object) -> int:
         """The id of the setting matching ``column = value`` (a fixed column name), or a 404."""
@@ -159,6 +167,7 @@ class TrackerService:
                 await _rebalance(connection, tracker_id)
 
         await in_transaction(self.pool, work)
+        log.info("tracker_setting_updated", tracker_setting_id=setting_id, fields=sorted(provided(data)))
 
     async def delete_setting(self, setting_id: int, *, force: bool) -> None:
         """Delete a setting: its tracker loses its capacity, so its targets move first."""
@@ -173,6 +182,7 @@ class TrackerService:
             await connection.execute("DELETE FROM tracker_settings WHERE id = $1", setting_id)
 
         await in_transaction(self.pool, work)
+        log.info("tracker_setting_deleted", tracker_setting_id=setting_id, force=force)
 
 
 async def _rebalance(connection: Connection, tracker_id: int) -> None:
