@@ -141,6 +141,9 @@ def _register_optional_commands() -> None:
     from seeonline.sandbox.cli import sandbox  # noqa: PLC0415
 
     main.add_command(sandbox)
+    from supervisor.cli import supervisor  # noqa: PLC0415
+
+    main.add_command(supervisor)
 
 
 _register_optional_commands()

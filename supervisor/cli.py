@@ -1,0 +1,61 @@
+"""``seeonline supervisor``: run one worker process per runnable tracker until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import signal
+
+import click
+import msgspec
+
+from seeonline.logging import configure_logging, get_logger
+from seeonline.settings import SettingsError, load_settings
+from supervisor.process import ProcessOptions, WorkerTarget, set_parent_death_signal
+
+log = get_logger("supervisor.cli")
+
+
+def load_target(spec: str) -> WorkerTarget:
+    """Import ``module:function``."""
+    module_name, _, attribute = spec.partition(":")
+    if not attribute:
+        msg = f"--worker-target: expected module:function, got {spec!r}"
+        raise click.BadParameter(msg)
+    target: WorkerTarget = getattr(importlib.import_module(module_name), attribute)
+    return target
+
+
+@click.command("supervisor")
+@click.option("--stop-grace", type=click.FloatRange(min=0), default=10.0, show_default=True, help="SIGTERM → SIGKILL.")
+@click.option("--start-seconds", type=click.FloatRange(min=0), default=3.0, show_default=True, help="Alive → RUNNING.")
+@click.option("--fatal-after", type=click.IntRange(min=1), default=5, show_default=True, help="Fast exits → FATAL.")
+@click.option("--exit-with-parent", is_flag=True, help="Stop (gracefully) when the process that started this one dies.")
+@click.option("--worker-target", default=None, hidden=True, help="module:function run in each worker (tests).")
+def supervisor(
+    stop_grace: float, start_seconds: float, fatal_after: int, exit_with_parent: bool, worker_target: str | None
+) -> None:
+    """Run one tracker worker process per runnable tracker account."""
+    if exit_with_parent:
+        set_parent_death_signal(signal.SIGTERM)
+        if os.getppid() == 1:
+            raise SystemExit(1)
+    try:
+        settings = load_settings()
+    except (SettingsError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if settings.database_url is None:
+        msg = "DATABASE_URL: not set"
+        raise click.ClickException(msg)
+    configure_logging(settings.log_level, json=settings.log_json)
+    from supervisor.supervisor import Supervisor, SupervisorOptions  # noqa: PLC0415 - keeps `seeonline` start-up light
+
+    options = SupervisorOptions(
+        process=msgspec.structs.replace(
+            ProcessOptions(), stop_grace=stop_grace, start_seconds=start_seconds, fatal_after=fatal_after
+        )
+    )
+    target = load_target(worker_target) if worker_target else None
+    runner = Supervisor(settings, target=target, options=options)
+    asyncio.run(runner.run(handle_signals=True))

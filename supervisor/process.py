@@ -1,0 +1,272 @@
+"""One tracker's worker process and its state machine (after Supervisor/supervisor's ``process.py``).
+
+States: STOPPED → STARTING → RUNNING (alive for ``start_seconds``). An unrequested exit goes to
+BACKOFF with a delay that doubles per consecutive crash; ``fatal_after`` consecutive exits that
+happen before RUNNING make it FATAL. An exit with ``EXIT_LOCK_HELD`` (another host runs the tracker)
+goes to LOCKED: not a crash, the supervisor retries when the lock is free. ``stop()`` sends SIGTERM
+(STOPPING), then SIGKILL after the grace period.
+
+Workers are forked by a forkserver that preloaded Telethon and froze its heap, so each one shares
+most of its memory. Each child arms ``PR_SET_PDEATHSIG`` (SIGTERM) and a watchdog thread that kills
+it ``orphan_grace`` seconds after its parent died, so no worker outlives the supervisor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import enum
+import multiprocessing
+import multiprocessing.context
+import os
+import select
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+import msgspec
+
+from seeonline.logging import configure_logging, get_logger
+from seeonline.settings import Settings
+
+WorkerTarget = Callable[[int, Settings], int]
+
+EXIT_LOCK_HELD = 3  # the worker found its tracker's advisory lock held elsewhere
+SUPERVISOR_PID_ENV = "SEEONLINE_SUPERVISOR_PID"
+DEFAULT_PRELOAD = ("telethon", "asyncpg", "seeonline.telegram.client", "supervisor.worker.main")
+_PR_SET_NAME = 15
+_PR_SET_PDEATHSIG = 1
+
+log = get_logger(__name__)
+
+
+class State(enum.Enum):
+    """Where a tracker's worker is in its life cycle."""
+
+    STOPPED = "stopped"
+    STARTING = "starting"
+    RUNNING = "running"
+    BACKOFF = "backoff"
+    LOCKED = "locked"
+    STOPPING = "stopping"
+    FATAL = "fatal"
+
+
+class ProcessOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """Timings of the state machine."""
+
+    start_seconds: float = 3.0  # alive this long after start → RUNNING
+    fatal_after: int = 5  # consecutive exits before RUNNING → FATAL
+    backoff_base: float = 0.5
+    backoff_max: float = 60.0
+    stable_seconds: float = 60.0  # a run this long resets the backoff
+    lock_retry: float = 1.0  # retry delay after EXIT_LOCK_HELD
+    stop_grace: float = 10.0  # SIGTERM → SIGKILL
+    orphan_grace: float = 10.0  # a child whose parent died kills itself after this long
+
+
+def set_parent_death_signal(sig: int) -> None:
+    """Ask the kernel to send ``sig`` to this process when its parent thread exits (Linux)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+
+
+def forkserver_context(preload: tuple[str, ...] = DEFAULT_PRELOAD) -> multiprocessing.context.ForkServerContext:
+    """A forkserver context whose server preloads ``preload``, ties its life to us and freezes its heap."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([*preload, "supervisor.forkserver_init"])
+    # Read by supervisor.forkserver_init in the server: it must equal the server's parent pid.
+    os.environ[SUPERVISOR_PID_ENV] = str(os.getpid())
+    return context
+
+
+def _watch_parent(parent: int, grace: float) -> None:
+    """Kill this process ``grace`` seconds after ``parent`` exits, whatever the worker is doing."""
+    try:
+        fd = os.pidfd_open(parent)
+    except OSError:
+        fd = -1
+    if fd >= 0:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        poller.poll()
+    else:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+    time.sleep(grace)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def child_main(target: WorkerTarget, tracker_id: int, settings: Settings, orphan_grace: float) -> None:
+    """Entry point in the forked child: arm the death signals, configure logging, run the worker."""
+    set_parent_death_signal(signal.SIGTERM)
+    parent = os.getppid()
+    if parent == 1:
+        os._exit(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # ^C reaches the whole group; the supervisor decides
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(_PR_SET_NAME, f"so-worker-{tracker_id}".encode()[:15], 0, 0, 0)
+    threading.Thread(target=_watch_parent, args=(parent, orphan_grace), daemon=True, name="orphan-watch").start()
+    configure_logging(settings.log_level, json=settings.log_json)
+    sys.exit(target(tracker_id, settings))
+
+
+class TrackerProcess:
+    """The worker process of one tracker, driven by the supervisor's event loop."""
+
+    def __init__(
+        self,
+        tracker_id: int,
+        *,
+        context: multiprocessing.context.ForkServerContext,
+        target: WorkerTarget,
+        settings: Settings,
+        options: ProcessOptions,
+        on_change: Callable[[TrackerProcess], None],
+    ) -> None:
+        self.tracker_id = tracker_id
+        self.state = State.STOPPED
+        self.fingerprint: str | None = None
+        self.wanted = False
+        self.fast_exits = 0
+        self.crashes = 0
+        self.exit_codes: list[int] = []
+        self.last_exit: int | None = None
+        self.process: multiprocessing.process.BaseProcess | None = None
+        self._context = context
+        self._target = target
+        self._settings = settings
+        self._options = options
+        self._on_change = on_change
+        self._started_at = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._log = log.bind(tracker_account_id=tracker_id)
+
+    @property
+    def pid(self) -> int | None:
+        """The live worker's pid."""
+        return self.process.pid if self.process is not None else None
+
+    @property
+    def alive(self) -> bool:
+        """Whether a worker process exists (possibly stopping)."""
+        return self.process is not None
+
+    def start(self) -> None:
+        """Fork a worker now (from STOPPED, BACKOFF, LOCKED or FATAL)."""
+        if self.process is not None:
+            return
+        self._cancel_timer()
+        loop = asyncio.get_running_loop()
+        process = self._context.Process(
+            target=child_main,
+            args=(self._target, self.tracker_id, self._settings, self._options.orphan_grace),
+            name=f"seeonline-worker-{self.tracker_id}",
+            daemon=True,
+        )
+        process.start()
+        self.process = process
+        self._started_at = loop.time()
+        loop.add_reader(process.sentinel, self._on_sentinel, process)
+        self._set(State.STARTING)
+        self._timer = loop.call_later(self._options.start_seconds, self._promote, process)
+        self._log.info("worker_started", pid=process.pid)
+
+    def stop(self) -> None:
+        """SIGTERM the worker, SIGKILL after the grace period; a no-op without a worker."""
+        self._cancel_timer()
+        if self.process is None:
+            if self.state is not State.FATAL:
+                self._set(State.STOPPED)
+            return
+        if self.state is State.STOPPING:
+            return
+        self._set(State.STOPPING)
+        self._signal(signal.SIGTERM)
+        self._timer = asyncio.get_running_loop().call_later(self._options.stop_grace, self._kill, self.process)
+
+    def kill(self) -> None:
+        """SIGKILL the worker now."""
+        if self.process is not None:
+            self._signal(signal.SIGKILL)
+
+    def reset(self) -> None:
+        """Forget the crash history (the tracker's rows changed, or it left FATAL)."""
+        self.fast_exits = 0
+        self.crashes = 0
+        if self.state is State.FATAL:
+            self._set(State.STOPPED)
+
+    def _signal(self, sig: int) -> None:
+        pid = self.pid
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+    def _kill(self, process: multiprocessing.process.BaseProcess) -> None:
+        if process is self.process:
+            self._log.warning("worker_kill_after_grace", pid=process.pid, grace=self._options.stop_grace)
+            self._signal(signal.SIGKILL)
+
+    def _promote(self, process: multiprocessing.process.BaseProcess) -> None:
+        if process is self.process and self.state is State.STARTING:
+            self.fast_exits = 0
+            self._set(State.RUNNING)
+
+    def _on_sentinel(self, process: multiprocessing.process.BaseProcess) -> None:
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(process.sentinel)
+        process.join(0)
+        code = process.exitcode if process.exitcode is not None else -1
+        process.close()
+        if process is not self.process:
+            return
+        self.process = None
+        self._cancel_timer()
+        uptime = loop.time() - self._started_at
+        self.last_exit = code
+        self.exit_codes.append(code)
+        del self.exit_codes[:-20]
+        previous = self.state
+        if previous is State.STOPPING or not self.wanted:
+            self._log.info("worker_stopped", exit_code=code, uptime=round(uptime, 3))
+            self._set(State.STOPPED)
+            return
+        if code == EXIT_LOCK_HELD:
+            self._log.info("worker_lock_held_elsewhere", retry_in=self._options.lock_retry)
+            self._set(State.LOCKED)
+            return
+        if uptime >= self._options.stable_seconds:
+            self.crashes = 0
+        self.crashes += 1
+        if previous is State.STARTING:
+            self.fast_exits += 1
+        if self.fast_exits >= self._options.fatal_after:
+            self._log.error("worker_fatal", exit_code=code, fast_exits=self.fast_exits)
+            self._set(State.FATAL)
+            return
+        delay = min(self._options.backoff_base * 2 ** (self.crashes - 1), self._options.backoff_max)
+        self._log.warning("worker_exited", exit_code=code, uptime=round(uptime, 3), restart_in=delay)
+        self._set(State.BACKOFF)
+        self._timer = loop.call_later(delay, self._retry)
+
+    def _retry(self) -> None:
+        self._timer = None
+        if self.wanted and self.state is State.BACKOFF:
+            self.start()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _set(self, state: State) -> None:
+        self.state = state
+        self._on_change(self)
+
+    def __repr__(self) -> str:
+        return f"TrackerProcess({self.tracker_id}, {self.state.value}, pid={self.pid})"

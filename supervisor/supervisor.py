@@ -1,0 +1,242 @@
+"""The supervisor: one worker process per runnable tracker, following the database.
+
+The truth is the tables; NOTIFY on ``CHANNEL_TRACKERS`` only wakes the reconcile loop early. A
+reconcile runs on start, after every (re)connect of the LISTEN connection, on each notification
+(coalesced), on a timer (``settings.reconcile_interval``), when a flood wait ends, every
+``lock_poll_interval`` while some tracker's lock is held elsewhere, and when a worker exits.
+
+Two supervisors on one database share the trackers through the workers' advisory locks: a tracker
+whose lock is held elsewhere is not forked at all (``pg_locks`` is checked first) and a worker that
+loses the race exits with ``EXIT_LOCK_HELD``, which is not a crash. When the other host dies its
+locks free and this one starts the tracker within ``lock_poll_interval``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import importlib
+import multiprocessing.forkserver
+import signal
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from seeonline.channels import CHANNEL_TRACKERS
+from seeonline.logging import get_logger
+from seeonline.settings import Settings
+from supervisor import trackers
+from supervisor.listener import PgListener
+from supervisor.process import (
+    DEFAULT_PRELOAD,
+    ProcessOptions,
+    State,
+    TrackerProcess,
+    WorkerTarget,
+    forkserver_context,
+)
+
+log = get_logger(__name__)
+
+_DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+
+
+class SupervisorOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """Tunables beyond ``Settings`` (tests and benchmarks shorten them)."""
+
+    process: ProcessOptions = ProcessOptions()
+    lock_poll_interval: float = 1.0
+    error_retry: float = 1.0
+    preload: tuple[str, ...] = DEFAULT_PRELOAD
+
+
+def default_target() -> WorkerTarget:
+    """The real tracker worker, imported lazily so tests can run without it."""
+    # Imported by name: the worker package is optional for the supervisor's own tests.
+    run_worker: WorkerTarget = importlib.import_module("supervisor.worker.main").run_worker
+    return run_worker
+
+
+class Supervisor:
+    """Runs and watches one worker process per runnable tracker until ``stop()``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        target: WorkerTarget | None = None,
+        options: SupervisorOptions | None = None,
+        on_state: Callable[[TrackerProcess], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.options = options or SupervisorOptions()
+        self.target = target
+        self.processes: dict[int, TrackerProcess] = {}
+        self.ready = asyncio.Event()
+        self.reconciles = 0
+        self._on_state = on_state
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._all_stopped = asyncio.Event()
+        self._next_flood_end: datetime.datetime | None = None
+        self._pool: asyncpg.Pool[Any] | None = None
+        self._context: multiprocessing.context.ForkServerContext | None = None
+
+    def stop(self) -> None:
+        """Ask the supervisor to stop its workers and return from ``run()``."""
+        self._stopping.set()
+        self._wake.set()
+
+    def snapshot(self) -> dict[int, tuple[str, int | None]]:
+        """Each managed tracker's state and worker pid."""
+        return {tid: (p.state.value, p.pid) for tid, p in self.processes.items()}
+
+    async def run(self, *, handle_signals: bool = False) -> None:
+        """Supervise until ``stop()`` (or SIGTERM/SIGINT with ``handle_signals``), then stop every worker."""
+        loop = asyncio.get_running_loop()
+        if handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.stop)
+        target = self.target or default_target()
+        self._context = forkserver_context(self.options.preload)
+        # Started here, on the loop's thread, so the server's parent-death signal is tied to it.
+        multiprocessing.forkserver.ensure_running()
+        self._pool = await asyncpg.create_pool(self.settings.asyncpg_dsn, min_size=1, max_size=2)
+        listener = PgListener(
+            self.settings.asyncpg_dsn,
+            [CHANNEL_TRACKERS],
+            on_notify=lambda _channel, _payload: self._wake.set(),
+            on_connect=self._on_listener_connect,
+            name="supervisor",
+        )
+        listener_task = asyncio.create_task(listener.run(), name="supervisor-listener")
+        log.info("supervisor_started", preload=list(self.options.preload))
+        try:
+            await self._loop(target)
+        finally:
+            await listener.stop()
+            listener_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener_task
+            await self._shutdown()
+            await self._pool.close()
+            if handle_signals:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+            log.info("supervisor_stopped")
+
+    async def _on_listener_connect(self) -> None:
+        self._wake.set()
+
+    async def _loop(self, target: WorkerTarget) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._stopping.is_set():
+            try:
+                await self._reconcile(target)
+                delay = self._next_delay()
+            except _DB_ERRORS as exc:
+                log.warning("reconcile_failed", error=repr(exc), retry_in=self.options.error_retry)
+                delay = self.options.error_retry
+            self.reconciles += 1
+            self.ready.set()
+            deadline = loop.time() + delay
+            while not self._wake.is_set() and loop.time() < deadline:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=deadline - loop.time())
+            self._wake.clear()
+
+    def _next_delay(self) -> float:
+        delay = self.settings.reconcile_interval
+        if any(p.state is State.LOCKED for p in self.processes.values()):
+            delay = min(delay, self.options.lock_poll_interval)
+        if self._next_flood_end is not None:
+            left = (self._next_flood_end - datetime.datetime.now(datetime.UTC)).total_seconds()
+            delay = min(delay, max(left + 0.05, 0.05))
+        return delay
+
+    async def _reconcile(self, target: WorkerTarget) -> None:
+        assert self._pool is not None
+        async with self._pool.acquire() as connection:
+            await self._record_fatal(connection)
+            cleared = await trackers.clear_stale_fatal(connection)
+            if cleared:
+                log.info("fatal_cleared", tracker_account_ids=cleared)
+            runnable = {t.id: t for t in await trackers.runnable_trackers(connection)}
+            self._next_flood_end = await trackers.next_flood_wait_end(connection)
+        if self._stopping.is_set():
+            return
+        for tracker_id, process in list(self.processes.items()):
+            if tracker_id not in runnable and process.state is not State.FATAL:
+                process.wanted = False
+                process.stop()
+                if not process.alive:
+                    del self.processes[tracker_id]
+        for tracker in runnable.values():
+            self._apply(tracker, target)
+
+    def _apply(self, tracker: trackers.RunnableTracker, target: WorkerTarget) -> None:
+        assert self._context is not None
+        process = self.processes.get(tracker.id)
+        if process is None:
+            process = TrackerProcess(
+                tracker.id,
+                context=self._context,
+                target=target,
+                settings=self.settings,
+                options=self.options.process,
+                on_change=self._on_change,
+            )
+            process.fingerprint = tracker.fingerprint
+            self.processes[tracker.id] = process
+        process.wanted = True
+        if process.fingerprint != tracker.fingerprint:
+            log.info("tracker_changed_restarting", tracker_account_id=tracker.id)
+            process.fingerprint = tracker.fingerprint
+            process.reset()
+            process.stop()
+        if process.state in (State.STOPPED, State.LOCKED) and not process.alive:
+            if tracker.locked:
+                if process.state is not State.LOCKED:
+                    process.state = State.LOCKED
+                    log.info("tracker_locked_elsewhere", tracker_account_id=tracker.id)
+            else:
+                process.start()
+
+    async def _record_fatal(self, connection: trackers.Connection) -> None:
+        for tracker_id, process in list(self.processes.items()):
+            if process.state is not State.FATAL:
+                continue
+            error = (
+                f"worker exited {process.fast_exits} times within {self.options.process.start_seconds}s "
+                f"of starting; exit codes {process.exit_codes[-process.fast_exits :]}"
+            )
+            recorded = await trackers.mark_fatal(connection, tracker_id, error)
+            log.error("tracker_fatal", tracker_account_id=tracker_id, recorded=recorded, error=error)
+            # Either way its worker is gone; it runs again when the tracker shows up as runnable.
+            del self.processes[tracker_id]
+
+    def _on_change(self, process: TrackerProcess) -> None:
+        if self._on_state is not None:
+            self._on_state(process)
+        if process.state in (State.FATAL, State.LOCKED) or (process.state is State.STOPPED and process.wanted):
+            self._wake.set()
+        if self._stopping.is_set() and not any(p.alive for p in self.processes.values()):
+            self._all_stopped.set()
+
+    async def _shutdown(self) -> None:
+        for process in self.processes.values():
+            process.wanted = False
+            process.stop()
+        if any(p.alive for p in self.processes.values()):
+            grace = self.options.process.stop_grace
+            log.info("supervisor_stopping_workers", count=sum(p.alive for p in self.processes.values()), grace=grace)
+            try:
+                await asyncio.wait_for(self._all_stopped.wait(), timeout=grace + 5.0)
+            except TimeoutError:
+                for process in self.processes.values():
+                    process.kill()
+                log.error("supervisor_workers_did_not_exit", pids=[p.pid for p in self.processes.values() if p.alive])
+        self.processes.clear()

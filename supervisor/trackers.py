@@ -1,0 +1,126 @@
+"""SQL of the supervisor: which trackers to run, FATAL marking and clearing.
+
+A tracker is runnable when it is active, authorized, has a session and its health is not
+auth_lost / banned / fatal / flood_wait-until-the-future. FATAL lasts until the tracker's account
+or setting row is updated after its health row was (``updated_at`` is maintained by triggers; the
+drain that goes with FATAL runs in the same transaction, so its own ``current_users`` update does
+not count as a change).
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any, Union
+
+import asyncpg
+import msgspec
+
+from seeonline.channels import TRACKER_LOCK_SPACE
+
+Connection = Union["asyncpg.Connection[Any]", "asyncpg.pool.PoolConnectionProxy[Any]"]
+
+_RUNNABLE = """
+    a.is_active
+    AND a.is_auth
+    AND s.session_encrypted IS NOT NULL
+    AND coalesce(h.state, 'stopped') NOT IN ('auth_lost', 'banned', 'fatal')
+    AND NOT (coalesce(h.state, 'stopped') = 'flood_wait' AND coalesce(h.state_until, 'infinity') > now())
+"""
+
+RUNNABLE_TRACKERS = f"""
+SELECT a.id,
+       md5(a.api_id::text || ':' || a.api_hash_encrypted || ':' || s.session_encrypted) AS fingerprint,
+       EXISTS (
+           SELECT 1 FROM pg_locks l
+           WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+             AND l.classid = $1::bigint::oid AND l.objid::bigint = a.id
+       ) AS locked
+FROM tracker_accounts a
+JOIN tracker_settings s ON s.tracker_account_id = a.id
+LEFT JOIN tracker_health h ON h.tracker_account_id = a.id
+WHERE {_RUNNABLE}
+ORDER BY a.id
+"""
+
+NEXT_FLOOD_WAIT_END = """
+SELECT min(state_until) FROM tracker_health WHERE state = 'flood_wait' AND state_until > now()
+"""
+
+STALE_FATAL = """
+SELECT h.tracker_account_id
+FROM tracker_health h
+JOIN tracker_accounts a ON a.id = h.tracker_account_id
+LEFT JOIN tracker_settings s ON s.tracker_account_id = h.tracker_account_id
+WHERE h.state = 'fatal' AND (a.updated_at > h.updated_at OR s.updated_at > h.updated_at)
+"""
+
+CLEAR_FATAL = """
+UPDATE tracker_health h SET state = 'stopped', state_until = NULL
+FROM tracker_accounts a
+LEFT JOIN tracker_settings s ON s.tracker_account_id = a.id
+WHERE a.id = h.tracker_account_id AND h.tracker_account_id = ANY($1::bigint[])
+  AND h.state = 'fatal' AND (a.updated_at > h.updated_at OR s.updated_at > h.updated_at)
+RETURNING h.tracker_account_id
+"""
+
+STILL_RUNNABLE = f"""
+SELECT EXISTS (
+    SELECT 1 FROM tracker_accounts a
+    JOIN tracker_settings s ON s.tracker_account_id = a.id
+    LEFT JOIN tracker_health h ON h.tracker_account_id = a.id
+    WHERE a.id = $1 AND {_RUNNABLE}
+)
+"""
+
+MARK_FATAL = """
+INSERT INTO tracker_health (tracker_account_id, state, state_until, last_error)
+VALUES ($1, 'fatal', NULL, $2)
+ON CONFLICT (tracker_account_id) DO UPDATE
+SET state = 'fatal', state_until = NULL, last_error = EXCLUDED.last_error
+"""
+
+
+class RunnableTracker(msgspec.Struct, frozen=True):
+    """A tracker this host should run; ``locked`` means some worker holds its advisory lock now."""
+
+    id: int
+    fingerprint: str
+    locked: bool
+
+
+async def runnable_trackers(connection: Connection) -> list[RunnableTracker]:
+    """Every tracker that should have a worker, with whether its lock is held right now."""
+    rows = await connection.fetch(RUNNABLE_TRACKERS, TRACKER_LOCK_SPACE)
+    return [RunnableTracker(row["id"], row["fingerprint"], row["locked"]) for row in rows]
+
+
+async def next_flood_wait_end(connection: Connection) -> datetime.datetime | None:
+    """When the earliest current flood wait ends (its tracker becomes runnable again)."""
+    value: datetime.datetime | None = await connection.fetchval(NEXT_FLOOD_WAIT_END)
+    return value
+
+
+async def clear_stale_fatal(connection: Connection) -> list[int]:
+    """Move FATAL trackers whose rows changed since back to ``stopped`` and give them waiting targets."""
+    stale = [row[0] for row in await connection.fetch(STALE_FATAL)]
+    if not stale:
+        return []
+    async with connection.transaction():
+        await connection.execute("SELECT so_begin_rebalance()")
+        cleared = [row[0] for row in await connection.fetch(CLEAR_FATAL, stale)]
+        if cleared:
+            await connection.execute("SELECT so_pickup_waiting()")
+    return cleared
+
+
+async def mark_fatal(connection: Connection, tracker_id: int, error: str) -> bool:
+    """Record FATAL and move the tracker's targets away, unless it stopped being runnable meanwhile."""
+    async with connection.transaction():
+        await connection.execute("SELECT so_begin_rebalance()")
+        if not await connection.fetchval(STILL_RUNNABLE, tracker_id):
+            return False
+        await connection.execute(MARK_FATAL, tracker_id, error)
+        await connection.execute("SELECT so_drain_tracker($1, false, true)", tracker_id)
+        await connection.execute("SELECT so_pickup_waiting()")
+    return True

@@ -1,0 +1,62 @@
+"""A tiny stand-in for the tracker worker: takes the tracker's advisory lock and behaves as told.
+
+The behaviour comes from ``<control>/mode.<tracker id>`` (``run`` by default): ``run`` waits for
+SIGTERM and exits 0, ``crash`` exits 1 at once, ``locked`` exits ``EXIT_LOCK_HELD`` at once,
+``ignore_term`` ignores SIGTERM. Every step is appended to ``<control>/events.log`` as
+``<kind> <tracker> <pid> <unix time>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+import asyncpg
+
+from seeonline.channels import TRACKER_LOCK_SPACE
+from seeonline.settings import Settings
+from supervisor.process import EXIT_LOCK_HELD
+
+
+def event(control: Path, kind: str, tracker_id: int) -> None:
+    """Append one event line (a single O_APPEND write, so lines from many processes never interleave)."""
+    line = f"{kind} {tracker_id} {os.getpid()} {time.time():.6f}\n".encode()
+    fd = os.open(control / "events.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+def run(tracker_id: int, settings: Settings, control_dir: str | None = None) -> int:
+    """The worker target."""
+    control = Path(control_dir or os.environ["FAKE_WORKER_DIR"])
+    return asyncio.run(_main(tracker_id, settings, control))
+
+
+async def _main(tracker_id: int, settings: Settings, control: Path) -> int:
+    mode_file = control / f"mode.{tracker_id}"
+    mode = mode_file.read_text().strip() if mode_file.exists() else "run"
+    event(control, "spawned", tracker_id)
+    if mode == "locked":
+        return EXIT_LOCK_HELD
+    connection = await asyncpg.connect(settings.asyncpg_dsn)
+    if not await connection.fetchval("SELECT pg_try_advisory_lock($1, $2)", TRACKER_LOCK_SPACE, tracker_id):
+        event(control, "lock_held", tracker_id)
+        await connection.close()
+        return EXIT_LOCK_HELD
+    event(control, "acquired", tracker_id)
+    if mode == "crash":
+        return 1
+    stop = asyncio.Event()
+    if mode == "ignore_term":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    else:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    event(control, "stopped", tracker_id)
+    await connection.close()
+    return 0

@@ -1,0 +1,177 @@
+"""The supervisor in-process with real forked workers (a fake target) and real Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import os
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from seeonline.channels import TRACKER_LOCK_SPACE
+from seeonline.settings import Settings
+from supervisor.process import ProcessOptions, State
+from supervisor.supervisor import Supervisor, SupervisorOptions
+from tests.supervisor import fake_worker
+from tests.supervisor.helpers import alive, events_of, make_tracker, wait_until, wait_until_async
+
+FAST = SupervisorOptions(
+    process=ProcessOptions(
+        start_seconds=0.5, fatal_after=3, backoff_base=0.2, backoff_max=2.0, stop_grace=1.0, lock_retry=0.2
+    ),
+    lock_poll_interval=0.2,
+)
+
+
+class Running:
+    """A supervisor task and where its fake workers report."""
+
+    def __init__(self, supervisor: Supervisor, task: asyncio.Task[None], control: Path) -> None:
+        self.supervisor = supervisor
+        self.task = task
+        self.control = control
+
+    def state(self, tracker: int) -> str | None:
+        """The tracker's process state, or None when unmanaged."""
+        process = self.supervisor.processes.get(tracker)
+        return process.state.value if process is not None else None
+
+    def pid(self, tracker: int) -> int | None:
+        """The tracker's worker pid."""
+        process = self.supervisor.processes.get(tracker)
+        return process.pid if process is not None else None
+
+    def acquired(self, tracker: int) -> list[int]:
+        """Pids of workers of ``tracker`` that took its lock, oldest first."""
+        return [e.pid for e in events_of(self.control, "acquired", tracker)]
+
+    async def stop(self) -> None:
+        """Stop the supervisor and wait for it."""
+        self.supervisor.stop()
+        await asyncio.wait_for(self.task, 30)
+
+
+@pytest.fixture
+async def running(settings: Settings, tmp_path: Path) -> AsyncIterator[Running]:
+    """A started supervisor with the fake worker."""
+    settings = Settings(**{**{f: getattr(settings, f) for f in settings.__struct_fields__}, "reconcile_interval": 5.0})
+    target = functools.partial(fake_worker.run, control_dir=str(tmp_path))
+    supervisor = Supervisor(settings, target=target, options=FAST)
+    task = asyncio.create_task(supervisor.run())
+    await asyncio.wait_for(supervisor.ready.wait(), 30)
+    runner = Running(supervisor, task, tmp_path)
+    yield runner
+    if not task.done():
+        await runner.stop()
+
+
+async def test_workers_start_and_stop_as_tracker_rows_change(running: Running, db: asyncpg.Connection[Any]) -> None:
+    tracker = await make_tracker(db)
+    await wait_until(lambda: running.acquired(tracker), what="worker started")
+    first = running.acquired(tracker)[0]
+    await wait_until(lambda: running.state(tracker) == "running", what="RUNNING")
+
+    await db.execute("UPDATE tracker_accounts SET is_active = false WHERE id = $1", tracker)
+    await wait_until(lambda: events_of(running.control, "stopped", tracker), what="graceful stop")
+    await wait_until(lambda: not alive(first) and running.state(tracker) is None, what="worker gone")
+
+    await db.execute("UPDATE tracker_accounts SET is_active = true WHERE id = $1", tracker)
+    await wait_until(lambda: len(running.acquired(tracker)) == 2, what="worker restarted")
+
+    # A new session means a new worker; a capacity change does not.
+    second = running.acquired(tracker)[1]
+    await db.execute("UPDATE tracker_settings SET max_users = 20 WHERE tracker_account_id = $1", tracker)
+    await db.execute("UPDATE tracker_settings SET session_encrypted = 'other' WHERE tracker_account_id = $1", tracker)
+    await wait_until(lambda: len(running.acquired(tracker)) == 3, what="restart on session change")
+    assert not alive(second)
+    assert len(running.acquired(tracker)) == 3
+
+    # Unrunnable health states stop the worker; a flood wait that ends lets it run again.
+    third = running.acquired(tracker)[2]
+    await db.execute(
+        "INSERT INTO tracker_health (tracker_account_id, state, state_until) "
+        "VALUES ($1, 'flood_wait', now() + interval '1 second')",
+        tracker,
+    )
+    await wait_until(lambda: not alive(third), what="stop on flood wait")
+    await wait_until(lambda: len(running.acquired(tracker)) == 4, what="start after the flood wait ended")
+
+
+async def test_crashing_worker_backs_off_then_goes_fatal_until_its_row_changes(
+    running: Running, db: asyncpg.Connection[Any]
+) -> None:
+    tracker = await make_tracker(db)
+    (running.control / f"mode.{tracker}").write_text("crash")
+
+    async def health() -> Any:
+        return await db.fetchrow("SELECT state, last_error FROM tracker_health WHERE tracker_account_id = $1", tracker)
+
+    row = await wait_until_async(lambda: _fatal(health), what="FATAL in tracker_health")
+    assert "exited 3 times" in row["last_error"]
+    spawns = [e.at for e in events_of(running.control, "acquired", tracker)]
+    assert len(spawns) == 3
+    gaps = [b - a for a, b in itertools.pairwise(spawns)]
+    assert gaps[1] > gaps[0], f"backoff did not grow: {gaps}"
+    assert running.state(tracker) is None
+
+    (running.control / f"mode.{tracker}").write_text("run")
+    await db.execute(
+        "UPDATE tracker_settings SET phone_number = phone_number || '9' WHERE tracker_account_id = $1", tracker
+    )
+    # tracker_settings' NOTIFY ignores phone changes: the timer reconcile finds it.
+    await wait_until(lambda: running.state(tracker) == "running", timeout=30, what="restart after row change")
+    assert (await health())["state"] != "fatal"
+
+
+async def _fatal(health: Any) -> Any:
+    row = await health()
+    return row if row is not None and row["state"] == "fatal" else None
+
+
+async def test_lock_held_elsewhere_is_not_a_crash_and_is_retried(running: Running, db: asyncpg.Connection[Any]) -> None:
+    holder = await asyncpg.connect(running.supervisor.settings.asyncpg_dsn)
+    try:
+        tracker = await make_tracker(holder)
+        await holder.execute("SELECT pg_advisory_lock($1, $2)", TRACKER_LOCK_SPACE, tracker)
+        await wait_until(lambda: running.state(tracker) == "locked", what="LOCKED without forking")
+        await asyncio.sleep(1.0)
+        assert running.acquired(tracker) == []
+        await holder.execute("SELECT pg_advisory_unlock($1, $2)", TRACKER_LOCK_SPACE, tracker)
+        await wait_until(lambda: running.acquired(tracker), what="start once the lock is free")
+    finally:
+        await holder.close()
+
+    # A worker that loses the race exits with EXIT_LOCK_HELD, again and again: never FATAL.
+    other = await make_tracker(db)
+    (running.control / f"mode.{other}").write_text("locked")
+    await wait_until(lambda: len(events_of(running.control, "spawned", other)) >= 5, what="retries")
+    assert running.state(other) in {"locked", "starting"}
+    assert await db.fetchval("SELECT state FROM tracker_health WHERE tracker_account_id = $1", other) is None
+
+
+async def test_stop_terminates_gracefully_and_kills_stragglers(running: Running, db: asyncpg.Connection[Any]) -> None:
+    polite = await make_tracker(db)
+    stubborn = await make_tracker(db)
+    (running.control / f"mode.{stubborn}").write_text("ignore_term")
+    await wait_until(lambda: running.acquired(polite) and running.acquired(stubborn), what="both running")
+    pids = [running.acquired(polite)[0], running.acquired(stubborn)[0]]
+    await running.stop()
+    assert events_of(running.control, "stopped", polite), "the polite worker got SIGTERM and exited cleanly"
+    assert not events_of(running.control, "stopped", stubborn)
+    await wait_until(lambda: not any(alive(pid) for pid in pids), what="no worker left")
+
+
+async def test_kill_9_of_a_worker_restarts_it(running: Running, db: asyncpg.Connection[Any]) -> None:
+    tracker = await make_tracker(db)
+    await wait_until(lambda: running.state(tracker) == "running", what="RUNNING")
+    pid = running.pid(tracker)
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    await wait_until(lambda: len(running.acquired(tracker)) == 2, what="restart after kill -9")
+    assert running.supervisor.processes[tracker].state in {State.STARTING, State.RUNNING}
