@@ -230,3 +230,12 @@ def downgrade() -> None:
     op.drop_table("tracker_accounts")
     op.drop_table("telegram_users")
     # ### end Alembic commands ###
+    for function in (
+        "so_notify_statuses()",
+        "so_notify_tracker_accounts()",
+        "so_notify_trackers()",
+        "so_notify_targets()",
+        "so_ensure_status_partitions(date, integer)",
+        "so_set_updated_at()",
+    ):
+        op.execute(f"DROP FUNCTION IF EXISTS {function}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import asyncpg
@@ -144,7 +145,8 @@ async def test_flood_wait_and_ban_make_a_tracker_unusable(client: Client, db: as
     async with db.transaction():
         await db.execute("SELECT so_begin_rebalance()")
         await db.execute(
-            "INSERT INTO tracker_health (tracker_account_id, state, state_until) VALUES ($1, 'flood_wait', now() + interval '1 hour')",
+            "INSERT INTO tracker_health (tracker_account_id, state, state_until)"
+            " VALUES ($1, 'flood_wait', now() + interval '1 hour')",
             first["id"],
         )
         await db.execute("SELECT so_drain_tracker($1, false, true)", first["id"])
@@ -165,8 +167,6 @@ async def test_target_changes_notify_the_trackers_involved(client: Client, datab
         await follow(client, owner, username())
         second = await tracker(client, max_users=5)
         await client.patch(f"/tracker-accounts/{first['id']}/", json={"is_active": False})
-        import asyncio
-
         for _ in range(50):
             if str(second["id"]) in received:
                 break
