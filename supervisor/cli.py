@@ -28,7 +28,13 @@ def load_target(spec: str) -> WorkerTarget:
 
 
 @click.command("supervisor")
-@click.option("--stop-grace", type=click.FloatRange(min=0), default=10.0, show_default=True, help="SIGTERM → SIGKILL.")
+@click.option(
+    "--stop-grace",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="SIGTERM → SIGKILL (also for orphans).",
+)
 @click.option("--start-seconds", type=click.FloatRange(min=0), default=3.0, show_default=True, help="Alive → RUNNING.")
 @click.option("--fatal-after", type=click.IntRange(min=1), default=5, show_default=True, help="Fast exits → FATAL.")
 @click.option("--exit-with-parent", is_flag=True, help="Stop (gracefully) when the process that started this one dies.")
@@ -53,7 +59,11 @@ def supervisor(
 
     options = SupervisorOptions(
         process=msgspec.structs.replace(
-            ProcessOptions(), stop_grace=stop_grace, start_seconds=start_seconds, fatal_after=fatal_after
+            ProcessOptions(),
+            stop_grace=stop_grace,
+            orphan_grace=stop_grace,
+            start_seconds=start_seconds,
+            fatal_after=fatal_after,
         )
     )
     target = load_target(worker_target) if worker_target else None

@@ -133,7 +133,7 @@ async def test_two_supervisors_never_run_a_tracker_twice_and_fail_over(
     watcher = asyncio.create_task(watch())
     try:
         a = supervisors.start("a")
-        await wait_until(lambda: len(holders(supervisors.control)) == 4, what="a runs all four")
+        await wait_until(lambda: set(holders(supervisors.control)) == set(trackers), what="a runs all four")
         b = supervisors.start("b")
         # b starts, reconciles, finds every lock held: its workers never take one.
         await wait_until(lambda: (supervisors.control / "b.log").read_text().count("tracker_locked_elsewhere") >= 4)
@@ -146,7 +146,7 @@ async def test_two_supervisors_never_run_a_tracker_twice_and_fail_over(
         def b_runs_all() -> bool:
             b_workers = {p.pid for p in descendants(b.pid)}
             current = holders(supervisors.control)
-            return len(current) == 4 and all(pids <= b_workers for pids in current.values())
+            return set(current) == set(trackers) and all(pids <= b_workers for pids in current.values())
 
         await wait_until(b_runs_all, timeout=30, what="failover to b")
         b.send_signal(signal.SIGTERM)
