@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -33,6 +34,8 @@ from seeonline.trackers.service import TrackerService
 
 log = get_logger(__name__)
 
+MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
+
 
 @get("/health", exclude_from_auth=True, tags=["operations"])
 async def health() -> dict[str, str]:
@@ -54,8 +57,11 @@ def validation_error_handler(request: AnyRequest, exc: ValidationException) -> R
     """Litestar's body validation errors in the contract's shape: a 400 naming the field."""
     extra = exc.extra if isinstance(exc.extra, list) else []
     first = extra[0] if extra and isinstance(extra[0], dict) else {}
-    field = first.get("key")
     message = str(first.get("message") or exc.detail)
+    missing = MISSING_FIELD.search(message)
+    field = missing.group(1) if missing else first.get("key")
+    if field == "data":  # the body as a whole (wrong JSON type)
+        field = None
     if field:
         return api_error_handler(request, invalid(str(field), message))
     return api_error_handler(request, ApiError(400, message, code="invalid"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Response, delete, get, patch, post
-from litestar.params import FromPath
+from litestar.params import FromPath, JSONBody
 
 from seeonline.api.context import AnyRequest, services
 from seeonline.api.listing import fetch_one, json_response, list_response, path_id
@@ -35,7 +35,7 @@ class TelegramUserController(Controller):
         return await list_response(services(request).pool, TELEGRAM_USERS, request)
 
     @post("/")
-    async def create_user(self, request: AnyRequest, data: TelegramUserCreate) -> Response[bytes]:
+    async def create_user(self, request: AnyRequest, data: JSONBody[TelegramUserCreate]) -> Response[bytes]:
         """Create a telegram user."""
         context = services(request)
         user_id = await context.people.create_telegram_user(data)
@@ -47,7 +47,9 @@ class TelegramUserController(Controller):
         return json_response(await fetch_one(services(request).pool, TELEGRAM_USERS, path_id(user_id)))
 
     @patch("/{user_id:str}")
-    async def update_user(self, request: AnyRequest, user_id: FromPath[str], data: TelegramUserUpdate) -> Response[bytes]:
+    async def update_user(
+        self, request: AnyRequest, user_id: FromPath[str], data: JSONBody[TelegramUserUpdate]
+    ) -> Response[bytes]:
         """Update a telegram user."""
         return await _update_one(request, path_id(user_id), data)
 
@@ -57,7 +59,9 @@ class TelegramUserController(Controller):
         await services(request).people.delete_telegram_users("id = $1", path_id(user_id))
 
     @patch("/by-telegram-id/{tg_id:str}")
-    async def update_by_telegram_id(self, request: AnyRequest, tg_id: FromPath[str], data: TelegramUserUpdate) -> Response[bytes]:
+    async def update_by_telegram_id(
+        self, request: AnyRequest, tg_id: FromPath[str], data: JSONBody[TelegramUserUpdate]
+    ) -> Response[bytes]:
         """Update the telegram user with this Telegram id."""
         row_id = await services(request).people.telegram_user_id_by_telegram_id(parse_int("tg_id", tg_id))
         return await _update_one(request, row_id, data)
@@ -68,7 +72,9 @@ class TelegramUserController(Controller):
         await services(request).people.delete_telegram_users("telegram_id = $1", parse_int("tg_id", tg_id))
 
     @patch("/by-role/{role:str}")
-    async def update_by_role(self, request: AnyRequest, role: FromPath[str], data: TelegramUserUpdate) -> Response[bytes]:
+    async def update_by_role(
+        self, request: AnyRequest, role: FromPath[str], data: JSONBody[TelegramUserUpdate]
+    ) -> Response[bytes]:
         """Update every user with this role; answers the updated users."""
         context = services(request)
         ids = await context.people.update_telegram_users("role = $1", parse_role("role", role), data)
@@ -84,7 +90,7 @@ class TelegramUserController(Controller):
         return {"deleted_count": deleted}
 
 
-async def _update_one(request: AnyRequest, user_id: int, data: TelegramUserUpdate) -> Response[bytes]:
+async def _update_one(request: AnyRequest, user_id: int, data: JSONBody[TelegramUserUpdate]) -> Response[bytes]:
     context = services(request)
     await context.people.update_telegram_users("id = $1", user_id, data)
     return json_response(await fetch_one(context.pool, TELEGRAM_USERS, user_id))
@@ -102,7 +108,7 @@ class TrackedUserController(Controller):
         return await list_response(services(request).pool, TRACKED_USERS, request)
 
     @post("/")
-    async def create_tracked(self, request: AnyRequest, data: TrackedUserCreate) -> Response[bytes]:
+    async def create_tracked(self, request: AnyRequest, data: JSONBody[TrackedUserCreate]) -> Response[bytes]:
         """Track a username for a telegram user (quota, ban and slot checks)."""
         context = services(request)
         tracked_id = await context.people.subscribe(data)
@@ -114,7 +120,9 @@ class TrackedUserController(Controller):
         return json_response(await fetch_one(services(request).pool, TRACKED_USERS, path_id(tracked_id)))
 
     @patch("/{tracked_id:str}")
-    async def update_tracked(self, request: AnyRequest, tracked_id: FromPath[str], data: TrackedUserUpdate) -> Response[bytes]:
+    async def update_tracked(
+        self, request: AnyRequest, tracked_id: FromPath[str], data: JSONBody[TrackedUserUpdate]
+    ) -> Response[bytes]:
         """Update a tracked user."""
         return await _update_tracked(request, path_id(tracked_id), data)
 
@@ -124,7 +132,9 @@ class TrackedUserController(Controller):
         await services(request).people.unsubscribe(path_id(tracked_id))
 
     @patch("/by-username/{username:str}", operation_class=query_operation("telegram_user__telegram_id"))
-    async def update_by_username(self, request: AnyRequest, username: FromPath[str], data: TrackedUserUpdate) -> Response[bytes]:
+    async def update_by_username(
+        self, request: AnyRequest, username: FromPath[str], data: JSONBody[TrackedUserUpdate]
+    ) -> Response[bytes]:
         """Update the one tracked user with this username (409 ambiguous_username if several)."""
         row_id = await _by_username(request, username)
         return await _update_tracked(request, row_id, data)
@@ -142,7 +152,7 @@ async def _by_username(request: AnyRequest, username: str) -> int:
     return await services(request).people.tracked_user_by_username(parse_text("username", username), owner_id)
 
 
-async def _update_tracked(request: AnyRequest, tracked_id: int, data: TrackedUserUpdate) -> Response[bytes]:
+async def _update_tracked(request: AnyRequest, tracked_id: int, data: JSONBody[TrackedUserUpdate]) -> Response[bytes]:
     context = services(request)
     await context.people.update_subscription(tracked_id, data)
     return json_response(await fetch_one(context.pool, TRACKED_USERS, tracked_id))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Response, delete, get, patch, post
-from litestar.params import FromPath
+from litestar.params import FromPath, JSONBody
 
 from seeonline.api.context import AnyRequest, services
 from seeonline.api.listing import fetch_one, json_response, list_response, path_id
@@ -32,7 +32,7 @@ class OnlineStatusController(Controller):
         return await list_response(services(request).pool, ONLINE_STATUSES, request)
 
     @post("/")
-    async def create_status(self, request: AnyRequest, data: OnlineStatusCreate) -> Response[bytes]:
+    async def create_status(self, request: AnyRequest, data: JSONBody[OnlineStatusCreate]) -> Response[bytes]:
         """Record a transition."""
         return json_response(await services(request).statuses.create(data), 201)
 
@@ -42,7 +42,9 @@ class OnlineStatusController(Controller):
         return json_response(await fetch_one(services(request).pool, ONLINE_STATUSES, path_id(status_id)))
 
     @patch("/{status_id:str}")
-    async def update_status(self, request: AnyRequest, status_id: FromPath[str], data: OnlineStatusUpdate) -> Response[bytes]:
+    async def update_status(
+        self, request: AnyRequest, status_id: FromPath[str], data: JSONBody[OnlineStatusUpdate]
+    ) -> Response[bytes]:
         """Correct a transition."""
         return json_response(await services(request).statuses.update(path_id(status_id), data))
 
