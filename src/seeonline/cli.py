@@ -90,9 +90,32 @@ def api(host: str, port: int) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--no-supervisor", is_flag=True, help="Serve the API only.")
-def run(host: str, port: int, no_supervisor: bool) -> None:
+@click.option(
+    "--demo/--no-demo",
+    default=None,
+    help="Run against the Telegram sandbox. Default: on when no DATABASE_URL is set and no tracker is registered.",
+)
+def run(host: str, port: int, no_supervisor: bool, demo: bool | None) -> None:
     """Run the API and the supervisor; without DATABASE_URL, on an embedded Postgres."""
-    from seeonline.local_stack import load_or_create_credentials, start_embedded_database  # noqa: PLC0415
+    run_service(host=host, port=port, supervisor=not no_supervisor, demo=demo)
+
+
+@main.command("demo")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def demo(host: str, port: int) -> None:
+    """Run everything against the Telegram sandbox with simulated people (fresh demo database)."""
+    run_service(host=host, port=port, supervisor=True, demo=True)
+
+
+def run_service(*, host: str, port: int, supervisor: bool, demo: bool | None) -> None:
+    """Start the database if needed, optionally the demo sandbox, the supervisor, then serve the API."""
+    from seeonline.demo import DEMO_DATABASE, prepare_demo  # noqa: PLC0415
+    from seeonline.local_stack import (  # noqa: PLC0415
+        has_tracker_accounts,
+        load_or_create_credentials,
+        start_embedded_database,
+    )
 
     settings = settings_or_exit()
     server = None
@@ -110,16 +133,36 @@ def run(host: str, port: int, no_supervisor: bool) -> None:
             click.echo(f"Development API key (X-API-Key): {credentials.api_key}", err=True)
     else:
         migrations.upgrade(settings.database_url)
-    supervisor = None if no_supervisor else start_supervisor_process(settings)
+    url = require_database(settings)
+    if demo is None:
+        demo = server is not None and not has_tracker_accounts(url)
+    sandbox = None
+    if demo:
+        if settings.secret_key is None:
+            msg = "SEEONLINE_SECRET_KEY: not set (the demo stores sandbox sessions encrypted)"
+            raise click.ClickException(msg)
+        base = url.rpartition("/")[0]
+        demo_url = f"{base}/{DEMO_DATABASE}"
+        click.echo(
+            "No Telegram trackers configured: running the demo against the Telegram sandbox "
+            f"(simulated people; database {DEMO_DATABASE}, recreated on every demo start).",
+            err=True,
+        )
+        sandbox = prepare_demo(f"{base}/postgres", demo_url, settings.secret_key, trackers=3, people=12, rate=0.5)
+        settings = msgspec.structs.replace(settings, database_url=demo_url)
+        click.echo(f"Sandbox control API: {sandbox.manifest['control_url']} (POST /people/<username>/status)", err=True)
+    child = start_supervisor_process(settings) if supervisor else None
     try:
         serve_api(settings, host, port)
     finally:
-        if supervisor is not None:
-            supervisor.terminate()
+        if child is not None:
+            child.terminate()
             try:
-                supervisor.wait(timeout=30)
+                child.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                supervisor.kill()
+                child.kill()
+        if sandbox is not None:
+            sandbox.stop()
         if server is not None:
             server.stop()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
@@ -58,11 +59,15 @@ def start_embedded_database(data_dir: Path) -> tuple[EmbeddedPostgres, str]:
     return server, url
 
 
-async def database_is_reachable(url: str) -> bool:
-    """Whether ``url`` accepts a connection (for start-up diagnostics)."""
-    try:
-        connection = await asyncpg.connect(url, timeout=5)
-    except (OSError, asyncpg.PostgresError):
-        return False
-    await connection.close()
-    return True
+def has_tracker_accounts(url: str) -> bool:
+    """Whether any tracker account is registered (decides whether ``seeonline run`` starts the demo)."""
+
+    async def count() -> int:
+        connection = await asyncpg.connect(url, timeout=10)
+        try:
+            found: int = await connection.fetchval("SELECT count(*) FROM tracker_accounts")
+            return found
+        finally:
+            await connection.close()
+
+    return asyncio.run(count()) > 0
