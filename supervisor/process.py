@@ -3,7 +3,9 @@
 States: STOPPED → STARTING → RUNNING (alive for ``start_seconds``). An unrequested exit goes to
 BACKOFF with a delay that doubles per consecutive crash; ``fatal_after`` consecutive exits that
 happen before RUNNING make it FATAL. An exit with ``EXIT_LOCK_HELD`` (another host runs the tracker)
-goes to LOCKED: not a crash, the supervisor retries when the lock is free. ``stop()`` sends SIGTERM
+goes to LOCKED: not a crash, the supervisor retries when the lock is free. ``EXIT_RETIRED`` (the
+worker recorded an unrunnable health) backs off without counting towards FATAL; the reconcile it
+triggers normally stops the tracker for good. ``stop()`` sends SIGTERM
 (STOPPING), then SIGKILL after the grace period.
 
 Workers are forked by a forkserver that preloaded Telethon and froze its heap, so each one shares
@@ -35,6 +37,7 @@ from seeonline.settings import Settings
 WorkerTarget = Callable[[int, Settings], int]
 
 EXIT_LOCK_HELD = 3  # the worker found its tracker's advisory lock held elsewhere
+EXIT_RETIRED = 4  # the worker found its tracker unrunnable (its health says why): not a crash
 SUPERVISOR_PID_ENV = "SEEONLINE_SUPERVISOR_PID"
 DEFAULT_PRELOAD = ("telethon", "asyncpg", "seeonline.telegram.client", "supervisor.worker.main")
 _PR_SET_NAME = 15
@@ -243,7 +246,7 @@ class TrackerProcess:
         if uptime >= self._options.stable_seconds:
             self.crashes = 0
         self.crashes += 1
-        if previous is State.STARTING:
+        if previous is State.STARTING and code != EXIT_RETIRED:
             self.fast_exits += 1
         if self.fast_exits >= self._options.fatal_after:
             self._log.error("worker_fatal", exit_code=code, fast_exits=self.fast_exits)

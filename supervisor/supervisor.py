@@ -221,7 +221,9 @@ class Supervisor:
     def _on_change(self, process: TrackerProcess) -> None:
         if self._on_state is not None:
             self._on_state(process)
-        if process.state in (State.FATAL, State.LOCKED) or (process.state is State.STOPPED and process.wanted):
+        if process.state in (State.FATAL, State.LOCKED, State.BACKOFF) or (
+            process.state is State.STOPPED and process.wanted
+        ):
             self._wake.set()
         if self._stopping.is_set() and not any(p.alive for p in self.processes.values()):
             self._all_stopped.set()

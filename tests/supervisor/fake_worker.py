@@ -2,6 +2,7 @@
 
 The behaviour comes from ``<control>/mode.<tracker id>`` (``run`` by default): ``run`` waits for
 SIGTERM and exits 0, ``crash`` exits 1 at once, ``locked`` exits ``EXIT_LOCK_HELD`` at once,
+``retire`` exits ``EXIT_RETIRED`` at once,
 ``ignore_term`` ignores SIGTERM. Every step is appended to ``<control>/events.log`` as
 ``<kind> <tracker> <pid> <unix time>``.
 """
@@ -18,7 +19,7 @@ import asyncpg
 
 from seeonline.channels import TRACKER_LOCK_SPACE
 from seeonline.settings import Settings
-from supervisor.process import EXIT_LOCK_HELD
+from supervisor.process import EXIT_LOCK_HELD, EXIT_RETIRED
 
 
 def event(control: Path, kind: str, tracker_id: int) -> None:
@@ -43,6 +44,8 @@ async def _main(tracker_id: int, settings: Settings, control: Path) -> int:
     event(control, "spawned", tracker_id)
     if mode == "locked":
         return EXIT_LOCK_HELD
+    if mode == "retire":
+        return EXIT_RETIRED
     connection = await asyncpg.connect(settings.asyncpg_dsn)
     if not await connection.fetchval("SELECT pg_try_advisory_lock($1, $2)", TRACKER_LOCK_SPACE, tracker_id):
         event(control, "lock_held", tracker_id)

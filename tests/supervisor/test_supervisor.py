@@ -175,3 +175,11 @@ async def test_kill_9_of_a_worker_restarts_it(running: Running, db: asyncpg.Conn
     os.kill(pid, signal.SIGKILL)
     await wait_until(lambda: len(running.acquired(tracker)) == 2, what="restart after kill -9")
     assert running.supervisor.processes[tracker].state in {State.STARTING, State.RUNNING}
+
+
+async def test_retired_exits_back_off_without_going_fatal(running: Running, db: asyncpg.Connection[Any]) -> None:
+    tracker = await make_tracker(db)
+    (running.control / f"mode.{tracker}").write_text("retire")
+    await wait_until(lambda: len(events_of(running.control, "spawned", tracker)) >= 5, what="retries")
+    assert running.state(tracker) in {"backoff", "starting"}
+    assert await db.fetchval("SELECT state FROM tracker_health WHERE tracker_account_id = $1", tracker) is None

@@ -1,0 +1,137 @@
+"""End to end: API → supervisor → forked real worker → sandbox Telegram → rows in GET /online-statuses/."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import functools
+import importlib.util
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from seeonline.sandbox import SandboxServer, World
+from seeonline.settings import Settings
+from supervisor.process import ProcessOptions
+from supervisor.supervisor import Supervisor, SupervisorOptions
+from tests.api.builders import Client, create, follow, person
+from tests.supervisor.helpers import wait_until_async
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("supervisor.worker.main") is None, reason="the real worker is not available"
+)
+logging.getLogger("telethon").setLevel(logging.ERROR)
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[SandboxServer]:
+    """An in-process sandbox; forked workers reach it over TCP."""
+    server = SandboxServer(World())
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def supervisor(settings: Settings) -> AsyncIterator[Supervisor]:
+    """The supervisor running the real worker with short timings."""
+    from supervisor.worker.main import run_worker  # noqa: PLC0415
+    from supervisor.worker.options import WorkerOptions  # noqa: PLC0415
+
+    worker_options = WorkerOptions(
+        heartbeat_interval=0.5, resolve_interval=0.05, contact_interval=0.0, reconcile_interval=2.0, retire_grace=0.2
+    )
+    runner = Supervisor(
+        settings,
+        target=functools.partial(run_worker, options=worker_options),
+        options=SupervisorOptions(process=ProcessOptions(start_seconds=1.0, stop_grace=5.0, backoff_base=0.2)),
+    )
+    task = asyncio.create_task(runner.run())
+    await asyncio.wait_for(runner.ready.wait(), 30)
+    yield runner
+    runner.stop()
+    await asyncio.wait_for(task, 30)
+
+
+async def _statuses(client: Client, tracked_user_id: int) -> list[dict[str, Any]]:
+    response = await client.get(f"/online-statuses/?tracked_user_id={tracked_user_id}")
+    assert response.status_code == 200, response.text
+    rows: list[dict[str, Any]] = response.json()
+    return sorted(rows, key=lambda r: (r["created_at"], r["id"]))
+
+
+def _at(row: dict[str, Any]) -> float:
+    return datetime.datetime.fromisoformat(row["created_at"]).timestamp()
+
+
+async def test_status_flips_reach_the_api_for_every_subscriber_with_one_contact(
+    client: Client, sandbox: SandboxServer, supervisor: Supervisor
+) -> None:
+    account = sandbox.world.add_account()
+    sandbox.world.add_person("alice_e2e", last_seen_ago=600)
+    tracker = await create(
+        client,
+        "/tracker-accounts/",
+        {
+            "telegram_id": account.id,
+            "api_id": account.api_id,
+            "api_hash": account.api_hash,
+            "is_active": True,
+            "is_auth": True,
+        },
+    )
+    await create(
+        client,
+        "/tracker-settings/",
+        {
+            "tracker_account_id": tracker["id"],
+            "phone_number": f"+{account.phone}",
+            "session_string": sandbox.session_string_for(account),
+            "max_users": 10,
+        },
+    )
+    first = await follow(client, await person(client), "alice_e2e")
+
+    async def added_as_contact() -> bool:
+        return len(sandbox.calls_to("contacts.addContact", account)) == 1
+
+    await wait_until_async(added_as_contact, timeout=60, what="the worker to add the target as a contact")
+    baseline = len(await _statuses(client, first["id"]))
+
+    went_online = sandbox.world.set_status("alice_e2e", online=True).online_until
+    assert went_online is not None
+
+    async def online_row() -> Any:
+        rows = await _statuses(client, first["id"])
+        return rows[-1] if len(rows) > baseline and rows[-1]["is_online"] else None
+
+    row = await wait_until_async(online_row, timeout=30, what="the online row")
+    assert abs(_at(row) - (went_online - 300)) < 5  # the sandbox's default online period is 300 s
+
+    was_online = sandbox.world.set_status("alice_e2e", online=False).was_online
+
+    async def offline_row() -> Any:
+        rows = await _statuses(client, first["id"])
+        return rows[-1] if not rows[-1]["is_online"] and _at(rows[-1]) > _at(row) else None
+
+    offline = await wait_until_async(offline_row, timeout=30, what="the offline row")
+    assert abs(_at(offline) - was_online) < 1.5  # the exact was_online, to the second
+
+    # A second subscriber to the same username shares the target: no second contact, same rows from now on.
+    second = await follow(client, await person(client), "alice_e2e")
+    sandbox.world.set_status("alice_e2e", online=True)
+
+    async def both_online() -> Any:
+        a, b = await _statuses(client, first["id"]), await _statuses(client, second["id"])
+        return (a[-1], b[-1]) if b and a[-1]["is_online"] and b[-1]["is_online"] else None
+
+    row_a, row_b = await wait_until_async(both_online, timeout=30, what="the row for both subscribers")
+    assert row_a["created_at"] == row_b["created_at"]
+    assert row_a["id"] != row_b["id"]
+    assert len(sandbox.calls_to("contacts.addContact", account)) == 1
+    assert len(sandbox.calls_to("contacts.importContacts", account)) == 0
+    assert len(sandbox.calls_to("contacts.resolveUsername", account)) == 1
