@@ -22,6 +22,18 @@ def scrub_secrets(_logger: Any, _method: str, event_dict: MutableMapping[str, An
     return event_dict
 
 
+class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is now (test runners swap it), not the one seen at set-up."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
     """Route structlog and the standard library through one processor chain."""
     render_json = (not sys.stderr.isatty()) if json is None else json
@@ -39,7 +51,7 @@ def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _CurrentStderrHandler()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
