@@ -44,11 +44,25 @@ def db() -> None:
     """Database schema commands."""
 
 
+def upgrade_or_exit(database_url: str, revision: str = "head") -> None:
+    """Apply migrations, or stop with a readable reason when the database cannot be reached."""
+    try:
+        migrations.upgrade(database_url, revision)
+    except (OSError, ConnectionError) as exc:
+        msg = f"DATABASE_URL: cannot reach the database ({exc})"
+        raise click.ClickException(msg) from exc
+    except Exception as exc:
+        if type(exc).__module__.startswith(("sqlalchemy", "asyncpg")):
+            msg = f"DATABASE_URL: migration failed: {exc}"
+            raise click.ClickException(msg) from exc
+        raise
+
+
 @db.command("upgrade")
 @click.option("--revision", default="head", show_default=True, help="Target revision.")
 def db_upgrade(revision: str) -> None:
     """Apply migrations to DATABASE_URL."""
-    migrations.upgrade(require_database(settings_or_exit()), revision)
+    upgrade_or_exit(require_database(settings_or_exit()), revision)
     click.echo(f"database upgraded to {revision}")
 
 
@@ -111,6 +125,7 @@ def demo(host: str, port: int) -> None:
 def run_service(*, host: str, port: int, supervisor: bool, demo: bool | None) -> None:
     """Start the database if needed, optionally the demo sandbox, the supervisor, then serve the API."""
     from seeonline.demo import DEMO_DATABASE, prepare_demo  # noqa: PLC0415
+    from seeonline.embedded_postgres import EmbeddedPostgresError  # noqa: PLC0415
     from seeonline.local_stack import (  # noqa: PLC0415
         has_tracker_accounts,
         load_or_create_credentials,
@@ -120,7 +135,10 @@ def run_service(*, host: str, port: int, supervisor: bool, demo: bool | None) ->
     settings = settings_or_exit()
     server = None
     if settings.database_url is None:
-        server, url = start_embedded_database(settings.data_dir)
+        try:
+            server, url = start_embedded_database(settings.data_dir)
+        except EmbeddedPostgresError as exc:
+            raise click.ClickException(f"embedded Postgres: {exc}") from exc
         credentials = load_or_create_credentials(settings.data_dir)
         settings = msgspec.structs.replace(
             settings,
@@ -132,7 +150,7 @@ def run_service(*, host: str, port: int, supervisor: bool, demo: bool | None) ->
         if credentials.api_key in settings.api_keys:
             click.echo(f"Development API key (X-API-Key): {credentials.api_key}", err=True)
     else:
-        migrations.upgrade(settings.database_url)
+        upgrade_or_exit(settings.database_url)
     url = require_database(settings)
     if demo is None:
         demo = server is not None and not has_tracker_accounts(url)

@@ -85,6 +85,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                 msg = f"{name}: every API key must be at least 8 characters long"
                 raise SettingsError(msg)
             raw[field] = keys
+        elif field == "data_dir":
+            raw[field] = Path(value).expanduser().resolve()  # msgspec does not build Paths from text
         else:
             raw[field] = value
     try:

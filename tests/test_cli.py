@@ -1,0 +1,123 @@
+"""The command line as an operator meets it: bad settings, `seeonline run` on an embedded Postgres."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+SEEONLINE = [sys.executable, "-m", "seeonline"]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {
+        key: value for key, value in os.environ.items() if not key.startswith("SEEONLINE_") and key != "DATABASE_URL"
+    }
+    env.update(extra)
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("SEEONLINE_DB_POOL_SIZE", "lots"),
+        ("DATABASE_URL", "mysql://nope"),
+        ("SEEONLINE_SECRET_KEY", "short"),
+        ("SEEONLINE_API_KEYS", "a,b"),
+        ("SEEONLINE_LOG_LEVEL", "loud"),
+    ],
+)
+def test_a_bad_setting_stops_start_up_naming_the_variable(variable: str, value: str) -> None:
+    env = clean_env(DATABASE_URL="postgresql://127.0.0.1:1/x", SEEONLINE_API_KEYS="k" * 10)
+    env[variable] = value
+    result = subprocess.run([*SEEONLINE, "api"], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode != 0
+    assert variable in result.stderr
+
+
+def test_api_without_keys_names_the_variable() -> None:
+    env = clean_env(DATABASE_URL="postgresql://127.0.0.1:1/x", SEEONLINE_SECRET_KEY="s" * 40)
+    result = subprocess.run([*SEEONLINE, "api"], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode != 0
+    assert "SEEONLINE_API_KEYS" in result.stderr
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="seeonline-run-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def wait_for_health(url: str, process: subprocess.Popen[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"seeonline run exited early: {process.stderr.read() if process.stderr else ''}")
+        try:
+            if httpx.get(f"{url}/health").status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    pytest.fail("seeonline run did not become healthy")
+
+
+def test_run_on_embedded_postgres_generates_a_key_and_refuses_a_busy_data_dir(data_dir: Path) -> None:
+    port = free_port()
+    env = clean_env(SEEONLINE_DATA_DIR=str(data_dir))
+    first = subprocess.Popen(
+        [*SEEONLINE, "run", "--no-demo", "--no-supervisor", "--port", str(port)],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for_health(url, first)
+        credentials = json.loads((data_dir / "credentials.json").read_text())
+        assert (data_dir / "credentials.json").stat().st_mode & 0o777 == 0o600
+        assert httpx.get(f"{url}/telegram-users/").status_code == 401
+        created = httpx.post(
+            f"{url}/telegram-users/", json={"telegram_id": 1}, headers={"X-API-Key": credentials["api_key"]}
+        )
+        assert created.status_code == 201
+        postgres = [p for p in psutil.Process(first.pid).children(recursive=True) if p.name().startswith("postgres")]
+        assert postgres
+
+        second = subprocess.run(
+            [*SEEONLINE, "run", "--no-demo", "--no-supervisor", "--port", str(free_port())],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert second.returncode != 0
+        assert "already in use" in second.stderr
+    finally:
+        first.send_signal(signal.SIGINT)
+        _, stderr = first.communicate(timeout=30)
+    assert re.search(r"Development API key \(X-API-Key\): " + re.escape(credentials["api_key"]), stderr)
+    _, alive = psutil.wait_procs(postgres, timeout=15)
+    assert not alive, "the embedded Postgres outlived seeonline run"
