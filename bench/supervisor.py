@@ -66,9 +66,9 @@ async def _create_database(admin_url: str) -> str:
     return f"{base}/{name}"
 
 
-def _start_sandbox(work: Path, trackers: int) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+def _start_sandbox(work: Path, trackers: int, people: int) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     manifest = work / "sandbox.json"
-    command = [sys.executable, "-m", "seeonline", "sandbox", "--trackers", str(trackers), "--people", "20"]
+    command = [sys.executable, "-m", "seeonline", "sandbox", "--trackers", str(trackers), "--people", str(people)]
     command += ["--port", "0", "--control-port", "0", "--manifest", str(manifest), "--exit-with-parent"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=(work / "sandbox.log").open("wb"))
     assert process.stdout is not None
@@ -102,6 +102,27 @@ async def _register(url: str, secret_key: str, manifest: dict[str, Any]) -> list
     finally:
         await connection.close()
     return ids
+
+
+async def _subscribe(url: str, secret_key: str, manifest: dict[str, Any]) -> int:
+    """Follow every sandbox person through the API, as the bot would; returns how many were followed."""
+    from litestar.testing import AsyncTestClient  # noqa: PLC0415
+
+    from seeonline.api.app import create_app  # noqa: PLC0415
+    from seeonline.settings import load_settings  # noqa: PLC0415
+
+    api_key = secrets.token_hex(16)
+    settings = load_settings({"DATABASE_URL": url, "SEEONLINE_API_KEYS": api_key, "SEEONLINE_SECRET_KEY": secret_key})
+    people = manifest["people"]
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        client.headers["X-API-Key"] = api_key
+        owner = await client.post("/telegram-users/", json={"telegram_id": 42, "max_users": len(people) + 1})
+        assert owner.status_code == 201, owner.text
+        for entry in people:
+            body = {"telegram_user_id": owner.json()["id"], "username": entry["username"]}
+            response = await client.post("/tracked-users/", json=body)
+            assert response.status_code == 201, response.text
+    return len(people)
 
 
 async def _locked(connection: asyncpg.Connection[Any]) -> set[int]:
@@ -165,10 +186,11 @@ def _percentile(values: list[float], q: float) -> float:
 
 async def _bench(args: argparse.Namespace, url: str, work: Path) -> None:
     secret_key = crypto.generate_secret_key()
-    sandbox, manifest = _start_sandbox(work, args.workers)
+    sandbox, manifest = _start_sandbox(work, args.workers, args.workers * args.targets)
     supervisor = None
     try:
         ids = await _register(url, secret_key, manifest)
+        followed = await _subscribe(url, secret_key, manifest)
         env = {
             **os.environ,
             "DATABASE_URL": url,
@@ -189,13 +211,22 @@ async def _bench(args: argparse.Namespace, url: str, work: Path) -> None:
 
         await _wait(all_running, 120, "every worker to hold its lock")
         cold = time.perf_counter() - began
+
+        async def all_enrolled() -> bool:
+            return not await watcher.fetchval("SELECT count(*) FROM targets WHERE visibility = 'unknown'")
+
+        if args.worker == "real":
+            await _wait(all_enrolled, 300, "every target to be resolved and added")
+        enrolled = time.perf_counter() - began
         await asyncio.sleep(args.settle)
         memory = _memory(supervisor.pid)
         await watcher.close()
         latencies = await _latency(url, ids, args.samples)
         report = {
             "worker": args.worker,
+            "targets": followed,
             "cold_start_all_workers_s": round(cold, 2),
+            "all_targets_enrolled_s": round(enrolled, 2),
             **memory,
             "latency_samples": len(latencies),
             "latency_ms_p50": round(_percentile(latencies, 0.5) * 1000, 1),
@@ -217,6 +248,7 @@ def main() -> None:
     """Parse options, set up Postgres, run the benchmark, print a JSON report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=50)
+    parser.add_argument("--targets", type=int, default=4, help="followed people per worker")
     parser.add_argument("--samples", type=int, default=40, help="row change → running measurements")
     parser.add_argument("--settle", type=float, default=5.0, help="seconds between start-up and the memory reading")
     real_available = (ROOT / "supervisor" / "worker" / "main.py").exists()
