@@ -77,7 +77,8 @@ def bot_url(endpoint: str, pk: int | None = None, params: dict[str, Any] | None 
 async def call(client: Client, method: str, url: str, model: type[Any], *, many: bool = False, data: Any = None) -> Any:
     response = await client.request(method, url, json=data)
     assert 200 <= response.status_code < 300, (method, url, response.status_code, response.text)
-    return msgspec.json.decode(response.content, type=list[model] if many else model)
+    target: Any = list.__class_getitem__(model) if many else model
+    return msgspec.json.decode(response.content, type=target)
 
 
 async def test_the_bot_flow_parses_every_response(client: Client) -> None:
