@@ -104,7 +104,6 @@ class Supervisor:
         self._context = forkserver_context(self.options.preload)
         # Started here, on the loop's thread, so the server's parent-death signal is tied to it.
         multiprocessing.forkserver.ensure_running()
-        self._pool = await asyncpg.create_pool(self.settings.asyncpg_dsn, min_size=1, max_size=2)
         listener = PgListener(
             self.settings.asyncpg_dsn,
             [CHANNEL_TRACKERS],
@@ -122,7 +121,8 @@ class Supervisor:
             with contextlib.suppress(asyncio.CancelledError):
                 await listener_task
             await self._shutdown()
-            await self._pool.close()
+            if self._pool is not None:
+                await self._pool.close()
             if handle_signals:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
@@ -158,7 +158,8 @@ class Supervisor:
         return delay
 
     async def _reconcile(self, target: WorkerTarget) -> None:
-        assert self._pool is not None
+        if self._pool is None:  # created here so a database that is down at start-up is retried
+            self._pool = await asyncpg.create_pool(self.settings.asyncpg_dsn, min_size=1, max_size=2)
         async with self._pool.acquire() as connection:
             await self._record_fatal(connection)
             cleared = await trackers.clear_stale_fatal(connection)

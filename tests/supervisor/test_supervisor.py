@@ -18,6 +18,7 @@ from seeonline.channels import TRACKER_LOCK_SPACE
 from seeonline.settings import Settings
 from supervisor.process import ProcessOptions, State
 from supervisor.supervisor import Supervisor, SupervisorOptions
+from tests.conftest import PostgresServer
 from tests.supervisor import fake_worker
 from tests.supervisor.helpers import alive, events_of, make_tracker, wait_until, wait_until_async
 
@@ -183,3 +184,22 @@ async def test_retired_exits_back_off_without_going_fatal(running: Running, db: 
     await wait_until(lambda: len(events_of(running.control, "spawned", tracker)) >= 5, what="retries")
     assert running.state(tracker) in {"backoff", "starting"}
     assert await db.fetchval("SELECT state FROM tracker_health WHERE tracker_account_id = $1", tracker) is None
+
+
+async def test_supervisor_keeps_following_changes_across_a_postgres_restart(
+    running: Running, db: asyncpg.Connection[Any], postgres_server: PostgresServer
+) -> None:
+    if postgres_server.embedded is None:
+        pytest.skip("needs the embedded Postgres to restart it")
+    before = await make_tracker(db)
+    await wait_until(lambda: running.state(before) == "running", what="RUNNING")
+    # On the main thread: the server's parent-death signal is tied to the thread that starts it.
+    postgres_server.embedded.restart()
+    connection = await asyncpg.connect(running.supervisor.settings.asyncpg_dsn)
+    try:
+        after = await make_tracker(connection)
+        await wait_until(lambda: running.acquired(after), what="a tracker created after the restart to start")
+        await connection.execute("UPDATE tracker_accounts SET is_active = false WHERE id = $1", after)
+        await wait_until(lambda: running.state(after) is None, what="a change after the restart to be followed")
+    finally:
+        await connection.close()
