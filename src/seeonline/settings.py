@@ -27,6 +27,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "info"
     log_json: bool | None = None
     reconcile_interval: float = 30.0
+    status_retention_months: int = 0  # 0 keeps the status log forever
 
     @property
     def asyncpg_dsn(self) -> str:
@@ -51,6 +52,7 @@ ENV_NAMES: dict[str, str] = {
     "log_level": "SEEONLINE_LOG_LEVEL",
     "log_json": "SEEONLINE_LOG_JSON",
     "reconcile_interval": "SEEONLINE_RECONCILE_INTERVAL",
+    "status_retention_months": "SEEONLINE_STATUS_RETENTION_MONTHS",
 }
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -114,6 +116,9 @@ def _validate(settings: Settings) -> None:
         raise SettingsError(msg)
     if settings.log_level.lower() not in LOG_LEVELS:
         msg = f"SEEONLINE_LOG_LEVEL: must be one of {', '.join(LOG_LEVELS)}"
+        raise SettingsError(msg)
+    if settings.status_retention_months < 0:
+        msg = "SEEONLINE_STATUS_RETENTION_MONTHS: must be 0 (keep forever) or a number of months"
         raise SettingsError(msg)
     if settings.reconcile_interval <= 0:
         msg = "SEEONLINE_RECONCILE_INTERVAL: must be positive"

@@ -24,6 +24,7 @@ from seeonline.api.errors import (
     unexpected_error_handler,
 )
 from seeonline.logging import get_logger
+from seeonline.maintenance import drop_expired_status_partitions, ensure_status_partitions
 from seeonline.people.controllers import TelegramUserController, TrackedUserController
 from seeonline.people.service import PeopleService
 from seeonline.settings import Settings, SettingsError
@@ -83,6 +84,10 @@ def create_app(settings: Settings) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         pool = await create_pool(settings.asyncpg_dsn, size=settings.db_pool_size)
+        async with pool.acquire() as connection:
+            await ensure_status_partitions(connection)
+            if settings.status_retention_months:
+                await drop_expired_status_partitions(connection, settings.status_retention_months)
         app.state.services = Services(
             pool=pool,
             trackers=TrackerService(pool, secret_key),

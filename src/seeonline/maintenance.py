@@ -1,0 +1,47 @@
+"""Housekeeping of the status log: monthly partitions ahead of time, and retention.
+
+Run by the API at start-up and by the supervisor on its timer, so months never fall into the
+default partition and old months go as whole tables (a DROP, not a slow DELETE).
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from typing import Any
+
+from seeonline.logging import get_logger
+
+log = get_logger(__name__)
+
+MONTHS_AHEAD = 3
+PARTITION_NAME = re.compile(r"^online_statuses_p(\d{4})_(\d{2})$")
+
+
+async def ensure_status_partitions(connection: Any, months_ahead: int = MONTHS_AHEAD) -> int:
+    """Create this month's and the next ``months_ahead`` months' partitions; returns how many were new."""
+    created: int = await connection.fetchval("SELECT so_ensure_status_partitions(now()::date, $1)", months_ahead + 1)
+    if created:
+        log.info("status_partitions_created", count=created)
+    return created
+
+
+async def drop_expired_status_partitions(
+    connection: Any, retention_months: int, today: datetime.date | None = None
+) -> list[str]:
+    """Drop monthly partitions that ended more than ``retention_months`` months ago; their names."""
+    today = today or datetime.datetime.now(datetime.UTC).date()
+    cutoff_index = today.year * 12 + today.month - 1 - retention_months
+    rows = await connection.fetch(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+        " WHERE i.inhparent = 'online_statuses'::regclass"
+    )
+    dropped = []
+    for row in rows:
+        match = PARTITION_NAME.match(row["relname"])
+        if match and int(match[1]) * 12 + int(match[2]) - 1 < cutoff_index:
+            await connection.execute(f'DROP TABLE "{row["relname"]}"')
+            dropped.append(row["relname"])
+    if dropped:
+        log.info("status_partitions_dropped", partitions=dropped, retention_months=retention_months)
+    return sorted(dropped)

@@ -1,0 +1,42 @@
+"""Status-log housekeeping: partitions exist ahead of time, expired months are dropped whole."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import asyncpg
+
+from seeonline.maintenance import drop_expired_status_partitions, ensure_status_partitions
+
+
+async def partitions(db: asyncpg.Connection[Any]) -> set[str]:
+    rows = await db.fetch(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+        " WHERE i.inhparent = 'online_statuses'::regclass"
+    )
+    return {row["relname"] for row in rows}
+
+
+async def test_partitions_are_kept_ahead_and_expired_ones_dropped(db: asyncpg.Connection[Any]) -> None:
+    await ensure_status_partitions(db, months_ahead=3)
+    today = datetime.datetime.now(datetime.UTC).date()
+    ahead = today.replace(day=1) + datetime.timedelta(days=95)
+    assert f"online_statuses_p{ahead:%Y_%m}" in await partitions(db)
+    assert await ensure_status_partitions(db, months_ahead=3) == 0  # idempotent
+
+    await db.execute("SELECT so_ensure_status_partitions('2024-01-01', 3)")
+    await db.execute(
+        "INSERT INTO telegram_users (telegram_id) VALUES (1);"
+        "INSERT INTO targets (username) VALUES ('old_target');"
+        "INSERT INTO tracked_users (telegram_user_id, target_id, username) VALUES (1, 1, 'old_target');"
+    )
+    await db.execute(
+        "INSERT INTO online_statuses (tracked_user_id, is_online, created_at) VALUES"
+        " (1, true, '2024-01-15'), (1, false, '2024-03-15'), (1, true, now())"
+    )
+    dropped = await drop_expired_status_partitions(db, retention_months=12, today=datetime.date(2025, 2, 10))
+    assert dropped == ["online_statuses_p2024_01"]  # Feb 2024 onwards is within 12 months of Feb 2025
+    remaining = await db.fetch("SELECT created_at FROM online_statuses ORDER BY created_at")
+    assert len(remaining) == 2
+    assert "online_statuses_p2024_02" in await partitions(db)
