@@ -21,7 +21,7 @@ import psutil
 import pytest
 
 import seeonline
-from seeonline import embedded_postgres as ep
+from seeonline import postgres_install
 from seeonline.embedded_postgres import EmbeddedPostgres, EmbeddedPostgresError, find_free_port
 
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="only root runs the server as another user")
@@ -143,7 +143,7 @@ def test_pid_file_naming_an_unrelated_live_process_is_treated_as_stale(cluster_d
     server.stop()
     # After a reboot the recorded pid may belong to another process of the server's user; Postgres alone would
     # then refuse to start.
-    who = ep._run_as()
+    who = postgres_install.run_as()
     as_server_user = {"user": who.uid, "group": who.gid, "extra_groups": []} if who else {}
     squatter = subprocess.Popen(["sleep", "30"], cwd="/", **as_server_user)  # type: ignore[call-overload]
     try:
@@ -255,14 +255,16 @@ def test_unreachable_binaries_are_staged_once_for_concurrent_callers(cluster_dir
     private = cluster_dir / "private"
     private.mkdir(mode=0o700)
     for part in ("bin", "lib", "share"):
-        shutil.copytree(source / part, private / "pginstall" / part, symlinks=True, ignore=ep._STAGE_SKIP)
-    who = ep._run_as()
+        shutil.copytree(source / part, private / "pginstall" / part, symlinks=True, ignore=postgres_install.STAGE_SKIP)
+    who = postgres_install.run_as()
     assert who is not None
-    assert not ep._install_usable_by(private / "pginstall", who)
+    assert not postgres_install.install_usable_by(private / "pginstall", who)
 
     results: list[Path] = []
     threads = [
-        threading.Thread(target=lambda: results.append(ep._stage_install(private / "pginstall", "t", cluster_dir)))
+        threading.Thread(
+            target=lambda: results.append(postgres_install.stage_install(private / "pginstall", "t", cluster_dir))
+        )
         for _ in range(4)
     ]
     for thread in threads:
@@ -273,7 +275,7 @@ def test_unreachable_binaries_are_staged_once_for_concurrent_callers(cluster_dir
     staged = cluster_dir / "seeonline-postgres-t"
     assert results == [staged] * 4
     assert [p.name for p in cluster_dir.iterdir() if p.name.startswith(".seeonline")] == []  # no scratch left
-    assert ep._install_usable_by(staged, who)
+    assert postgres_install.install_usable_by(staged, who)
     version = subprocess.run(
         [str(staged / "bin" / "postgres"), "--version"], user=who.uid, group=who.gid, extra_groups=[], cwd="/",
         capture_output=True, text=True, check=True,

