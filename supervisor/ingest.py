@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 import asyncpg
 
 from seeonline.logging import get_logger
+from supervisor.worker.waiting import wait_event
 
 log = get_logger("supervisor.ingest")
 
@@ -160,6 +161,7 @@ class StatusWriter:
         self._buffer: list[Transition] = []
         self._visibility: dict[int, str] = {}
         self._wakeup = asyncio.Event()
+        self._urgent = asyncio.Event()
         self._progress = asyncio.Event()
         self._connection: asyncpg.Connection[Any] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -209,6 +211,7 @@ class StatusWriter:
         """Wait (up to ``within`` seconds) until everything submitted so far is committed."""
         target = self.submitted
         deadline = None if within is None else time.monotonic() + within
+        self._urgent.set()
         while True:
             self._progress.clear()
             if self.committed >= target and not self._visibility:
@@ -218,8 +221,7 @@ class StatusWriter:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return False
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._progress.wait(), remaining)
+            await wait_event(self._progress, remaining)
 
     async def close(self, within: float | None = 10.0) -> bool:
         """Flush (up to ``within`` seconds), then stop; True when nothing was left behind."""
@@ -243,9 +245,9 @@ class StatusWriter:
         while not self._closing:
             await self._wakeup.wait()
             self._wakeup.clear()
-            if self.linger > 0 and len(self._buffer) < self.max_batch:
+            if self.linger > 0 and len(self._buffer) < self.max_batch and not self._urgent.is_set():
                 # A short pause lets a burst become one batch (and one NOTIFY) at little latency cost.
-                await asyncio.sleep(self.linger)
+                await wait_event(self._urgent, self.linger)
             while self._buffer or self._visibility:
                 try:
                     await self._write_once()
@@ -257,6 +259,8 @@ class StatusWriter:
                     delay = min(delay * 2, self.max_retry_delay)
                 else:
                     delay = 0.05
+            if not self._buffer and not self._visibility:
+                self._urgent.clear()
 
     async def _write_once(self) -> None:
         connection = await self._ensure_connection()

@@ -1,0 +1,1 @@
+"""The tracker worker: one process per tracker account, watching its targets through Telethon."""

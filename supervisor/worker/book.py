@@ -1,0 +1,155 @@
+"""What the worker knows of each watched target, and how a Telegram ``UserStatus`` becomes a transition.
+
+Rules (see design.md, "Tracker worker"): ``UserStatusOnline`` means online from now until ``expires``
+(an offline is recorded at ``expires`` if nothing else arrives); ``UserStatusOffline`` carries the
+exact ``was_online``; ``Recently``/``LastWeek``/``LastMonth`` mean the status is hidden (``by_me``:
+hidden because the *tracker* hides its own last-seen), a visibility state and not an offline.
+Times per target never go backwards: Telegram's dates have second precision, so an offline whose
+``was_online`` falls in the same second as the online we stamped is moved just after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from telethon.tl import types
+
+from supervisor.ingest import StatusWriter, Transition
+
+_TICK = timedelta(microseconds=1)
+HIDDEN_STATUSES = (types.UserStatusRecently, types.UserStatusLastWeek, types.UserStatusLastMonth)
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class TargetState:
+    """One target this tracker watches."""
+
+    target_id: int
+    username: str
+    user_id: int | None = None
+    access_hash: int | None = None
+    visibility: str = "unknown"
+    last_online: bool | None = None
+    last_at: datetime | None = None
+    is_contact: bool = False
+    contact_checked: bool = False  # a getStatuses since it was added told whether it is a contact
+    expiry: asyncio.TimerHandle | None = field(default=None, repr=False)
+
+    def cancel_expiry(self) -> None:
+        """Forget a pending "offline at expires"."""
+        if self.expiry is not None:
+            self.expiry.cancel()
+            self.expiry = None
+
+
+class StatusBook:
+    """The targets of one tracker, keyed by target id and by Telegram user id, feeding a StatusWriter."""
+
+    def __init__(self, writer: StatusWriter, *, on_tracker_hidden: Callable[[bool], None] | None = None) -> None:
+        self.writer = writer
+        self.targets: dict[int, TargetState] = {}
+        self.by_user: dict[int, TargetState] = {}
+        self.on_tracker_hidden = on_tracker_hidden
+        self.ignored = 0
+
+    # --- membership ---------------------------------------------------------------------------
+
+    def add(self, state: TargetState) -> None:
+        """Start watching a target."""
+        self.targets[state.target_id] = state
+        if state.user_id is not None:
+            self.by_user[state.user_id] = state
+
+    def remove(self, target_id: int) -> TargetState | None:
+        """Stop watching a target (it moved to another tracker or lost its subscribers)."""
+        state = self.targets.pop(target_id, None)
+        if state is not None:
+            state.cancel_expiry()
+            if state.user_id is not None and self.by_user.get(state.user_id) is state:
+                del self.by_user[state.user_id]
+        return state
+
+    def bind(self, state: TargetState, user_id: int, access_hash: int) -> None:
+        """Attach the resolved Telegram peer to a target."""
+        if state.user_id is not None and self.by_user.get(state.user_id) is state:
+            del self.by_user[state.user_id]
+        state.user_id, state.access_hash = user_id, access_hash
+        self.by_user[user_id] = state
+
+    # --- observations -------------------------------------------------------------------------
+
+    def observe(self, user_id: int, status: Any) -> bool:
+        """Apply a status Telegram reported for ``user_id``; False when the user is not watched here."""
+        state = self.by_user.get(user_id)
+        if state is None:
+            self.ignored += 1
+            return False
+        self.apply(state, status)
+        return True
+
+    def apply(self, state: TargetState, status: Any) -> None:
+        """Turn one ``UserStatus`` into a transition and/or a visibility change for the target."""
+        if isinstance(status, types.UserStatusOnline):
+            self._visible(state, "visible")
+            self._record(state, True, utc_now())
+            self._expire_at(state, status.expires)
+        elif isinstance(status, types.UserStatusOffline):
+            self._visible(state, "visible")
+            state.cancel_expiry()
+            self._record(state, False, status.was_online)
+        elif isinstance(status, HIDDEN_STATUSES):
+            by_me = bool(getattr(status, "by_me", False))
+            self._visible(state, "hidden_by_tracker_privacy" if by_me else "hidden")
+            if self.on_tracker_hidden is not None:
+                self.on_tracker_hidden(by_me)
+        elif isinstance(status, types.UserStatusEmpty) or status is None:
+            # Telegram shows nothing at all (blocked, deleted, or never seen): not an offline either.
+            self._visible(state, "hidden")
+
+    def _visible(self, state: TargetState, visibility: str) -> None:
+        if state.visibility != visibility:
+            state.visibility = visibility
+            self.writer.set_visibility(state.target_id, visibility)
+        if visibility == "visible" and self.on_tracker_hidden is not None:
+            self.on_tracker_hidden(False)
+
+    def _record(self, state: TargetState, is_online: bool, at: datetime) -> None:
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=UTC)
+        if state.last_at is not None and at <= state.last_at:
+            if state.last_online == is_online:
+                return  # an echo of what is already recorded
+            at = state.last_at + _TICK
+        if state.last_online == is_online:
+            return
+        state.last_online, state.last_at = is_online, at
+        self.writer.submit(Transition(state.target_id, is_online, at))
+
+    def _expire_at(self, state: TargetState, expires: datetime) -> None:
+        state.cancel_expiry()
+        delay = expires.timestamp() - time.time()
+        loop = asyncio.get_running_loop()
+        state.expiry = loop.call_later(max(delay, 0.0), self._expired, state.target_id, expires)
+
+    def _expired(self, target_id: int, expires: datetime) -> None:
+        state = self.targets.get(target_id)
+        if state is None:
+            return
+        state.expiry = None
+        if state.last_online:
+            self._record(state, False, expires)
+
+    def close(self) -> None:
+        """Cancel every timer."""
+        for state in self.targets.values():
+            state.cancel_expiry()

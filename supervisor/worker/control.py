@@ -1,0 +1,226 @@
+"""The worker's control connection: the tracker's advisory lock, LISTEN for its targets, and its SQL.
+
+One connection holds ``pg_try_advisory_lock(TRACKER_LOCK_SPACE, tracker id)`` for the worker's life,
+listens on CHANNEL_TARGETS (ids only) and runs the worker's few queries (serialized: an asyncpg
+connection runs one query at a time). If it drops, the lock is gone with it: ``reconnect`` takes it
+again or raises ``LockHeldError`` when another worker got it meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from seeonline.channels import CHANNEL_TARGETS, TRACKER_LOCK_SPACE
+from seeonline.logging import get_logger
+
+log = get_logger("supervisor.worker.control")
+
+DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+
+
+class LockHeldError(Exception):
+    """Another worker holds this tracker's advisory lock."""
+
+
+@dataclass(frozen=True)
+class TrackerRow:
+    """What the worker needs of its tracker account (secrets still encrypted)."""
+
+    telegram_id: int
+    api_id: int
+    api_hash_encrypted: str
+    session_encrypted: str | None
+    is_active: bool
+    is_auth: bool
+    health: str | None
+
+
+@dataclass(frozen=True)
+class TargetRow:
+    """A target assigned to this tracker, with this tracker's resolved peer if any."""
+
+    target_id: int
+    username: str
+    visibility: str
+    last_is_online: bool | None
+    last_status_at: datetime | None
+    user_id: int | None
+    access_hash: int | None
+
+
+LOAD_TRACKER = """
+SELECT a.telegram_id, a.api_id, a.api_hash_encrypted, s.session_encrypted, a.is_active, a.is_auth, h.state AS health
+FROM tracker_accounts a
+LEFT JOIN tracker_settings s ON s.tracker_account_id = a.id
+LEFT JOIN tracker_health h ON h.tracker_account_id = a.id
+WHERE a.id = $1
+"""
+
+LOAD_TARGETS = """
+SELECT t.id AS target_id, t.username, t.visibility, t.last_is_online, t.last_status_at, p.user_id, p.access_hash
+FROM targets t
+LEFT JOIN tracker_peers p ON p.target_id = t.id AND p.tracker_account_id = t.tracker_account_id
+WHERE t.tracker_account_id = $1
+ORDER BY t.id
+"""
+
+SAVE_PEER = """
+WITH peer AS (
+    INSERT INTO tracker_peers (tracker_account_id, target_id, user_id, access_hash) VALUES ($1, $2, $3, $4)
+    ON CONFLICT (tracker_account_id, target_id)
+    DO UPDATE SET user_id = EXCLUDED.user_id, access_hash = EXCLUDED.access_hash, resolved_at = now()
+    RETURNING target_id
+)
+UPDATE targets SET telegram_id = $3 WHERE id = (SELECT target_id FROM peer) AND telegram_id IS DISTINCT FROM $3
+"""
+
+UPSERT_HEALTH = """
+INSERT INTO tracker_health (tracker_account_id, state, state_until, last_heartbeat_at, last_error)
+VALUES ($1, $2, $3, now(), $4)
+ON CONFLICT (tracker_account_id) DO UPDATE SET
+    state = EXCLUDED.state, state_until = EXCLUDED.state_until,
+    last_heartbeat_at = EXCLUDED.last_heartbeat_at, last_error = EXCLUDED.last_error
+"""
+
+HEARTBEAT = """
+INSERT INTO tracker_health (tracker_account_id, state, last_heartbeat_at, last_error) VALUES ($1, $2, now(), $3)
+ON CONFLICT (tracker_account_id) DO UPDATE SET last_heartbeat_at = now(), state = EXCLUDED.state,
+    last_error = EXCLUDED.last_error
+WHERE tracker_health.state NOT IN ('auth_lost', 'banned', 'fatal', 'flood_wait')
+"""
+
+# Leaving 'ok' for a state the slot engine cannot use: drain in the same transaction (brief: lock order).
+UNUSABLE_STATES = ("flood_wait", "auth_lost", "banned")
+
+
+class ControlDb:
+    """The lock-holding, listening, query-running connection of one worker."""
+
+    def __init__(self, dsn: str, tracker_id: int, *, on_targets_changed: Callable[[], None]) -> None:
+        self.dsn = dsn
+        self.tracker_id = tracker_id
+        self.on_targets_changed = on_targets_changed
+        self.lost = asyncio.Event()
+        self._connection: asyncpg.Connection[Any] | None = None
+        self._busy = asyncio.Lock()
+
+    @property
+    def connected(self) -> bool:
+        """Whether the connection (and so the lock) is alive as far as we know."""
+        return self._connection is not None and not self._connection.is_closed() and not self.lost.is_set()
+
+    async def connect(self) -> None:
+        """Connect, take the tracker's lock (``LockHeldError`` if taken) and LISTEN for target changes."""
+        connection: asyncpg.Connection[Any] = await asyncpg.connect(self.dsn, timeout=10, command_timeout=30)
+        try:
+            locked = await connection.fetchval(
+                "SELECT pg_try_advisory_lock($1, $2)", TRACKER_LOCK_SPACE, self.tracker_id
+            )
+            if not locked:
+                raise LockHeldError(self.tracker_id)
+            await connection.add_listener(CHANNEL_TARGETS, self._on_notify)
+        except BaseException:
+            connection.terminate()
+            raise
+        connection.add_termination_listener(self._on_terminated)
+        self._connection = connection
+        self.lost.clear()
+
+    async def close(self) -> None:
+        """Close the connection, releasing the lock."""
+        connection, self._connection = self._connection, None
+        if connection is None or connection.is_closed():
+            return
+        connection.remove_termination_listener(self._on_terminated)
+        try:
+            await asyncio.wait_for(connection.close(), 3)
+        except (*DB_ERRORS, asyncio.CancelledError):
+            connection.terminate()
+
+    def _on_notify(self, _connection: Any, _pid: int, _channel: str, payload: object) -> None:
+        if str(payload) == str(self.tracker_id):
+            self.on_targets_changed()
+
+    def _on_terminated(self, _connection: Any) -> None:
+        self.lost.set()
+
+    @contextlib.asynccontextmanager
+    async def _use(self) -> Any:
+        async with self._busy:
+            connection = self._connection
+            if connection is None or connection.is_closed():
+                self.lost.set()
+                msg = "control connection is down"
+                raise ConnectionError(msg)
+            try:
+                yield connection
+            except (OSError, asyncpg.InterfaceError, asyncpg.exceptions.ConnectionDoesNotExistError):
+                self.lost.set()
+                raise
+
+    # --- queries ------------------------------------------------------------------------------
+
+    async def load_tracker(self) -> TrackerRow | None:
+        """The tracker's account, setting and health; None when it no longer exists."""
+        async with self._use() as connection:
+            row = await connection.fetchrow(LOAD_TRACKER, self.tracker_id)
+        return None if row is None else TrackerRow(**dict(row))
+
+    async def load_targets(self) -> list[TargetRow]:
+        """Every target assigned to this tracker, with this tracker's peers."""
+        async with self._use() as connection:
+            rows = await connection.fetch(LOAD_TARGETS, self.tracker_id)
+        return [TargetRow(**dict(r)) for r in rows]
+
+    async def save_peer(self, target_id: int, user_id: int, access_hash: int) -> None:
+        """Persist a resolution so no restart of this tracker resolves the username again."""
+        async with self._use() as connection:
+            await connection.execute(SAVE_PEER, self.tracker_id, target_id, user_id, access_hash)
+
+    async def forget_peer(self, target_id: int) -> None:
+        """Drop a peer Telegram no longer accepts (it will be resolved again)."""
+        async with self._use() as connection:
+            await connection.execute(
+                "DELETE FROM tracker_peers WHERE tracker_account_id = $1 AND target_id = $2", self.tracker_id, target_id
+            )
+
+    async def heartbeat(self, state: str, error: str | None = None) -> None:
+        """Record that the worker is alive, in ``state`` (never overrides a state that stops the tracker)."""
+        async with self._use() as connection:
+            await connection.execute(HEARTBEAT, self.tracker_id, state, error)
+
+    async def set_health(
+        self, state: str, *, until: datetime | None = None, error: str | None = None, was: str | None = None
+    ) -> int:
+        """Change the tracker's health; entering or leaving an unusable state rebalances in the same transaction.
+
+        Returns how many targets the drain moved away.
+        """
+        rebalance = state in UNUSABLE_STATES or (was or "ok") in (*UNUSABLE_STATES, "fatal")
+        async with self._use() as connection, connection.transaction():
+            if rebalance:
+                await connection.execute("SELECT so_begin_rebalance()")
+            await connection.execute(UPSERT_HEALTH, self.tracker_id, state, until, error)
+            if state == "auth_lost":
+                await connection.execute("UPDATE tracker_accounts SET is_auth = false WHERE id = $1", self.tracker_id)
+            moved = 0
+            if rebalance:
+                moved = int(await connection.fetchval("SELECT so_drain_tracker($1, false, true)", self.tracker_id))
+            await connection.execute("SELECT so_pickup_waiting()")
+        return moved
+
+    async def mark_stopped(self) -> None:
+        """On a clean stop, show the tracker as stopped unless a worse state explains why."""
+        async with self._use() as connection:
+            await connection.execute(
+                "UPDATE tracker_health SET state = 'stopped', state_until = NULL"
+                " WHERE tracker_account_id = $1 AND state IN ('ok', 'privacy_misconfigured')",
+                self.tracker_id,
+            )

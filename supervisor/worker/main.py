@@ -1,0 +1,38 @@
+"""The worker process's entry point, called by the supervisor in the forked child."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import structlog
+
+from seeonline.logging import get_logger
+from seeonline.settings import Settings
+from supervisor.worker.options import EXIT_CRASHED, WorkerOptions
+from supervisor.worker.tracker import TrackerWorker
+
+log = get_logger("supervisor.worker")
+
+
+def run_worker(tracker_account_id: int, settings: Settings, options: WorkerOptions | None = None) -> int:
+    """Run one tracker's worker until SIGTERM (exit 0 after flushing) or until it cannot run; returns the exit code.
+
+    Codes: 0 stopped on request, 1 crashed, 3 the tracker's lock is held elsewhere, 4 retired (auth lost,
+    banned, long flood wait, tracker gone or without a session; its health says which).
+    """
+    structlog.contextvars.bind_contextvars(tracker_account_id=tracker_account_id)
+    try:
+        return asyncio.run(_main(tracker_account_id, settings, options))
+    except Exception:
+        log.exception("worker_crashed")
+        return EXIT_CRASHED
+
+
+async def _main(tracker_account_id: int, settings: Settings, options: WorkerOptions | None) -> int:
+    worker = TrackerWorker(tracker_account_id, settings, options)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, worker.request_stop)
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        loop.add_signal_handler(signal.SIGINT, worker.request_stop)
+    return await worker.run()

@@ -1,0 +1,400 @@
+"""One tracker's worker: lock, session, Telegram connection, target reconciliation, enrolment, heartbeats.
+
+Loops (each restarts its own work after errors; an unexpected exception ends the worker as crashed):
+``telegram`` connects and reconnects the client; ``resync`` runs ``contacts.getStatuses`` after every
+(re)connect and on a timer; ``reconcile`` re-reads the tracker's targets on NOTIFY, on reconnect of
+the control connection and on a timer; ``enrol`` resolves new targets (spaced, once per tracker,
+persisted) and adds them as contacts; ``control`` re-takes the lock when Postgres comes back;
+``heartbeat`` keeps tracker_health fresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Coroutine
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from telethon import TelegramClient, events
+from telethon.tl import types
+
+from seeonline.logging import get_logger
+from seeonline.secrets import SecretKeyError, decrypt
+from seeonline.settings import Settings
+from seeonline.telegram.client import build_client
+from supervisor.ingest import StatusWriter
+from supervisor.worker.book import StatusBook, TargetState
+from supervisor.worker.control import DB_ERRORS, ControlDb, LockHeldError, TargetRow
+from supervisor.worker.options import EXIT_CRASHED, EXIT_LOCK_HELD, EXIT_OK, EXIT_RETIRED, WorkerOptions
+from supervisor.worker.telegram import RetiredError, ShortFloodWaitError, TelegramSide
+from supervisor.worker.waiting import wait_event
+
+TELEGRAM_ERRORS = (OSError, ConnectionError, TimeoutError)
+
+
+class TrackerWorker:
+    """Runs one tracker until asked to stop (``request_stop``) or until the tracker cannot run."""
+
+    def __init__(self, tracker_id: int, settings: Settings, options: WorkerOptions | None = None) -> None:
+        self.tracker_id = tracker_id
+        self.settings = settings
+        self.options = options or WorkerOptions()
+        self.log = get_logger("supervisor.worker").bind(tracker_account_id=tracker_id)
+        self.stopping = asyncio.Event()
+        self.health = "ok"
+        self.health_error: str | None = None
+        self.control = ControlDb(settings.asyncpg_dsn, tracker_id, on_targets_changed=self._reconcile_soon)
+        self.writer = StatusWriter(settings.asyncpg_dsn, linger=self.options.ingest_linger)
+        self.book = StatusBook(self.writer, on_tracker_hidden=self._tracker_hidden)
+        self.client: TelegramClient | None = None
+        self.telegram: TelegramSide | None = None
+        self._outcome: asyncio.Future[int] | None = None
+        self._reconcile = asyncio.Event()
+        self._resync = asyncio.Event()
+        self._enrol = asyncio.Event()
+        self._beat = asyncio.Event()
+        self._connected = asyncio.Event()
+        self._resynced = asyncio.Event()
+        self._not_found_until: dict[int, float] = {}
+        self._leaving: list[tuple[int, int]] = []
+
+    def request_stop(self) -> None:
+        """Stop gracefully: flush what was observed, release the lock, return EXIT_OK."""
+        self.stopping.set()
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        """Run the worker; returns its exit code (see ``supervisor.worker.options``)."""
+        self._outcome = asyncio.get_running_loop().create_future()
+        try:
+            await self.control.connect()
+        except LockHeldError:
+            self.log.info("worker_lock_held_elsewhere")
+            return EXIT_LOCK_HELD
+        try:
+            return await self._run_locked()
+        finally:
+            await self.control.close()
+
+    async def _run_locked(self) -> int:
+        row = await self.control.load_tracker()
+        if row is None or not (row.is_active and row.is_auth and row.session_encrypted):
+            self.log.warning("worker_tracker_not_runnable", exists=row is not None)
+            return EXIT_RETIRED
+        if row.health in ("auth_lost", "banned"):
+            self.log.warning("worker_tracker_not_runnable", health=row.health)
+            return EXIT_RETIRED
+        try:
+            secret_key = self.settings.secret_key or ""
+            session = decrypt(secret_key, row.session_encrypted)
+            api_hash = decrypt(secret_key, row.api_hash_encrypted)
+        except SecretKeyError:
+            self.log.error("worker_cannot_decrypt_credentials")
+            return EXIT_CRASHED
+        self.client = build_client(
+            session, row.api_id, api_hash, connection_retries=3, retry_delay=0.5, request_retries=2, catch_up=False
+        )
+        del session, api_hash
+        self.client.add_event_handler(self._on_status, events.Raw(types.UpdateUserStatus))
+        self._hook_reconnect(self.client)
+        self.telegram = TelegramSide(
+            self.client, self.book, short_flood_wait=self.options.short_flood_wait, retire=self._retire
+        )
+        self.writer.start()
+        await self.control.set_health("ok", was=row.health)
+        self.log.info("worker_started", targets_reconcile_interval=self._reconcile_interval)
+        loops = [
+            self._guard("telegram", self._telegram_loop()),
+            self._guard("resync", self._resync_loop()),
+            self._guard("reconcile", self._reconcile_loop()),
+            self._guard("enrol", self._enrol_loop()),
+            self._guard("control", self._control_loop()),
+            self._guard("heartbeat", self._heartbeat_loop()),
+        ]
+        code = await self._wait_for_outcome()
+        for task in loops:
+            task.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+        if code == EXIT_RETIRED:
+            await self._linger()
+        await self._shutdown(code)
+        return code
+
+    async def _wait_for_outcome(self) -> int:
+        assert self._outcome is not None
+        stop = asyncio.ensure_future(self.stopping.wait())
+        waiting: list[asyncio.Future[Any]] = [stop, self._outcome]
+        try:
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        return self._outcome.result() if self._outcome.done() else EXIT_OK
+
+    async def _linger(self) -> None:
+        """After retiring, wait a little for the supervisor's SIGTERM, so it sees a stop rather than a crash."""
+        await self._disconnect_telegram()
+        await wait_event(self.stopping, self.options.retire_grace)
+
+    def _finish(self, code: int) -> None:
+        if self._outcome is not None and not self._outcome.done():
+            self._outcome.set_result(code)
+
+    def _guard(self, name: str, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        async def guarded() -> None:
+            try:
+                await coroutine
+            except (asyncio.CancelledError, RetiredError):
+                pass
+            except Exception:
+                self.log.exception("worker_loop_crashed", loop=name)
+                self._finish(EXIT_CRASHED)
+
+        return asyncio.get_running_loop().create_task(guarded(), name=f"worker-{name}")
+
+    async def _shutdown(self, code: int) -> None:
+        await self._disconnect_telegram()
+        self.book.close()
+        flushed = await self.writer.close(within=self.options.flush_timeout)
+        if code == EXIT_OK:
+            with contextlib.suppress(*DB_ERRORS, ConnectionError):
+                await self.control.mark_stopped()
+        self.log.info("worker_stopped", exit_code=code, flushed=flushed, rows=self.writer.rows_written)
+
+    async def _disconnect_telegram(self) -> None:
+        client = self.client
+        if client is not None and client.is_connected():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.disconnect(), 5)
+
+    @property
+    def _reconcile_interval(self) -> float:
+        return self.options.reconcile_interval or self.settings.reconcile_interval
+
+    # --- health -------------------------------------------------------------------------------
+
+    async def _retire(self, state: str, seconds: float | None, error: str) -> None:
+        """Persist an unusable health state (moving the targets away), then end the worker."""
+        until = None if seconds is None else datetime.now(UTC) + timedelta(seconds=seconds)
+        self.log.warning("worker_retiring", state=state, until=until, error=error)
+        delay = 0.2
+        while not self.stopping.is_set():
+            try:
+                moved = await self.control.set_health(state, until=until, error=error)
+            except (*DB_ERRORS, ConnectionError) as exc:
+                self.log.warning("worker_health_write_failed", state=state, error=repr(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.options.reconnect_max)
+                continue
+            self.log.info("worker_retired", state=state, targets_moved=moved)
+            break
+        self.health = state
+        self._finish(EXIT_RETIRED)
+
+    def _tracker_hidden(self, by_me: bool) -> None:
+        wanted = "privacy_misconfigured" if by_me else "ok"
+        if self.health in ("ok", "privacy_misconfigured") and self.health != wanted:
+            self.health = wanted
+            self.health_error = "the tracker hides its own last seen; targets show as hidden" if by_me else None
+            self.log.warning("worker_tracker_privacy", health=wanted)
+            self._beat.set()
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await wait_event(self._beat, self.options.heartbeat_interval)
+            self._beat.clear()
+            if self.health in ("ok", "privacy_misconfigured"):
+                with contextlib.suppress(*DB_ERRORS, ConnectionError):
+                    await self.control.heartbeat(self.health, self.health_error)
+
+    async def _control_loop(self) -> None:
+        delay = 0.05
+        while True:
+            await self.control.lost.wait()
+            self.log.warning("worker_control_connection_lost")
+            await self.control.close()
+            while True:
+                try:
+                    await self.control.connect()
+                except LockHeldError:
+                    self.log.error("worker_lock_taken_while_disconnected")
+                    self._finish(EXIT_LOCK_HELD)
+                    return
+                except DB_ERRORS as exc:
+                    self.log.info("worker_control_reconnect_failed", error=repr(exc), retry_in=delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self.options.reconnect_max)
+                    continue
+                break
+            delay = 0.05
+            self.log.info("worker_control_reconnected")
+            self._reconcile_soon()
+            self._beat.set()
+
+    # --- Telegram connection and resync -------------------------------------------------------
+
+    def _hook_reconnect(self, client: TelegramClient) -> None:
+        # Telethon reconnects on its own and offers no public hook; its sender calls this after each reconnect.
+        sender = client._sender
+        original = sender._auto_reconnect_callback
+
+        async def reconnected() -> None:
+            self.log.info("worker_telegram_reconnected")
+            self._resync.set()
+            if original is not None:
+                await original()
+
+        sender._auto_reconnect_callback = reconnected
+
+    async def _telegram_loop(self) -> None:
+        assert self.client is not None
+        delay = 0.2
+        while True:
+            try:
+                await self.client.connect()
+            except TELEGRAM_ERRORS as exc:
+                self.log.warning("worker_telegram_connect_failed", error=repr(exc), retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.options.reconnect_max)
+                continue
+            delay = 0.2
+            self._connected.set()
+            self._resync.set()
+            with contextlib.suppress(Exception):
+                await self.client.disconnected
+            self._connected.clear()
+            error = getattr(self.client, "_updates_error", None)
+            self.log.warning("worker_telegram_disconnected", error=repr(error) if error else None)
+            if error is not None:
+                # e.g. the session was revoked: a call on a fresh connection classifies it.
+                self._resync.set()
+
+    async def _resync_loop(self) -> None:
+        assert self.telegram is not None
+        while True:
+            await wait_event(self._resync, self.options.resync_interval)
+            self._resync.clear()
+            await self._connected.wait()
+            try:
+                contacts = await self.telegram.resync()
+            except ShortFloodWaitError as wait:
+                await asyncio.sleep(wait.seconds)
+                self._resync.set()
+                continue
+            except (*TELEGRAM_ERRORS, ValueError) as exc:
+                self.log.warning("worker_resync_failed", error=repr(exc))
+                await asyncio.sleep(0.5)
+                self._resync.set()
+                continue
+            self.log.debug("worker_resynced", contacts=len(contacts))
+            self._resynced.set()
+            self._enrol.set()
+
+    async def _on_status(self, update: Any) -> None:
+        self.book.observe(update.user_id, update.status)
+
+    # --- targets ------------------------------------------------------------------------------
+
+    def _reconcile_soon(self) -> None:
+        self._reconcile.set()
+
+    async def _reconcile_loop(self) -> None:
+        while True:
+            try:
+                rows = await self.control.load_targets()
+            except (*DB_ERRORS, ConnectionError) as exc:
+                self.log.info("worker_reconcile_failed", error=repr(exc))
+                rows = None
+            if rows is not None:
+                self._apply_targets(rows)
+            await wait_event(self._reconcile, self._reconcile_interval)
+            self._reconcile.clear()
+
+    def _apply_targets(self, rows: list[TargetRow]) -> None:
+        wanted = {row.target_id: row for row in rows}
+        gone = [tid for tid in self.book.targets if tid not in wanted]
+        for target_id in gone:
+            state = self.book.remove(target_id)
+            if state is not None and state.is_contact and state.user_id and state.access_hash:
+                self._leaving.append((state.user_id, state.access_hash))
+        added = 0
+        for target_id, row in wanted.items():
+            if target_id in self.book.targets:
+                continue
+            state = TargetState(
+                target_id=target_id,
+                username=row.username,
+                visibility=row.visibility,
+                last_online=row.last_is_online,
+                last_at=row.last_status_at,
+            )
+            self.book.add(state)
+            if row.user_id is not None and row.access_hash is not None:
+                self.book.bind(state, row.user_id, row.access_hash)
+            added += 1
+        if added or gone:
+            self.log.info("worker_targets_reconciled", added=added, removed=len(gone), total=len(self.book.targets))
+            self._enrol.set()
+            if added and self._resynced.is_set():
+                # Newly assigned targets may already be contacts (this tracker watched them before).
+                self._resync.set()
+
+    async def _enrol_loop(self) -> None:
+        assert self.telegram is not None
+        while True:
+            await self._enrol.wait()
+            self._enrol.clear()
+            await self._resynced.wait()
+            await self._connected.wait()
+            try:
+                await self._enrol_pending()
+            except ShortFloodWaitError as wait:
+                self.log.info("worker_flood_wait_sleeping", seconds=wait.seconds)
+                await asyncio.sleep(wait.seconds)
+                self._enrol.set()
+            except (*TELEGRAM_ERRORS, *DB_ERRORS, ConnectionError, ValueError) as exc:
+                self.log.warning("worker_enrol_failed", error=repr(exc))
+                await asyncio.sleep(1.0)
+                self._enrol.set()
+
+    async def _enrol_pending(self) -> None:
+        assert self.telegram is not None
+        if self._leaving:
+            leaving, self._leaving = self._leaving, []
+            await self.telegram.delete_contacts(leaving)
+        now = time.monotonic()
+        for target_id in sorted(self.book.targets):
+            state = self.book.targets.get(target_id)
+            if state is None or state.is_contact or self._not_found_until.get(target_id, 0.0) > now:
+                continue
+            if state.user_id is not None and not state.contact_checked:
+                continue  # the resync already asked for will tell whether it is still a contact
+            if state.user_id is None and not await self._resolve(state):
+                continue
+            if self.book.targets.get(target_id) is not state:
+                continue  # moved away while we were resolving
+            if await self.telegram.add_contact(state):
+                self.log.info("worker_target_enrolled", target_id=target_id, visibility=state.visibility)
+            else:
+                self.log.warning("worker_peer_stale", target_id=target_id)
+                await self.control.forget_peer(target_id)
+                state.user_id = state.access_hash = None
+                self._enrol.set()
+            await asyncio.sleep(self.options.contact_interval)
+
+    async def _resolve(self, state: TargetState) -> bool:
+        assert self.telegram is not None
+        user = await self.telegram.resolve(state, self.options.resolve_interval)
+        if user is None:
+            self.log.info("worker_target_not_found", target_id=state.target_id)
+            self._not_found_until[state.target_id] = time.monotonic() + self.options.not_found_retry
+            if state.visibility != "not_found":
+                state.visibility = "not_found"
+                self.writer.set_visibility(state.target_id, "not_found")
+            return False
+        # Persist before using it: a restart must never resolve this username again.
+        await self.control.save_peer(state.target_id, user.id, user.access_hash)
+        self.book.bind(state, user.id, user.access_hash)
+        return True
