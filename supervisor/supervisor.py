@@ -27,6 +27,7 @@ import msgspec
 
 from seeonline.channels import CHANNEL_TRACKERS
 from seeonline.logging import get_logger
+from seeonline.maintenance import housekeeping
 from seeonline.settings import Settings
 from supervisor import trackers
 from supervisor.listener import PgListener
@@ -165,6 +166,7 @@ class Supervisor:
             cleared = await trackers.clear_stale_fatal(connection)
             if cleared:
                 log.info("fatal_cleared", tracker_account_ids=cleared)
+            await housekeeping(connection, self.settings.status_retention_months)
             runnable = {t.id: t for t in await trackers.runnable_trackers(connection)}
             self._next_flood_end = await trackers.next_flood_wait_end(connection)
         if self._stopping.is_set():

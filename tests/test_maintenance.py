@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 from typing import Any
 
 import asyncpg
 
-from seeonline.maintenance import drop_expired_status_partitions, ensure_status_partitions
+from seeonline.maintenance import drop_expired_status_partitions, ensure_status_partitions, housekeeping
 
 
 async def partitions(db: asyncpg.Connection[Any]) -> set[str]:
@@ -40,3 +41,24 @@ async def test_partitions_are_kept_ahead_and_expired_ones_dropped(db: asyncpg.Co
     remaining = await db.fetch("SELECT created_at FROM online_statuses ORDER BY created_at")
     assert len(remaining) == 2
     assert "online_statuses_p2024_02" in await partitions(db)
+
+
+async def test_housekeeping_hands_waiting_targets_to_a_tracker_whose_flood_wait_ended(
+    client: Any, db: asyncpg.Connection[Any]
+) -> None:
+    from tests.api.builders import follow, person, tracker  # noqa: PLC0415 - API builders, only here
+
+    account = await tracker(client, max_users=5)
+    tracked = await follow(client, await person(client), "flooded_target")
+    async with db.transaction():
+        await db.execute("SELECT so_begin_rebalance()")
+        await db.execute(
+            "INSERT INTO tracker_health (tracker_account_id, state, state_until)"
+            " VALUES ($1, 'flood_wait', now() + interval '300 milliseconds')",
+            account["id"],
+        )
+        await db.execute("SELECT so_drain_tracker($1, false, true)", account["id"])
+    assert (await client.get(f"/tracked-users/{tracked['id']}")).json()["tracker_account_id"] is None
+    await asyncio.sleep(0.4)  # the wait is over; no row changed
+    await housekeeping(db, retention_months=0)
+    assert (await client.get(f"/tracked-users/{tracked['id']}")).json()["tracker_account_id"] == account["id"]

@@ -194,7 +194,8 @@ def start_supervisor_process(settings: Settings) -> subprocess.Popen[bytes] | No
     env["DATABASE_URL"] = settings.database_url or ""
     # The child's environment is readable only by this user (/proc/<pid>/environ is 0400).
     env["SEEONLINE_SECRET_KEY"] = settings.secret_key or ""
-    return subprocess.Popen([sys.executable, "-m", "seeonline", "supervisor"], env=env)
+    # --exit-with-parent: a supervisor must not outlive `seeonline run`, even after a kill -9.
+    return subprocess.Popen([sys.executable, "-m", "seeonline", "supervisor", "--exit-with-parent"], env=env)
 
 
 def _register_optional_commands() -> None:

@@ -45,3 +45,17 @@ async def drop_expired_status_partitions(
     if dropped:
         log.info("status_partitions_dropped", partitions=dropped, retention_months=retention_months)
     return sorted(dropped)
+
+
+async def housekeeping(connection: Any, retention_months: int) -> None:
+    """What the supervisor does on each reconcile pass, besides running workers.
+
+    Waiting targets are offered free slots again (a flood wait that ended frees capacity without any
+    row changing), partitions are kept ahead, and expired months are dropped.
+    """
+    assigned = await connection.fetchval("SELECT so_pickup_waiting()")
+    if assigned:
+        log.info("waiting_targets_assigned", count=assigned)
+    await ensure_status_partitions(connection)
+    if retention_months:
+        await drop_expired_status_partitions(connection, retention_months)
