@@ -206,6 +206,9 @@ def _register_optional_commands() -> None:
     from supervisor.cli import supervisor  # noqa: PLC0415
 
     main.add_command(supervisor)
+    from supervisor.worker.cli import worker  # noqa: PLC0415
+
+    main.add_command(worker)
 
 
 _register_optional_commands()

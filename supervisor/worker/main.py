@@ -9,6 +9,7 @@ import structlog
 
 from seeonline.logging import get_logger
 from seeonline.settings import Settings
+from supervisor.worker.control import DB_ERRORS
 from supervisor.worker.options import EXIT_CRASHED, WorkerOptions
 from supervisor.worker.tracker import TrackerWorker
 
@@ -24,6 +25,10 @@ def run_worker(tracker_account_id: int, settings: Settings, options: WorkerOptio
     structlog.contextvars.bind_contextvars(tracker_account_id=tracker_account_id)
     try:
         return asyncio.run(_main(tracker_account_id, settings, options))
+    except DB_ERRORS as exc:
+        # Postgres unreachable at start: a one-line error; the supervisor retries with backoff.
+        log.error("worker_database_unavailable", error=repr(exc))
+        return EXIT_CRASHED
     except Exception:
         log.exception("worker_crashed")
         return EXIT_CRASHED
