@@ -27,6 +27,14 @@ async def _init_connection(connection: asyncpg.Connection) -> None:
     await connection.set_type_codec("json", encoder=str, decoder=str, schema="pg_catalog")
 
 
+async def _keep_session(_connection: asyncpg.Connection) -> None:
+    # asyncpg's default reset sends "SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL"
+    # on every release: a second round trip per request. The pool still rolls back an open transaction
+    # and drops listeners; the API creates no other session state (no SET, LISTEN, session-level
+    # advisory locks or WITH HOLD cursors on pooled connections).
+    return
+
+
 async def create_pool(dsn: str, *, size: int) -> asyncpg.Pool:
     """A pool whose sessions render timestamps in UTC (ISO 8601 with ``+00:00``)."""
     pool: asyncpg.Pool = await asyncpg.create_pool(
@@ -35,6 +43,7 @@ async def create_pool(dsn: str, *, size: int) -> asyncpg.Pool:
         max_size=size,
         server_settings={"timezone": "UTC", "application_name": "seeonline-api"},
         init=_init_connection,
+        reset=_keep_session,
     )
     return pool
 
