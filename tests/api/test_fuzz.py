@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from schemathesis.core.result import Ok
 from hypothesis import HealthCheck, given, settings
+from schemathesis.core.result import Ok
 
 from tests.conftest import API_KEY, SECRET_KEY, PostgresServer, new_database
 
