@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 import asyncpg
 
+from seeonline.db_errors import DATABASE_ERRORS
 from seeonline.logging import get_logger
 from supervisor.worker.waiting import wait_event
 
@@ -251,7 +252,7 @@ class StatusWriter:
             while self._buffer or self._visibility:
                 try:
                     await self._write_once()
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                except DATABASE_ERRORS as exc:
                     self.failures += 1
                     log.warning("status_write_failed", error=f"{type(exc).__name__}: {exc}", pending=self.pending)
                     await self._drop_connection()

@@ -35,6 +35,7 @@ from typing import Any
 
 import asyncpg
 
+from seeonline.db_errors import DATABASE_ERRORS
 from seeonline.logging import get_logger
 
 NotifyCallback = Callable[[str, str], None]
@@ -81,7 +82,7 @@ class PgListener:
             while not self._stopping:
                 try:
                     await self._connect_once()
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                except DATABASE_ERRORS as exc:
                     await self._drop()
                     if self._stopping:
                         break
@@ -133,7 +134,7 @@ class PgListener:
             return False
         try:
             await connection.fetchval("SELECT 1", timeout=self.connect_timeout)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        except DATABASE_ERRORS as exc:
             log.warning("listener_probe_failed", listener=self.name, error=repr(exc))
             return False
         return True
@@ -147,7 +148,7 @@ class PgListener:
             return
         try:
             await asyncio.wait_for(connection.close(), timeout=2.0)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+        except DATABASE_ERRORS:
             connection.terminate()
 
     def _on_terminated(self, _connection: Any) -> None:

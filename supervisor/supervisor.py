@@ -26,6 +26,7 @@ import asyncpg
 import msgspec
 
 from seeonline.channels import CHANNEL_TRACKERS
+from seeonline.db_errors import DATABASE_ERRORS
 from seeonline.logging import get_logger
 from seeonline.maintenance import housekeeping
 from seeonline.settings import Settings
@@ -41,8 +42,6 @@ from supervisor.process import (
 )
 
 log = get_logger(__name__)
-
-_DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 
 
 class SupervisorOptions(msgspec.Struct, frozen=True, kw_only=True):
@@ -138,7 +137,7 @@ class Supervisor:
             try:
                 await self._reconcile(target)
                 delay = self._next_delay()
-            except _DB_ERRORS as exc:
+            except DATABASE_ERRORS as exc:
                 log.warning("reconcile_failed", error=repr(exc), retry_in=self.options.error_retry)
                 delay = self.options.error_retry
             self.reconciles += 1

@@ -18,11 +18,10 @@ from typing import Any
 import asyncpg
 
 from seeonline.channels import CHANNEL_TARGETS, TRACKER_LOCK_SPACE
+from seeonline.db_errors import DATABASE_ERRORS
 from seeonline.logging import get_logger
 
 log = get_logger("supervisor.worker.control")
-
-DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 
 
 class LockHeldError(Exception):
@@ -141,7 +140,7 @@ class ControlDb:
         connection.remove_termination_listener(self._on_terminated)
         try:
             await asyncio.wait_for(connection.close(), 3)
-        except (*DB_ERRORS, asyncio.CancelledError):
+        except (*DATABASE_ERRORS, asyncio.CancelledError):
             connection.terminate()
 
     def _on_notify(self, _connection: Any, _pid: int, _channel: str, payload: object) -> None:

@@ -7,9 +7,9 @@ import signal
 
 import structlog
 
+from seeonline.db_errors import DATABASE_ERRORS
 from seeonline.logging import get_logger
 from seeonline.settings import Settings
-from supervisor.worker.control import DB_ERRORS
 from supervisor.worker.options import EXIT_CRASHED, WorkerOptions
 from supervisor.worker.tracker import TrackerWorker
 
@@ -25,7 +25,7 @@ def run_worker(tracker_account_id: int, settings: Settings, options: WorkerOptio
     structlog.contextvars.bind_contextvars(tracker_account_id=tracker_account_id)
     try:
         return asyncio.run(_main(tracker_account_id, settings, options))
-    except DB_ERRORS as exc:
+    except DATABASE_ERRORS as exc:
         # Postgres unreachable at start: a one-line error; the supervisor retries with backoff.
         log.error("worker_database_unavailable", error=repr(exc))
         return EXIT_CRASHED

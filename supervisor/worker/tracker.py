@@ -20,13 +20,14 @@ from typing import Any
 from telethon import TelegramClient, events
 from telethon.tl import types
 
+from seeonline.db_errors import DATABASE_ERRORS
 from seeonline.logging import get_logger
 from seeonline.secrets import SecretKeyError, decrypt
 from seeonline.settings import Settings
 from seeonline.telegram.client import build_client
 from supervisor.ingest import StatusWriter
 from supervisor.worker.book import StatusBook, TargetState
-from supervisor.worker.control import DB_ERRORS, ControlDb, LockHeldError, TargetRow
+from supervisor.worker.control import ControlDb, LockHeldError, TargetRow
 from supervisor.worker.options import EXIT_CRASHED, EXIT_LOCK_HELD, EXIT_OK, EXIT_RETIRED, WorkerOptions
 from supervisor.worker.telegram import RetiredError, ShortFloodWaitError, TelegramSide
 from supervisor.worker.waiting import wait_event
@@ -159,7 +160,7 @@ class TrackerWorker:
         self.book.close()
         flushed = await self.writer.close(within=self.options.flush_timeout)
         if code == EXIT_OK:
-            with contextlib.suppress(*DB_ERRORS, ConnectionError):
+            with contextlib.suppress(*DATABASE_ERRORS, ConnectionError):
                 await self.control.mark_stopped()
         self.log.info("worker_stopped", exit_code=code, flushed=flushed, rows=self.writer.rows_written)
 
@@ -183,7 +184,7 @@ class TrackerWorker:
         while not self.stopping.is_set():
             try:
                 moved = await self.control.set_health(state, until=until, error=error)
-            except (*DB_ERRORS, ConnectionError) as exc:
+            except (*DATABASE_ERRORS, ConnectionError) as exc:
                 self.log.warning("worker_health_write_failed", state=state, error=repr(exc))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.options.reconnect_max)
@@ -206,7 +207,7 @@ class TrackerWorker:
             await wait_event(self._beat, self.options.heartbeat_interval)
             self._beat.clear()
             if self.health in ("ok", "privacy_misconfigured"):
-                with contextlib.suppress(*DB_ERRORS, ConnectionError):
+                with contextlib.suppress(*DATABASE_ERRORS, ConnectionError):
                     await self.control.heartbeat(self.health, self.health_error)
 
     async def _control_loop(self) -> None:
@@ -222,7 +223,7 @@ class TrackerWorker:
                     self.log.error("worker_lock_taken_while_disconnected")
                     self._finish(EXIT_LOCK_HELD)
                     return
-                except DB_ERRORS as exc:
+                except DATABASE_ERRORS as exc:
                     self.log.info("worker_control_reconnect_failed", error=repr(exc), retry_in=delay)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, self.options.reconnect_max)
@@ -304,7 +305,7 @@ class TrackerWorker:
         while True:
             try:
                 rows = await self.control.load_targets()
-            except (*DB_ERRORS, ConnectionError) as exc:
+            except (*DATABASE_ERRORS, ConnectionError) as exc:
                 self.log.info("worker_reconcile_failed", error=repr(exc))
                 rows = None
             if rows is not None:
@@ -354,7 +355,7 @@ class TrackerWorker:
                 self.log.info("worker_flood_wait_sleeping", seconds=wait.seconds)
                 await asyncio.sleep(wait.seconds)
                 self._enrol.set()
-            except (*TELEGRAM_ERRORS, *DB_ERRORS, ConnectionError, ValueError) as exc:
+            except (*TELEGRAM_ERRORS, *DATABASE_ERRORS, ConnectionError, ValueError) as exc:
                 self.log.warning("worker_enrol_failed", error=repr(exc))
                 await asyncio.sleep(1.0)
                 self._enrol.set()
