@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
@@ -101,3 +103,22 @@ async def test_secrets_never_reach_the_logs(
         assert event in logs
     # ... and no secret reached the logs or the responses.
     assert "SECRET-" not in logs + listed.text + accounts.text
+
+
+async def test_a_database_outage_is_a_503_not_a_500(client: Client, postgres_server: Any) -> None:
+    if postgres_server.embedded is None:
+        pytest.skip("needs the embedded server to stop it")
+    created = await tracker(client)
+    postgres_server.embedded.stop()
+    try:
+        response = await client.get(f"/tracker-accounts/{created['id']}/")
+        assert response.status_code == 503
+        assert (await client.get("/ready")).status_code == 503
+    finally:
+        postgres_server.embedded.start()
+    for _ in range(50):  # the pool reconnects on its own
+        response = await client.get(f"/tracker-accounts/{created['id']}/")
+        if response.status_code == 200:
+            break
+        await asyncio.sleep(0.1)
+    assert response.status_code == 200

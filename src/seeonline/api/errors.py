@@ -10,6 +10,7 @@ import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
+from seeonline.db_errors import DATABASE_ERRORS
 from seeonline.logging import get_logger
 
 log = get_logger(__name__)
@@ -119,5 +120,11 @@ def unexpected_error_handler(request: Request[Any, Any, Any], exc: Exception) ->
     """Map database errors the client caused; log everything else as a 500."""
     if isinstance(exc, asyncpg.PostgresError) and (mapped := from_database_error(exc)) is not None:
         return api_error_handler(request, mapped)
+    if isinstance(exc, DATABASE_ERRORS) and not isinstance(exc, asyncpg.PostgresError):
+        # The database is unreachable or the connection broke: a retryable outage, not a bug.
+        log.warning("database_unavailable", method=request.method, path=request.url.path, error=type(exc).__name__)
+        return Response(
+            {"detail": "Database unavailable, retry shortly."}, status_code=503, headers={"Retry-After": "1"}
+        )
     log.exception("unhandled_error", method=request.method, path=request.url.path)
     return Response({"detail": "Internal server error"}, status_code=500)
