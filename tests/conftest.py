@@ -20,6 +20,7 @@ from litestar.testing import AsyncTestClient
 from seeonline import migrations
 from seeonline.api.app import create_app
 from seeonline.embedded_postgres import EmbeddedPostgres
+from seeonline.sandbox import SandboxServer, World
 from seeonline.settings import Settings, load_settings, to_asyncpg_dsn
 
 API_KEY = "test-api-key-0123456789"
@@ -115,6 +116,13 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection[Any]]:
     connection = await asyncpg.connect(database_url)
     yield connection
     await connection.close()
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[SandboxServer]:
+    """A running Telegram sandbox with an empty world (in-process; forked workers reach it over TCP)."""
+    async with SandboxServer(World()) as server:
+        yield server
 
 
 @pytest.fixture

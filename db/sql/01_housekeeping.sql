@@ -5,18 +5,19 @@ BEGIN
     RETURN NEW;
 END $$;
 
-CREATE TRIGGER tracker_accounts_updated_at BEFORE UPDATE ON tracker_accounts
-    FOR EACH ROW EXECUTE FUNCTION so_set_updated_at();
-CREATE TRIGGER tracker_settings_updated_at BEFORE UPDATE ON tracker_settings
-    FOR EACH ROW EXECUTE FUNCTION so_set_updated_at();
-CREATE TRIGGER tracker_health_updated_at BEFORE UPDATE ON tracker_health
-    FOR EACH ROW EXECUTE FUNCTION so_set_updated_at();
-CREATE TRIGGER telegram_users_updated_at BEFORE UPDATE ON telegram_users
-    FOR EACH ROW EXECUTE FUNCTION so_set_updated_at();
-CREATE TRIGGER tracked_users_updated_at BEFORE UPDATE ON tracked_users
-    FOR EACH ROW EXECUTE FUNCTION so_set_updated_at();
-CREATE TRIGGER targets_updated_at BEFORE UPDATE ON targets
-    FOR EACH ROW EXECUTE FUNCTION so_set_updated_at();
+DO $$
+DECLARE
+    audited text;
+BEGIN
+    FOREACH audited IN ARRAY ARRAY[
+        'tracker_accounts', 'tracker_settings', 'tracker_health', 'telegram_users', 'tracked_users', 'targets'
+    ] LOOP
+        EXECUTE format(
+            'CREATE TRIGGER %I BEFORE UPDATE ON %I FOR EACH ROW EXECUTE FUNCTION so_set_updated_at()',
+            audited || '_updated_at', audited
+        );
+    END LOOP;
+END $$;
 
 -- Monthly partitions for the status log; rows outside them land in the default partition.
 CREATE TABLE online_statuses_default PARTITION OF online_statuses DEFAULT;

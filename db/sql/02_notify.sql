@@ -18,43 +18,37 @@ CREATE TRIGGER targets_notify_update AFTER UPDATE OF tracker_account_id ON targe
     FOR EACH ROW WHEN (OLD.tracker_account_id IS DISTINCT FROM NEW.tracker_account_id)
     EXECUTE FUNCTION so_notify_targets();
 
--- The set of trackers a supervisor should run may have changed.
+-- The set of trackers a supervisor should run may have changed. TG_ARGV[0] names the column that
+-- holds the tracker id (``id`` on tracker_accounts, ``tracker_account_id`` elsewhere).
 CREATE OR REPLACE FUNCTION so_notify_trackers() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    changed jsonb;
 BEGIN
     IF TG_OP = 'DELETE' THEN
-        PERFORM pg_notify('@CHANNEL_TRACKERS@', OLD.tracker_account_id::text);
+        changed := to_jsonb(OLD);
     ELSE
-        PERFORM pg_notify('@CHANNEL_TRACKERS@', NEW.tracker_account_id::text);
+        changed := to_jsonb(NEW);
     END IF;
-    RETURN NULL;
-END $$;
-
-CREATE OR REPLACE FUNCTION so_notify_tracker_accounts() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'DELETE' THEN
-        PERFORM pg_notify('@CHANNEL_TRACKERS@', OLD.id::text);
-    ELSE
-        PERFORM pg_notify('@CHANNEL_TRACKERS@', NEW.id::text);
-    END IF;
+    PERFORM pg_notify('@CHANNEL_TRACKERS@', changed ->> TG_ARGV[0]);
     RETURN NULL;
 END $$;
 
 CREATE TRIGGER tracker_accounts_notify AFTER INSERT OR UPDATE OR DELETE ON tracker_accounts
-    FOR EACH ROW EXECUTE FUNCTION so_notify_tracker_accounts();
+    FOR EACH ROW EXECUTE FUNCTION so_notify_trackers('id');
 CREATE TRIGGER tracker_settings_notify AFTER INSERT OR DELETE ON tracker_settings
-    FOR EACH ROW EXECUTE FUNCTION so_notify_trackers();
+    FOR EACH ROW EXECUTE FUNCTION so_notify_trackers('tracker_account_id');
 CREATE TRIGGER tracker_settings_notify_update AFTER UPDATE ON tracker_settings
     FOR EACH ROW WHEN (
         OLD.session_encrypted IS DISTINCT FROM NEW.session_encrypted
         OR OLD.max_users IS DISTINCT FROM NEW.max_users
     )
-    EXECUTE FUNCTION so_notify_trackers();
+    EXECUTE FUNCTION so_notify_trackers('tracker_account_id');
 -- Heartbeats do not wake supervisors; state changes do.
 CREATE TRIGGER tracker_health_notify AFTER INSERT OR DELETE ON tracker_health
-    FOR EACH ROW EXECUTE FUNCTION so_notify_trackers();
+    FOR EACH ROW EXECUTE FUNCTION so_notify_trackers('tracker_account_id');
 CREATE TRIGGER tracker_health_notify_update AFTER UPDATE ON tracker_health
     FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state OR OLD.state_until IS DISTINCT FROM NEW.state_until)
-    EXECUTE FUNCTION so_notify_trackers();
+    EXECUTE FUNCTION so_notify_trackers('tracker_account_id');
 
 -- New status rows: one notification per inserting statement (a worker's batch), carrying the highest id.
 CREATE OR REPLACE FUNCTION so_notify_statuses() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -36,6 +36,8 @@ $$;
 
 -- Give a target a slot. The caller holds the target's row lock. With p_only, only that tracker is
 -- acceptable (the target moves there if it sits elsewhere). Returns the tracker, or NULL when none fits.
+-- Concurrent assignments do not queue behind one tracker: each takes the least-loaded tracker whose
+-- setting nobody else has locked (SKIP LOCKED), and waits only when every candidate is locked.
 CREATE OR REPLACE FUNCTION so_assign_target(p_target bigint, p_only bigint DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -48,12 +50,22 @@ BEGIN
         RETURN p_only;
     END IF;
     LOOP
-        candidate := coalesce(p_only, so_least_loaded_tracker());
-        IF candidate IS NULL THEN
-            RETURN NULL;
+        candidate := NULL;
+        IF p_only IS NULL AND previous IS NULL THEN
+            SELECT s.tracker_account_id INTO candidate
+            FROM tracker_settings s JOIN usable_trackers u ON u.tracker_account_id = s.tracker_account_id
+            WHERE s.current_users < s.max_users
+            ORDER BY s.max_users - s.current_users DESC, s.tracker_account_id
+            LIMIT 1 FOR UPDATE OF s SKIP LOCKED;
         END IF;
-        PERFORM 1 FROM tracker_settings
-        WHERE tracker_account_id IN (candidate, previous) ORDER BY id FOR UPDATE;
+        IF candidate IS NULL THEN
+            candidate := coalesce(p_only, so_least_loaded_tracker());
+            IF candidate IS NULL THEN
+                RETURN NULL;
+            END IF;
+            PERFORM 1 FROM tracker_settings
+            WHERE tracker_account_id IN (candidate, previous) ORDER BY id FOR UPDATE;
+        END IF;
         -- A new statement sees everything committed before the lock was granted: re-check.
         UPDATE tracker_settings SET current_users = current_users + 1
         WHERE tracker_account_id = candidate AND current_users < max_users AND so_tracker_usable(candidate);

@@ -232,7 +232,6 @@ def downgrade() -> None:
     # ### end Alembic commands ###
     for function in (
         "so_notify_statuses()",
-        "so_notify_tracker_accounts()",
         "so_notify_trackers()",
         "so_notify_targets()",
         "so_ensure_status_partitions(date, integer)",

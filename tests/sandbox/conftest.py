@@ -12,7 +12,7 @@ import pytest
 from telethon import TelegramClient, events
 from telethon.network import ConnectionTcpFull
 
-from seeonline.sandbox import Account, SandboxServer, World
+from seeonline.sandbox import Account, SandboxServer
 from seeonline.telegram import build_client
 
 logging.getLogger("telethon").setLevel(logging.ERROR)
@@ -39,17 +39,6 @@ class StatusWatcher:
         with contextlib.suppress(TimeoutError):
             got = await asyncio.wait_for(self.queue.get(), wait)
             raise AssertionError(f"unexpected push {got}")
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[SandboxServer]:
-    """A running sandbox with an empty world."""
-    server = SandboxServer(World())
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 ConnectFactory = Callable[..., contextlib.AbstractAsyncContextManager[TelegramClient]]

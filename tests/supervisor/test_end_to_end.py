@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from seeonline.sandbox import SandboxServer, World
+from seeonline.sandbox import SandboxServer
 from seeonline.settings import Settings
 from supervisor.process import ProcessOptions
 from supervisor.supervisor import Supervisor, SupervisorOptions
@@ -23,17 +23,6 @@ pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("supervisor.worker.main") is None, reason="the real worker is not available"
 )
 logging.getLogger("telethon").setLevel(logging.ERROR)
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[SandboxServer]:
-    """An in-process sandbox; forked workers reach it over TCP."""
-    server = SandboxServer(World())
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from typing import Any, TypeAlias
 import asyncpg
 import pytest
 
-from seeonline.sandbox import Account, SandboxServer, World
+from seeonline.sandbox import Account, SandboxServer
 from seeonline.settings import Settings
 from supervisor.worker.options import WorkerOptions
 from supervisor.worker.tracker import TrackerWorker
@@ -56,17 +56,6 @@ class SandboxTracker:
 
     account: Account
     tracker_id: int
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[SandboxServer]:
-    """A running sandbox with an empty world."""
-    server = SandboxServer(World())
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 TrackerFactory = Callable[..., Awaitable[SandboxTracker]]

@@ -9,9 +9,7 @@ from typing import Any
 
 import asyncpg
 from litestar import Litestar, Response, Router, get
-from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
@@ -54,11 +52,6 @@ async def ready(request: AnyRequest) -> Response[dict[str, str]]:
     except (OSError, asyncpg.PostgresError, AttributeError):
         return Response({"status": "unavailable", "detail": "database unreachable"}, status_code=503)
     return Response({"status": "ok"})
-
-
-async def api_key_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
-    """``require_api_key`` as a coroutine: Litestar runs a sync guard in a worker thread on every request."""
-    require_api_key(connection, handler)
 
 
 def validation_error_handler(request: AnyRequest, exc: ValidationException) -> Response[Any]:
@@ -108,7 +101,7 @@ def create_app(settings: Settings) -> Litestar:
 
     resources = Router(
         path="/",
-        guards=[api_key_guard],
+        guards=[require_api_key],
         route_handlers=[
             TrackerAccountController,
             TrackerSettingController,

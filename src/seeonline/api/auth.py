@@ -23,7 +23,10 @@ def key_is_valid(supplied: str | None, keys: tuple[bytes, ...]) -> bool:
     return matched
 
 
-def require_api_key(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
-    """Guard: refuse with 401 unless ``X-API-Key`` carries a configured key."""
+async def require_api_key(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
+    """Guard: refuse with 401 unless ``X-API-Key`` carries a configured key.
+
+    A coroutine on purpose: Litestar runs a synchronous guard in a worker thread on every request.
+    """
     if not key_is_valid(connection.headers.get(API_KEY_HEADER), connection.app.state.api_keys):
         raise NotAuthorizedException("Missing or invalid X-API-Key header.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -20,8 +21,24 @@ from seeonline.trackers.schemas import (
 
 log = get_logger(__name__)
 
-# Fields whose change can make a tracker usable or unusable.
+# Columns whose change can make a tracker usable or unusable, or change its capacity.
 ACCOUNT_SLOT_FIELDS = frozenset({"is_active", "is_auth"})
+SETTING_SLOT_COLUMNS = frozenset({"session_encrypted", "max_users"})
+
+
+@dataclass(frozen=True)
+class TrackerTable:
+    """A table whose rows decide a tracker's usability: where its tracker id lives, its API name."""
+
+    name: str
+    tracker_column: str
+    resource: str
+
+
+UPDATABLE = {
+    "accounts": TrackerTable("tracker_accounts", "id", "TrackerAccount"),
+    "settings": TrackerTable("tracker_settings", "tracker_account_id", "TrackerSetting"),
+}
 
 
 class TrackerService:
@@ -69,35 +86,13 @@ class TrackerService:
         if "api_hash" in values:
             values.update(self._api_hash_columns(values.pop("api_hash")))
         rebalance = bool(ACCOUNT_SLOT_FIELDS & values.keys())
-
-        async def work(connection: Connection) -> None:
-            if rebalance:
-                await connection.execute("SELECT so_begin_rebalance()")
-            args: list[Any] = [account_id]
-            assignments = set_clause(values, args) or "id = id"
-            updated = await connection.fetchval(
-                f"UPDATE tracker_accounts SET {assignments} WHERE id = $1 RETURNING id", *args
-            )
-            if updated is None:
-                raise not_found("TrackerAccount")
-            if rebalance:
-                await _rebalance(connection, account_id)
-
-        await in_transaction(self.pool, work)
+        await self._update(UPDATABLE["accounts"], account_id, values, rebalance=rebalance)
         # Field names only: values may be credentials.
         log.info("tracker_account_updated", tracker_account_id=account_id, fields=sorted(provided(data)))
 
     async def delete_account(self, account_id: int, *, force: bool) -> None:
         """Delete an account after handing its targets on (refused without room unless ``force``)."""
-
-        async def work(connection: Connection) -> None:
-            exists = await connection.fetchval("SELECT id FROM tracker_accounts WHERE id = $1", account_id)
-            if exists is None:
-                raise not_found("TrackerAccount")
-            await connection.execute("SELECT so_drain_tracker($1, true, $2)", account_id, force)
-            await connection.execute("DELETE FROM tracker_accounts WHERE id = $1", account_id)
-
-        await in_transaction(self.pool, work)
+        await self._delete(UPDATABLE["accounts"], account_id, force=force)
         log.info("tracker_account_deleted", tracker_account_id=account_id, force=force)
 
     async def create_setting(self, data: TrackerSettingCreate) -> int:
@@ -151,38 +146,47 @@ class TrackerService:
         if "session_string" in values:
             session = values.pop("session_string")
             values["session_encrypted"] = encrypt(self.secret_key, session) if session is not None else None
-        rebalance = bool({"session_encrypted", "max_users"} & values.keys())
-
-        async def work(connection: Connection) -> None:
-            if rebalance:
-                await connection.execute("SELECT so_begin_rebalance()")
-            args: list[Any] = [setting_id]
-            assignments = set_clause(values, args) or "id = id"
-            tracker_id = await connection.fetchval(
-                f"UPDATE tracker_settings SET {assignments} WHERE id = $1 RETURNING tracker_account_id", *args
-            )
-            if tracker_id is None:
-                raise not_found("TrackerSetting")
-            if rebalance:
-                await _rebalance(connection, tracker_id)
-
-        await in_transaction(self.pool, work)
+        rebalance = bool(SETTING_SLOT_COLUMNS & values.keys())
+        await self._update(UPDATABLE["settings"], setting_id, values, rebalance=rebalance)
         log.info("tracker_setting_updated", tracker_setting_id=setting_id, fields=sorted(provided(data)))
 
     async def delete_setting(self, setting_id: int, *, force: bool) -> None:
         """Delete a setting: its tracker loses its capacity, so its targets move first."""
+        await self._delete(UPDATABLE["settings"], setting_id, force=force)
+        log.info("tracker_setting_deleted", tracker_setting_id=setting_id, force=force)
+
+    async def _update(self, table: TrackerTable, row_id: int, values: dict[str, Any], *, rebalance: bool) -> None:
+        """UPDATE one row; when it can change usability or capacity, rebalance in the same transaction."""
+
+        async def work(connection: Connection) -> None:
+            if rebalance:
+                # The rebalance lock comes before any row lock (see db/sql/03_slots.sql).
+                await connection.execute("SELECT so_begin_rebalance()")
+            args: list[Any] = [row_id]
+            assignments = set_clause(values, args) or "id = id"
+            tracker_id = await connection.fetchval(
+                f"UPDATE {table.name} SET {assignments} WHERE id = $1 RETURNING {table.tracker_column}", *args
+            )
+            if tracker_id is None:
+                raise not_found(table.resource)
+            if rebalance:
+                await _rebalance(connection, tracker_id)
+
+        await in_transaction(self.pool, work)
+
+    async def _delete(self, table: TrackerTable, row_id: int, *, force: bool) -> None:
+        """DELETE one row after its tracker's targets moved to others."""
 
         async def work(connection: Connection) -> None:
             tracker_id = await connection.fetchval(
-                "SELECT tracker_account_id FROM tracker_settings WHERE id = $1", setting_id
+                f"SELECT {table.tracker_column} FROM {table.name} WHERE id = $1", row_id
             )
             if tracker_id is None:
-                raise not_found("TrackerSetting")
+                raise not_found(table.resource)
             await connection.execute("SELECT so_drain_tracker($1, true, $2)", tracker_id, force)
-            await connection.execute("DELETE FROM tracker_settings WHERE id = $1", setting_id)
+            await connection.execute(f"DELETE FROM {table.name} WHERE id = $1", row_id)
 
         await in_transaction(self.pool, work)
-        log.info("tracker_setting_deleted", tracker_setting_id=setting_id, force=force)
 
 
 async def _rebalance(connection: Connection, tracker_id: int) -> None:
