@@ -124,3 +124,86 @@ async def test_status_flips_reach_the_api_for_every_subscriber_with_one_contact(
     assert len(sandbox.calls_to("contacts.addContact", account)) == 1
     assert len(sandbox.calls_to("contacts.importContacts", account)) == 0
     assert len(sandbox.calls_to("contacts.resolveUsername", account)) == 1
+
+
+async def _register_tracker(
+    client: Client, sandbox: SandboxServer, *, max_users: int = 10
+) -> tuple[Any, dict[str, Any]]:
+    """A sandbox account registered through the API as a usable tracker."""
+    account = sandbox.world.add_account()
+    tracker = await create(
+        client,
+        "/tracker-accounts/",
+        {
+            "telegram_id": account.id,
+            "api_id": account.api_id,
+            "api_hash": account.api_hash,
+            "is_active": True,
+            "is_auth": True,
+        },
+    )
+    await create(
+        client,
+        "/tracker-settings/",
+        {
+            "tracker_account_id": tracker["id"],
+            "phone_number": f"+{account.phone}",
+            "session_string": sandbox.session_string_for(account),
+            "max_users": max_users,
+        },
+    )
+    return account, tracker
+
+
+async def _flip_until_recorded(
+    client: Client, sandbox: SandboxServer, username: str, tracked_id: int, online: bool
+) -> None:
+    """Set the person's status and wait for the matching row."""
+    before = len(await _statuses(client, tracked_id))
+    sandbox.world.set_status(username, online=online)
+
+    async def recorded() -> bool:
+        rows = await _statuses(client, tracked_id)
+        return len(rows) > before and rows[-1]["is_online"] is online
+
+    await wait_until_async(recorded, timeout=45, what=f"{username} {'online' if online else 'offline'} to be recorded")
+
+
+@pytest.mark.parametrize("how", ["delete", "deactivate", "revoke", "flood_wait"])
+async def test_targets_of_a_removed_tracker_keep_flowing_through_another(
+    client: Client, sandbox: SandboxServer, supervisor: Supervisor, how: str
+) -> None:
+    first_account, first = await _register_tracker(client, sandbox)
+    sandbox.world.add_person("bob_moves", last_seen_ago=600)
+    tracked = await follow(client, await person(client), "bob_moves")
+    assert tracked["tracker_account_id"] == first["id"]
+    await _flip_until_recorded(client, sandbox, "bob_moves", tracked["id"], online=True)
+
+    second_account, second = await _register_tracker(client, sandbox)
+    if how == "delete":
+        assert (await client.delete(f"/tracker-accounts/{first['id']}/")).status_code == 204
+    elif how == "deactivate":
+        assert (await client.patch(f"/tracker-accounts/{first['id']}/", json={"is_active": False})).status_code == 200
+    elif how == "revoke":
+        sandbox.revoke(first_account)  # the worker sees AUTH_KEY_UNREGISTERED and reports auth_lost
+    else:
+        # The next status read of the first tracker hits a long flood wait.
+        sandbox.inject_fault("contacts.getStatuses", "FLOOD_WAIT_3600", account=first_account)
+        sandbox.drop_connections(first_account)  # its reconnect resyncs with contacts.getStatuses
+
+    async def moved() -> bool:
+        row = (await client.get(f"/tracked-users/{tracked['id']}/")).json()
+        return bool(row["tracker_account_id"] == second["id"])
+
+    await wait_until_async(moved, timeout=60, what="the target to move to the second tracker")
+    if how in ("revoke", "flood_wait"):
+        health = (await client.get(f"/tracker-accounts/{first['id']}/")).json()["health"]
+        assert health["state"] == ("auth_lost" if how == "revoke" else "flood_wait")
+
+    async def picked_up() -> bool:
+        return len(sandbox.calls_to("contacts.addContact", second_account)) == 1
+
+    await wait_until_async(picked_up, timeout=60, what="the second tracker's worker to take the target")
+    await _flip_until_recorded(client, sandbox, "bob_moves", tracked["id"], online=False)
+    await _flip_until_recorded(client, sandbox, "bob_moves", tracked["id"], online=True)
+    assert len(sandbox.calls_to("contacts.addContact", first_account)) == 1
