@@ -121,3 +121,35 @@ def test_run_on_embedded_postgres_generates_a_key_and_refuses_a_busy_data_dir(da
     assert re.search(r"Development API key \(X-API-Key\): " + re.escape(credentials["api_key"]), stderr)
     _, alive = psutil.wait_procs(postgres, timeout=15)
     assert not alive, "the embedded Postgres outlived seeonline run"
+
+
+def test_run_without_trackers_starts_the_demo_and_statuses_flow(data_dir: Path) -> None:
+    """The README's run command on a fresh checkout: statuses appear within a minute or so."""
+    port = free_port()
+    process = subprocess.Popen(
+        [*SEEONLINE, "run", "--port", str(port)],
+        env=clean_env(SEEONLINE_DATA_DIR=str(data_dir), SEEONLINE_LOG_LEVEL="warning"),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for_health(url, process, timeout=90)
+        key = json.loads((data_dir / "credentials.json").read_text())["api_key"]
+        headers = {"X-API-Key": key}
+        trackers = httpx.get(f"{url}/tracker-accounts/", headers=headers).json()
+        assert len(trackers) == 3
+        deadline = time.monotonic() + 120
+        statuses: list[dict[str, object]] = []
+        while time.monotonic() < deadline and not statuses:
+            statuses = httpx.get(f"{url}/online-statuses/?limit=10", headers=headers).json()
+            time.sleep(1)
+        assert statuses, "no status recorded by the demo"
+        healthy = [t["health"]["state"] for t in httpx.get(f"{url}/tracker-accounts/", headers=headers).json()]
+        assert healthy.count("ok") == 3
+        tree = psutil.Process(process.pid).children(recursive=True)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=60)
+    _, alive = psutil.wait_procs(tree, timeout=20)
+    assert not alive, f"left behind: {[p.name() for p in alive]}"
