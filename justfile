@@ -33,7 +33,7 @@ lint:
 migrate *args:
     "{{ bin }}/seeonline" db upgrade "$@"
 
-# The benchmarks in bench/ (bench/api.py: load against the HTTP API); extra arguments go to it.
+# The API benchmark (bench/api.py; see bench/README.md for ingest.py and workers.py); extra arguments go to it.
 bench *args:
     "{{ bin }}/python" bench/api.py "$@"
 

@@ -37,11 +37,10 @@ import asyncpg
 import httpx
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from profile_summary import summarize
-from seeding import Seeded, check_counters, seed
-
+from bench.profile_summary import summarize
+from bench.seeding import Seeded, check_counters, seed
 from seeonline import migrations
 from seeonline.embedded_postgres import EmbeddedPostgres, find_free_port
 from seeonline.logging import configure_logging
@@ -445,7 +444,8 @@ async def _statuses(url: str) -> int:
 async def _counters(url: str) -> list[str]:
     connection = await asyncpg.connect(url, timeout=10)
     try:
-        return await check_counters(connection)
+        problems: list[str] = await check_counters(connection)
+        return problems
     finally:
         await connection.close()
 

@@ -1,4 +1,4 @@
-"""Stand-in tracker worker for bench/supervisor.py: holds the lock and a connected Telethon client, idle.
+"""Stand-in tracker worker for bench/workers.py: holds the lock and a connected Telethon client, idle.
 
 Kept apart from the benchmark so a worker imports nothing the forkserver has not preloaded.
 """

@@ -34,7 +34,7 @@ from typing import Any
 import asyncpg
 from telethon.tl import types
 
-# Run as a script, bench/ is first on sys.path and bench/supervisor.py would shadow the supervisor package.
+# Run as a script: the repository root on the path makes `bench.*` and the project importable.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from seeonline import migrations

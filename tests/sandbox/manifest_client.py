@@ -27,7 +27,7 @@ async def main(manifest_path: str, username: str, count: int) -> int:
     assert me.id == tracker["telegram_id"], me
     person = await client.get_entity(username)
 
-    @client.on(events.UserUpdate(chats=[person.id]))
+    @client.on(events.UserUpdate(chats=[person.id]))  # type: ignore[untyped-decorator]
     async def on_status(event: events.UserUpdate.Event) -> None:
         if event.status is not None:
             await seen.put("online" if event.online else "offline")

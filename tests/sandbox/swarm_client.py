@@ -21,7 +21,7 @@ async def main() -> int:
     )
     done = asyncio.Event()
 
-    @client.on(events.UserUpdate)
+    @client.on(events.UserUpdate)  # type: ignore[untyped-decorator]
     async def on_update(event: events.UserUpdate.Event) -> None:
         if event.status is None:
             return

@@ -6,6 +6,7 @@ import asyncio
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -85,12 +86,13 @@ async def test_control_api_routes(cli_sandbox: SandboxProcess) -> None:
     assert (await cli_sandbox.control("GET", "/people/late_arrival"))["telegram_id"] == added["telegram_id"]
     new_tracker = await cli_sandbox.control("POST", "/trackers", {"password": "pw"})
     assert new_tracker["session_string"]
-    for method, path, body, status in [
+    refusals: list[tuple[str, str, dict[str, Any] | None, int]] = [
         ("POST", "/people/nobody_at_all/status", {"online": True}, 404),
         ("POST", "/people/person001/status", {"online": "yes"}, 400),
         ("GET", "/no/such/route", None, 404),
         ("DELETE", "/manifest", None, 405),
-    ]:
+    ]
+    for method, path, body, status in refusals:
         with pytest.raises(ControlError) as caught:
             await cli_sandbox.control(method, path, body)
         assert caught.value.status == status

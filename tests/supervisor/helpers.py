@@ -65,7 +65,7 @@ def events_of(control: Path, kind: str, tracker: int) -> list[Event]:
 def alive(pid: int) -> bool:
     """Whether ``pid`` is a live (not zombie) process."""
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return False
 

@@ -74,7 +74,8 @@ def supervisors(database_url: str, tmp_path: Path) -> Iterator[SupervisorProcess
 def descendants(pid: int) -> list[psutil.Process]:
     """Every live descendant of ``pid``."""
     try:
-        return psutil.Process(pid).children(recursive=True)
+        children: list[psutil.Process] = psutil.Process(pid).children(recursive=True)
+        return children
     except psutil.NoSuchProcess:
         return []
 

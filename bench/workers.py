@@ -1,6 +1,6 @@
 """Supervisor footprint and reaction time: USS per worker with N workers on the sandbox; row change → worker running.
 
-Run: ``.venv/bin/python -m bench.supervisor [--workers 50] [--samples 40] [--worker real|idle]``.
+Run: ``.venv/bin/python bench/workers.py [--workers 50] [--samples 40] [--worker real|idle]``.
 Uses ``DATABASE_URL``'s server when set (a scratch database is created on it), otherwise an embedded
 Postgres. Starts ``seeonline sandbox`` and ``seeonline supervisor`` as subprocesses. ``--worker idle``
 runs a stand-in that holds the tracker's lock and keeps a connected Telethon client (for when the
@@ -12,31 +12,30 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Run as a script, bench/ would come first on sys.path and this file would shadow the `supervisor` package.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+# Run as a script: the repository root on the path makes `bench.*` importable (the idle worker target).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import contextlib  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import secrets  # noqa: E402
-import signal  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import signal
+import statistics
+import subprocess
+import tempfile
+import time
+from typing import Any
 
-import asyncpg  # noqa: E402
-import psutil  # noqa: E402
+import asyncpg
+import psutil
 
-from seeonline import migrations  # noqa: E402
-from seeonline import secrets as crypto  # noqa: E402
-from seeonline.channels import TRACKER_LOCK_SPACE  # noqa: E402
+from seeonline import migrations
+from seeonline import secrets as crypto
+from seeonline.channels import TRACKER_LOCK_SPACE
 
-ROOT = _HERE.parent
+ROOT = Path(__file__).resolve().parents[1]
 LOCKS = """
 SELECT objid::bigint AS tracker FROM pg_locks
 WHERE locktype = 'advisory' AND granted AND objsubid = 2 AND classid = $1::bigint::oid
