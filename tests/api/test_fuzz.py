@@ -19,6 +19,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.core.result import Ok
+from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from tests.conftest import API_KEY, SECRET_KEY, PostgresServer, new_database
 
@@ -105,6 +106,12 @@ def test_no_input_produces_a_server_error(api_server: str) -> None:
                 failures.append(
                     f"{case.method} {case.formatted_path} {case.query} {case.body!r} -> {response.status_code}"
                 )
+                return
+            # Every answer, success or error, has the shape the OpenAPI document promises.
+            try:
+                case.validate_response(response, checks=[response_schema_conformance])
+            except AssertionError as exc:
+                failures.append(f"{case.method} {case.formatted_path} -> {response.status_code}: {str(exc)[:400]}")
 
         exercise()
     assert operations >= 35  # every route of the contract was exercised

@@ -15,8 +15,6 @@ BigInt = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 PositiveInt32 = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
 Count = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]
 Id = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
-# Postgres rejects NUL characters in text: refuse them up front.
-Text = Annotated[str, msgspec.Meta(pattern="^[^\\x00]*$")]
 
 
 async def decode_body(request: Request[Any, Any, Any], struct: type[T]) -> T:

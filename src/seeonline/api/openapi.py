@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+import msgspec
 from litestar.enums import ParamType
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIType, Operation, Parameter, Schema
 
 from seeonline.api.listing import Resource
@@ -53,3 +56,34 @@ def query_operation(*names: str) -> type[Operation]:
             self.parameters = [*(self.parameters or []), *extra]
 
     return QueryOperation
+
+
+class ErrorBody(msgspec.Struct):
+    """Every error response: ``detail``, plus a stable ``code`` and the offending ``field`` when they apply."""
+
+    detail: str
+    code: str | None = None
+    field: str | None = None
+
+
+class DeletedCount(msgspec.Struct):
+    """The answer of the bulk deletes."""
+
+    deleted_count: int
+
+
+ERROR_RESPONSES = {
+    400: ResponseSpec(ErrorBody, description="Invalid body, filter or path value; `field` names it"),
+    401: ResponseSpec(ErrorBody, description="Missing or wrong X-API-Key"),
+    404: ResponseSpec(ErrorBody, description="No such row"),
+    409: ResponseSpec(ErrorBody, description="Unique clash (`field`) or a domain refusal (`code`)"),
+}
+
+
+def returns(model: type[msgspec.Struct] | None, *, status: int = 200, many: bool = False) -> dict[int, ResponseSpec]:
+    """OpenAPI responses for a handler that returns JSON rendered by Postgres (or nothing, for 204)."""
+    responses = dict(ERROR_RESPONSES)
+    if model is not None:
+        container: Any = list.__class_getitem__(model) if many else model
+        responses[status] = ResponseSpec(container, description="A JSON array" if many else "The full object")
+    return responses

@@ -9,14 +9,16 @@ from litestar.params import FromPath, JSONBody
 
 from seeonline.api.context import AnyRequest, services
 from seeonline.api.listing import fetch_one, json_response, list_response, path_id
-from seeonline.api.openapi import list_operation, query_operation
+from seeonline.api.openapi import DeletedCount, list_operation, query_operation, returns
 from seeonline.api.params import choice_parser, parse_int, parse_text
 from seeonline.people.resources import TELEGRAM_USERS, TRACKED_USERS
 from seeonline.people.schemas import (
     ROLES,
     TelegramUserCreate,
+    TelegramUserOut,
     TelegramUserUpdate,
     TrackedUserCreate,
+    TrackedUserOut,
     TrackedUserUpdate,
 )
 
@@ -29,36 +31,36 @@ class TelegramUserController(Controller):
     path = "/telegram-users"
     tags = ["telegram-users"]
 
-    @get("/", operation_class=list_operation(TELEGRAM_USERS))
+    @get("/", operation_class=list_operation(TELEGRAM_USERS), responses=returns(TelegramUserOut, many=True))
     async def list_users(self, request: AnyRequest) -> Response[Any]:
         """List telegram users."""
         return await list_response(services(request).pool, TELEGRAM_USERS, request)
 
-    @post("/")
+    @post("/", responses=returns(TelegramUserOut, status=201))
     async def create_user(self, request: AnyRequest, data: JSONBody[TelegramUserCreate]) -> Response[bytes]:
         """Create a telegram user."""
         context = services(request)
         user_id = await context.people.create_telegram_user(data)
         return json_response(await fetch_one(context.pool, TELEGRAM_USERS, user_id), 201)
 
-    @get("/{user_id:str}")
+    @get("/{user_id:str}", responses=returns(TelegramUserOut))
     async def get_user(self, request: AnyRequest, user_id: FromPath[str]) -> Response[bytes]:
         """One telegram user."""
         return json_response(await fetch_one(services(request).pool, TELEGRAM_USERS, path_id(user_id)))
 
-    @patch("/{user_id:str}")
+    @patch("/{user_id:str}", responses=returns(TelegramUserOut))
     async def update_user(
         self, request: AnyRequest, user_id: FromPath[str], data: JSONBody[TelegramUserUpdate]
     ) -> Response[bytes]:
         """Update a telegram user."""
         return await _update_one(request, path_id(user_id), data)
 
-    @delete("/{user_id:str}")
+    @delete("/{user_id:str}", responses=returns(None))
     async def delete_user(self, request: AnyRequest, user_id: FromPath[str]) -> None:
         """Delete a telegram user and their tracked users."""
         await services(request).people.delete_telegram_users("id = $1", path_id(user_id))
 
-    @patch("/by-telegram-id/{tg_id:str}")
+    @patch("/by-telegram-id/{tg_id:str}", responses=returns(TelegramUserOut))
     async def update_by_telegram_id(
         self, request: AnyRequest, tg_id: FromPath[str], data: JSONBody[TelegramUserUpdate]
     ) -> Response[bytes]:
@@ -66,12 +68,12 @@ class TelegramUserController(Controller):
         row_id = await services(request).people.telegram_user_id_by_telegram_id(parse_int("tg_id", tg_id))
         return await _update_one(request, row_id, data)
 
-    @delete("/by-telegram-id/{tg_id:str}")
+    @delete("/by-telegram-id/{tg_id:str}", responses=returns(None))
     async def delete_by_telegram_id(self, request: AnyRequest, tg_id: FromPath[str]) -> None:
         """Delete the telegram user with this Telegram id."""
         await services(request).people.delete_telegram_users("telegram_id = $1", parse_int("tg_id", tg_id))
 
-    @patch("/by-role/{role:str}")
+    @patch("/by-role/{role:str}", responses=returns(TelegramUserOut, many=True))
     async def update_by_role(
         self, request: AnyRequest, role: FromPath[str], data: JSONBody[TelegramUserUpdate]
     ) -> Response[bytes]:
@@ -83,7 +85,7 @@ class TelegramUserController(Controller):
         )
         return json_response("[" + ",".join(row[0] for row in rows) + "]")
 
-    @delete("/by-role/{role:str}", status_code=200)
+    @delete("/by-role/{role:str}", status_code=200, responses=returns(DeletedCount))
     async def delete_by_role(self, request: AnyRequest, role: FromPath[str]) -> dict[str, int]:
         """Delete every user with this role; answers ``{"deleted_count": N}``."""
         deleted = await services(request).people.delete_telegram_users("role = $1", parse_role("role", role))
@@ -102,36 +104,40 @@ class TrackedUserController(Controller):
     path = "/tracked-users"
     tags = ["tracked-users"]
 
-    @get("/", operation_class=list_operation(TRACKED_USERS))
+    @get("/", operation_class=list_operation(TRACKED_USERS), responses=returns(TrackedUserOut, many=True))
     async def list_tracked(self, request: AnyRequest) -> Response[Any]:
         """List tracked users."""
         return await list_response(services(request).pool, TRACKED_USERS, request)
 
-    @post("/")
+    @post("/", responses=returns(TrackedUserOut, status=201))
     async def create_tracked(self, request: AnyRequest, data: JSONBody[TrackedUserCreate]) -> Response[bytes]:
         """Track a username for a telegram user (quota, ban and slot checks)."""
         context = services(request)
         tracked_id = await context.people.subscribe(data)
         return json_response(await fetch_one(context.pool, TRACKED_USERS, tracked_id), 201)
 
-    @get("/{tracked_id:str}")
+    @get("/{tracked_id:str}", responses=returns(TrackedUserOut))
     async def get_tracked(self, request: AnyRequest, tracked_id: FromPath[str]) -> Response[bytes]:
         """One tracked user."""
         return json_response(await fetch_one(services(request).pool, TRACKED_USERS, path_id(tracked_id)))
 
-    @patch("/{tracked_id:str}")
+    @patch("/{tracked_id:str}", responses=returns(TrackedUserOut))
     async def update_tracked(
         self, request: AnyRequest, tracked_id: FromPath[str], data: JSONBody[TrackedUserUpdate]
     ) -> Response[bytes]:
         """Update a tracked user."""
         return await _update_tracked(request, path_id(tracked_id), data)
 
-    @delete("/{tracked_id:str}")
+    @delete("/{tracked_id:str}", responses=returns(None))
     async def delete_tracked(self, request: AnyRequest, tracked_id: FromPath[str]) -> None:
         """Stop tracking; frees the slot when it was the target's last subscriber."""
         await services(request).people.unsubscribe(path_id(tracked_id))
 
-    @patch("/by-username/{username:str}", operation_class=query_operation("telegram_user__telegram_id"))
+    @patch(
+        "/by-username/{username:str}",
+        operation_class=query_operation("telegram_user__telegram_id"),
+        responses=returns(TrackedUserOut),
+    )
     async def update_by_username(
         self, request: AnyRequest, username: FromPath[str], data: JSONBody[TrackedUserUpdate]
     ) -> Response[bytes]:
@@ -139,7 +145,11 @@ class TrackedUserController(Controller):
         row_id = await _by_username(request, username)
         return await _update_tracked(request, row_id, data)
 
-    @delete("/by-username/{username:str}", operation_class=query_operation("telegram_user__telegram_id"))
+    @delete(
+        "/by-username/{username:str}",
+        operation_class=query_operation("telegram_user__telegram_id"),
+        responses=returns(None),
+    )
     async def delete_by_username(self, request: AnyRequest, username: FromPath[str]) -> None:
         """Delete the one tracked user with this username (409 ambiguous_username if several)."""
         row_id = await _by_username(request, username)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 import zoneinfo
 from functools import lru_cache
@@ -85,3 +86,29 @@ def clean_username(raw: str, field: str = "username") -> tuple[str, str]:
             field, "5-32 characters of letters, digits and underscores, starting with a letter (a leading @ is allowed)"
         )
     return display.lower(), display
+
+
+class TelegramUserOut(msgspec.Struct):
+    """A telegram user as responses show it."""
+
+    id: int
+    telegram_id: int
+    role: Role
+    current_users: int
+    max_users: int
+    timezone: str
+    theme: Theme
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+
+
+class TrackedUserOut(msgspec.Struct):
+    """A tracked user as responses show it (``tracker_account_id`` null while waiting for a slot)."""
+
+    id: int
+    tracker_account_id: int | None
+    telegram_user_id: int
+    username: str
+    visible_online: bool
+    created_at: datetime.datetime
+    updated_at: datetime.datetime

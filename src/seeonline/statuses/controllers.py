@@ -9,10 +9,10 @@ from litestar.params import FromPath, JSONBody
 
 from seeonline.api.context import AnyRequest, services
 from seeonline.api.listing import fetch_one, json_response, list_response, path_id
-from seeonline.api.openapi import list_operation
+from seeonline.api.openapi import DeletedCount, list_operation, returns
 from seeonline.api.params import parse_text
 from seeonline.statuses.resources import ONLINE_STATUSES
-from seeonline.statuses.schemas import OnlineStatusCreate, OnlineStatusUpdate
+from seeonline.statuses.schemas import OnlineStatusCreate, OnlineStatusOut, OnlineStatusUpdate
 
 BY_USERNAME = (
     "r.tracked_user_id IN (SELECT tu.id FROM tracked_users tu JOIN targets t ON t.id = tu.target_id"
@@ -26,34 +26,34 @@ class OnlineStatusController(Controller):
     path = "/online-statuses"
     tags = ["online-statuses"]
 
-    @get("/", operation_class=list_operation(ONLINE_STATUSES))
+    @get("/", operation_class=list_operation(ONLINE_STATUSES), responses=returns(OnlineStatusOut, many=True))
     async def list_statuses(self, request: AnyRequest) -> Response[Any]:
         """List status transitions (streamed when unpaginated)."""
         return await list_response(services(request).pool, ONLINE_STATUSES, request)
 
-    @post("/")
+    @post("/", responses=returns(OnlineStatusOut, status=201))
     async def create_status(self, request: AnyRequest, data: JSONBody[OnlineStatusCreate]) -> Response[bytes]:
         """Record a transition."""
         return json_response(await services(request).statuses.create(data), 201)
 
-    @get("/{status_id:str}")
+    @get("/{status_id:str}", responses=returns(OnlineStatusOut))
     async def get_status(self, request: AnyRequest, status_id: FromPath[str]) -> Response[bytes]:
         """One transition."""
         return json_response(await fetch_one(services(request).pool, ONLINE_STATUSES, path_id(status_id)))
 
-    @patch("/{status_id:str}")
+    @patch("/{status_id:str}", responses=returns(OnlineStatusOut))
     async def update_status(
         self, request: AnyRequest, status_id: FromPath[str], data: JSONBody[OnlineStatusUpdate]
     ) -> Response[bytes]:
         """Correct a transition."""
         return json_response(await services(request).statuses.update(path_id(status_id), data))
 
-    @delete("/{status_id:str}")
+    @delete("/{status_id:str}", responses=returns(None))
     async def delete_status(self, request: AnyRequest, status_id: FromPath[str]) -> None:
         """Delete one transition."""
         await services(request).statuses.delete_where("r.id = $1", path_id(status_id))
 
-    @delete("/by-tracked-user-id/{tracked_user_id:str}", status_code=200)
+    @delete("/by-tracked-user-id/{tracked_user_id:str}", status_code=200, responses=returns(DeletedCount))
     async def delete_by_tracked_user(self, request: AnyRequest, tracked_user_id: FromPath[str]) -> dict[str, int]:
         """Delete every transition of one tracked user."""
         deleted = await services(request).statuses.delete_where(
@@ -61,7 +61,7 @@ class OnlineStatusController(Controller):
         )
         return {"deleted_count": deleted}
 
-    @delete("/by-tracked-username/{username:str}", status_code=200)
+    @delete("/by-tracked-username/{username:str}", status_code=200, responses=returns(DeletedCount))
     async def delete_by_username(self, request: AnyRequest, username: FromPath[str]) -> dict[str, int]:
         """Delete every transition of the tracked users with this username."""
         deleted = await services(request).statuses.delete_where(BY_USERNAME, parse_text("username", username))

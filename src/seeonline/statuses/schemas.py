@@ -28,3 +28,12 @@ class OnlineStatusUpdate(msgspec.Struct):
 def as_utc(moment: datetime.datetime) -> datetime.datetime:
     """A timestamp without an offset is UTC."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=datetime.UTC)
+
+
+class OnlineStatusOut(msgspec.Struct):
+    """A status transition as responses show it."""
+
+    id: int
+    tracked_user_id: int
+    is_online: bool
+    created_at: datetime.datetime

@@ -9,13 +9,15 @@ from litestar.params import FromPath, JSONBody
 
 from seeonline.api.context import AnyRequest, force_flag, services
 from seeonline.api.listing import fetch_one, json_response, list_response, path_id
-from seeonline.api.openapi import list_operation, query_operation
+from seeonline.api.openapi import list_operation, query_operation, returns
 from seeonline.api.params import parse_int, parse_text
 from seeonline.trackers.resources import TRACKER_ACCOUNTS, TRACKER_SETTINGS
 from seeonline.trackers.schemas import (
     TrackerAccountCreate,
+    TrackerAccountOut,
     TrackerAccountUpdate,
     TrackerSettingCreate,
+    TrackerSettingOut,
     TrackerSettingUpdate,
 )
 
@@ -26,24 +28,24 @@ class TrackerAccountController(Controller):
     path = "/tracker-accounts"
     tags = ["tracker-accounts"]
 
-    @get("/", operation_class=list_operation(TRACKER_ACCOUNTS))
+    @get("/", operation_class=list_operation(TRACKER_ACCOUNTS), responses=returns(TrackerAccountOut, many=True))
     async def list_accounts(self, request: AnyRequest) -> Response[Any]:
         """List tracker accounts."""
         return await list_response(services(request).pool, TRACKER_ACCOUNTS, request)
 
-    @post("/")
+    @post("/", responses=returns(TrackerAccountOut, status=201))
     async def create_account(self, request: AnyRequest, data: JSONBody[TrackerAccountCreate]) -> Response[bytes]:
         """Create a tracker account."""
         context = services(request)
         account_id = await context.trackers.create_account(data)
         return json_response(await fetch_one(context.pool, TRACKER_ACCOUNTS, account_id), 201)
 
-    @get("/{account_id:str}")
+    @get("/{account_id:str}", responses=returns(TrackerAccountOut))
     async def get_account(self, request: AnyRequest, account_id: FromPath[str]) -> Response[bytes]:
         """One tracker account."""
         return json_response(await fetch_one(services(request).pool, TRACKER_ACCOUNTS, path_id(account_id)))
 
-    @patch("/{account_id:str}")
+    @patch("/{account_id:str}", responses=returns(TrackerAccountOut))
     async def update_account(
         self, request: AnyRequest, account_id: FromPath[str], data: JSONBody[TrackerAccountUpdate]
     ) -> Response[bytes]:
@@ -53,12 +55,12 @@ class TrackerAccountController(Controller):
         await context.trackers.update_account(row_id, data)
         return json_response(await fetch_one(context.pool, TRACKER_ACCOUNTS, row_id))
 
-    @delete("/{account_id:str}", operation_class=query_operation("force"))
+    @delete("/{account_id:str}", operation_class=query_operation("force"), responses=returns(None))
     async def delete_account(self, request: AnyRequest, account_id: FromPath[str]) -> None:
         """Delete a tracker account after moving its targets (409 insufficient_capacity unless ?force=true)."""
         await services(request).trackers.delete_account(path_id(account_id), force=force_flag(request))
 
-    @patch("/by-telegram-id/{telegram_id:str}")
+    @patch("/by-telegram-id/{telegram_id:str}", responses=returns(TrackerAccountOut))
     async def update_by_telegram_id(
         self, request: AnyRequest, telegram_id: FromPath[str], data: JSONBody[TrackerAccountUpdate]
     ) -> Response[bytes]:
@@ -68,7 +70,7 @@ class TrackerAccountController(Controller):
         await context.trackers.update_account(row_id, data)
         return json_response(await fetch_one(context.pool, TRACKER_ACCOUNTS, row_id))
 
-    @delete("/by-telegram-id/{telegram_id:str}", operation_class=query_operation("force"))
+    @delete("/by-telegram-id/{telegram_id:str}", operation_class=query_operation("force"), responses=returns(None))
     async def delete_by_telegram_id(self, request: AnyRequest, telegram_id: FromPath[str]) -> None:
         """Delete the tracker account with this Telegram id."""
         context = services(request)
@@ -82,36 +84,36 @@ class TrackerSettingController(Controller):
     path = "/tracker-settings"
     tags = ["tracker-settings"]
 
-    @get("/", operation_class=list_operation(TRACKER_SETTINGS))
+    @get("/", operation_class=list_operation(TRACKER_SETTINGS), responses=returns(TrackerSettingOut, many=True))
     async def list_settings(self, request: AnyRequest) -> Response[Any]:
         """List tracker settings."""
         return await list_response(services(request).pool, TRACKER_SETTINGS, request)
 
-    @post("/")
+    @post("/", responses=returns(TrackerSettingOut, status=201))
     async def create_setting(self, request: AnyRequest, data: JSONBody[TrackerSettingCreate]) -> Response[bytes]:
         """Create a tracker setting; its capacity picks up waiting targets."""
         context = services(request)
         setting_id = await context.trackers.create_setting(data)
         return json_response(await fetch_one(context.pool, TRACKER_SETTINGS, setting_id), 201)
 
-    @get("/{setting_id:str}")
+    @get("/{setting_id:str}", responses=returns(TrackerSettingOut))
     async def get_setting(self, request: AnyRequest, setting_id: FromPath[str]) -> Response[bytes]:
         """One tracker setting."""
         return json_response(await fetch_one(services(request).pool, TRACKER_SETTINGS, path_id(setting_id)))
 
-    @patch("/{setting_id:str}")
+    @patch("/{setting_id:str}", responses=returns(TrackerSettingOut))
     async def update_setting(
         self, request: AnyRequest, setting_id: FromPath[str], data: JSONBody[TrackerSettingUpdate]
     ) -> Response[bytes]:
         """Update a tracker setting; capacity and session changes rebalance targets."""
         return await _update_setting(request, path_id(setting_id), data)
 
-    @delete("/{setting_id:str}", operation_class=query_operation("force"))
+    @delete("/{setting_id:str}", operation_class=query_operation("force"), responses=returns(None))
     async def delete_setting(self, request: AnyRequest, setting_id: FromPath[str]) -> None:
         """Delete a tracker setting after moving its tracker's targets."""
         await services(request).trackers.delete_setting(path_id(setting_id), force=force_flag(request))
 
-    @patch("/by-phone-number/{phone:str}")
+    @patch("/by-phone-number/{phone:str}", responses=returns(TrackerSettingOut))
     async def update_by_phone(
         self, request: AnyRequest, phone: FromPath[str], data: JSONBody[TrackerSettingUpdate]
     ) -> Response[bytes]:
@@ -119,14 +121,14 @@ class TrackerSettingController(Controller):
         row_id = await services(request).trackers.setting_id_by("phone_number", parse_text("phone", phone))
         return await _update_setting(request, row_id, data)
 
-    @delete("/by-phone-number/{phone:str}", operation_class=query_operation("force"))
+    @delete("/by-phone-number/{phone:str}", operation_class=query_operation("force"), responses=returns(None))
     async def delete_by_phone(self, request: AnyRequest, phone: FromPath[str]) -> None:
         """Delete the setting with this phone number."""
         trackers = services(request).trackers
         row_id = await trackers.setting_id_by("phone_number", parse_text("phone", phone))
         await trackers.delete_setting(row_id, force=force_flag(request))
 
-    @patch("/by-tracker-telegram-id/{tg_id:str}")
+    @patch("/by-tracker-telegram-id/{tg_id:str}", responses=returns(TrackerSettingOut))
     async def update_by_tracker(
         self, request: AnyRequest, tg_id: FromPath[str], data: JSONBody[TrackerSettingUpdate]
     ) -> Response[bytes]:
@@ -134,7 +136,7 @@ class TrackerSettingController(Controller):
         row_id = await services(request).trackers.setting_id_by("tracker_telegram_id", parse_int("tg_id", tg_id))
         return await _update_setting(request, row_id, data)
 
-    @delete("/by-tracker-telegram-id/{tg_id:str}", operation_class=query_operation("force"))
+    @delete("/by-tracker-telegram-id/{tg_id:str}", operation_class=query_operation("force"), responses=returns(None))
     async def delete_by_tracker(self, request: AnyRequest, tg_id: FromPath[str]) -> None:
         """Delete the setting of the tracker with this Telegram id."""
         trackers = services(request).trackers

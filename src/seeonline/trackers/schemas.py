@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Annotated
 
 import msgspec
 
-from seeonline.api.bodies import BigInt, Count, Id, PositiveInt32, Text
+from seeonline.api.bodies import BigInt, Count, Id, PositiveInt32
 
 ApiHash = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern="^[^\\x00]*$")]
 Phone = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern="^\\+?[0-9 ()-]{1,31}$")]
@@ -51,4 +52,38 @@ class TrackerSettingUpdate(msgspec.Struct):
     max_users: Count | msgspec.UnsetType = msgspec.UNSET
 
 
-__all__ = ["Text", "TrackerAccountCreate", "TrackerAccountUpdate", "TrackerSettingCreate", "TrackerSettingUpdate"]
+class TrackerHealthOut(msgspec.Struct):
+    """A tracker's health as its worker last reported it (read-only)."""
+
+    state: str
+    state_until: datetime.datetime | None
+    last_heartbeat_at: datetime.datetime | None
+    last_error: str | None
+
+
+class TrackerAccountOut(msgspec.Struct):
+    """A tracker account as responses show it (``api_hash`` masked)."""
+
+    id: int
+    telegram_id: int
+    api_id: int
+    api_hash: str
+    is_active: bool
+    is_auth: bool
+    health: TrackerHealthOut
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+
+
+class TrackerSettingOut(msgspec.Struct):
+    """A tracker setting as responses show it (``session_string`` always null)."""
+
+    id: int
+    tracker_account_id: int
+    phone_number: str
+    session_string: None
+    has_session: bool
+    max_users: int
+    current_users: int
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
