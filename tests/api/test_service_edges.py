@@ -47,6 +47,21 @@ async def test_open_operational_routes(settings: Settings) -> None:
         assert (await anonymous.get("/schema/swagger")).status_code == 200
 
 
+async def test_metrics_are_open_and_count_the_pool(settings: Settings) -> None:
+    async with AsyncTestClient(app=create_app(settings)) as http:
+        http.headers["X-API-Key"] = API_KEY
+        await tracker(http, max_users=7)
+        owner = await create(http, "/telegram-users/", {"telegram_id": 91})
+        await create(http, "/tracked-users/", {"telegram_user_id": owner["id"], "username": "metric_target"})
+        del http.headers["X-API-Key"]
+        response = await http.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    lines = set(response.text.splitlines())
+    assert 'seeonline_trackers{state="stopped"} 1' in lines
+    assert {"seeonline_slots_total 7", "seeonline_slots_used 1", "seeonline_targets_waiting 0"} <= lines
+
+
 async def test_routes_answer_without_redirects(client: Client) -> None:
     created = await tracker(client)
     for path in (

@@ -23,6 +23,7 @@ from seeonline.api.errors import (
     invalid,
     unexpected_error_handler,
 )
+from seeonline.api.metrics import metrics
 from seeonline.logging import get_logger
 from seeonline.maintenance import drop_expired_status_partitions, ensure_status_partitions
 from seeonline.people.controllers import TelegramUserController, TrackedUserController
@@ -111,7 +112,7 @@ def create_app(settings: Settings) -> Litestar:
         ],
     )
     app = Litestar(
-        route_handlers=[health, ready, resources],
+        route_handlers=[health, ready, metrics, resources],
         lifespan=[lifespan],
         exception_handlers={
             ApiError: api_error_handler,
