@@ -62,3 +62,35 @@ async def test_housekeeping_hands_waiting_targets_to_a_tracker_whose_flood_wait_
     await asyncio.sleep(0.4)  # the wait is over; no row changed
     await housekeeping(db, retention_months=0)
     assert (await client.get(f"/tracked-users/{tracked['id']}")).json()["tracker_account_id"] == account["id"]
+
+
+async def test_a_month_with_rows_in_the_default_partition_still_gets_its_partition(db: asyncpg.Connection[Any]) -> None:
+    await db.execute(
+        "INSERT INTO telegram_users (telegram_id) VALUES (1);"
+        "INSERT INTO targets (username) VALUES ('future_target');"
+        "INSERT INTO tracked_users (telegram_user_id, target_id, username) VALUES (1, 1, 'future_target');"
+        "INSERT INTO online_statuses (tracked_user_id, is_online, created_at) VALUES (1, true, '2031-08-15');"
+    )
+    assert await db.fetchval("SELECT count(*) FROM online_statuses_default") == 1
+    assert await db.fetchval("SELECT so_ensure_status_partitions('2031-08-01', 1)") == 1
+    assert await db.fetchval("SELECT count(*) FROM online_statuses_default") == 0
+    assert await db.fetchval("SELECT count(*) FROM online_statuses_p2031_08") == 1
+    # The moved row is still found through the parent, with its id, and new rows of that month go there.
+    await db.execute(
+        "INSERT INTO online_statuses (tracked_user_id, is_online, created_at) VALUES (1, false, '2031-08-16')"
+    )
+    assert await db.fetchval("SELECT count(*) FROM online_statuses_p2031_08") == 2
+    assert await db.fetchval("SELECT count(*) FROM online_statuses WHERE tracked_user_id = 1") == 2
+
+
+async def test_concurrent_partition_creation_is_safe(database_url: str) -> None:
+    async def ensure() -> int:
+        connection = await asyncpg.connect(database_url)
+        try:
+            created: int = await connection.fetchval("SELECT so_ensure_status_partitions('2032-01-01', 3)")
+            return created
+        finally:
+            await connection.close()
+
+    results = await asyncio.gather(*(ensure() for _ in range(4)))
+    assert sorted(results) == [0, 0, 0, 3]

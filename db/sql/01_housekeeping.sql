@@ -26,25 +26,31 @@ CREATE OR REPLACE FUNCTION so_ensure_status_partitions(p_from date, p_months int
 LANGUAGE plpgsql AS $$
 DECLARE
     month_start date := date_trunc('month', p_from)::date;
+    month_end date;
     created integer := 0;
     name text;
 BEGIN
+    -- One creator at a time: the API and supervisors all call this.
+    PERFORM pg_advisory_xact_lock(@PARTITION_LOCK@);
     FOR i IN 0 .. p_months - 1 LOOP
         name := format('online_statuses_p%s', to_char(month_start, 'YYYY_MM'));
+        month_end := (month_start + interval '1 month')::date;
         IF to_regclass(name) IS NULL THEN
-            -- A month that already has rows in the default partition is left there.
-            IF NOT EXISTS (
-                SELECT 1 FROM online_statuses_default
-                WHERE created_at >= month_start AND created_at < month_start + interval '1 month'
-            ) THEN
-                EXECUTE format(
-                    'CREATE TABLE %I PARTITION OF online_statuses FOR VALUES FROM (%L) TO (%L)',
-                    name, month_start::timestamptz, (month_start + interval '1 month')::timestamptz
-                );
-                created := created + 1;
-            END IF;
+            -- Rows of that month that already landed in the default partition move into the new one
+            -- (a partition cannot be created over rows the default holds).
+            EXECUTE format('CREATE TABLE %I (LIKE online_statuses INCLUDING DEFAULTS)', name);
+            EXECUTE format(
+                'WITH moved AS (DELETE FROM online_statuses_default WHERE created_at >= %L AND created_at < %L'
+                ' RETURNING *) INSERT INTO %I SELECT * FROM moved',
+                month_start::timestamptz, month_end::timestamptz, name
+            );
+            EXECUTE format(
+                'ALTER TABLE online_statuses ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)',
+                name, month_start::timestamptz, month_end::timestamptz
+            );
+            created := created + 1;
         END IF;
-        month_start := (month_start + interval '1 month')::date;
+        month_start := month_end;
     END LOOP;
     RETURN created;
 END $$;

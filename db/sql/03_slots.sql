@@ -1,7 +1,9 @@
 -- The slot engine: which tracker watches which target, with counters kept under row locks.
 --
 -- Lock order, always: telegram_users rows -> the rebalance advisory lock -> tracker_settings rows
--- (ascending id) -> targets rows. Exceptions, each argued where it happens:
+-- (ascending id) -> targets rows (ascending id). Operations that touch two trackers (moves, drains,
+-- pick-ups, a subscription changing target) take the advisory lock and every setting first
+-- (so_begin_rebalance). Exceptions, each argued where it happens:
 --   * so_assign_target runs while its caller holds the (waiting) target's row, and locks one setting;
 --     rebalancers never wait for a waiting target (SKIP LOCKED) so no cycle forms.
 --   * so_release_target locks the setting before the target, as rebalancers do.
@@ -154,8 +156,10 @@ BEGIN
             DETAIL = format('%s tracked targets would need a slot but the other usable trackers have %s free; '
                             'retry with ?force=true to leave the rest waiting', excess, room);
     END IF;
+    -- Lock them in ascending id order, like every other writer of targets; then move the newest.
+    PERFORM 1 FROM targets WHERE tracker_account_id = p_tracker ORDER BY id FOR UPDATE;
     FOR target IN
-        SELECT id FROM targets WHERE tracker_account_id = p_tracker ORDER BY id DESC LIMIT excess FOR UPDATE
+        SELECT id FROM targets WHERE tracker_account_id = p_tracker ORDER BY id DESC LIMIT excess
     LOOP
         destination := so_least_loaded_tracker(p_tracker);
         UPDATE tracker_settings SET current_users = current_users - 1 WHERE tracker_account_id = p_tracker;

@@ -36,6 +36,10 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'SO400', MESSAGE = 'invalid', HINT = 'tracker_account_id',
             DETAIL = format('tracker_account_id: no tracker account with id %s', p_tracker);
     END IF;
+    IF p_tracker IS NOT NULL THEN
+        -- Moving a target between trackers: the setting locks come before the target's (lock order).
+        PERFORM so_begin_rebalance();
+    END IF;
     INSERT INTO targets (username) VALUES (p_username)
     ON CONFLICT (username) DO UPDATE SET username = EXCLUDED.username
     RETURNING id, tracker_account_id INTO claimed;
@@ -75,27 +79,40 @@ CREATE OR REPLACE FUNCTION so_update_subscription(
     p_visible_online boolean
 ) RETURNS boolean LANGUAGE plpgsql AS $$
 DECLARE
+    seen_owner bigint;
     v_row record;
+    current_username text;
     new_target bigint;
     waiting boolean := false;
 BEGIN
-    SELECT tu.telegram_user_id, tu.target_id, t.tracker_account_id INTO v_row
-    FROM tracked_users tu JOIN targets t ON t.id = tu.target_id WHERE tu.id = p_tracked_user;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION USING ERRCODE = 'SO404', MESSAGE = 'not_found', DETAIL = 'No TrackedUser matches the given query.';
-    END IF;
+    -- People first (lock order), then the row itself; a concurrent owner change means we retry.
+    LOOP
+        SELECT telegram_user_id INTO seen_owner FROM tracked_users WHERE id = p_tracked_user;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION USING ERRCODE = 'SO404', MESSAGE = 'not_found',
+                DETAIL = 'No TrackedUser matches the given query.';
+        END IF;
+        PERFORM 1 FROM telegram_users WHERE id IN (seen_owner, p_telegram_user) ORDER BY id FOR UPDATE;
+        SELECT telegram_user_id, target_id INTO v_row FROM tracked_users WHERE id = p_tracked_user FOR UPDATE;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION USING ERRCODE = 'SO404', MESSAGE = 'not_found',
+                DETAIL = 'No TrackedUser matches the given query.';
+        END IF;
+        EXIT WHEN v_row.telegram_user_id = seen_owner;
+    END LOOP;
     IF p_telegram_user IS NOT NULL AND p_telegram_user <> v_row.telegram_user_id THEN
-        -- Lock both people in id order; the new owner must have room.
-        PERFORM 1 FROM telegram_users WHERE id IN (p_telegram_user, v_row.telegram_user_id) ORDER BY id FOR UPDATE;
-        PERFORM so_lock_subscriber(p_telegram_user, true);
+        PERFORM so_lock_subscriber(p_telegram_user, true);  -- the new owner must exist, be allowed, have room
         UPDATE telegram_users SET current_users = current_users - 1 WHERE id = v_row.telegram_user_id;
         UPDATE telegram_users SET current_users = current_users + 1 WHERE id = p_telegram_user;
     END IF;
     new_target := v_row.target_id;
-    IF p_username IS NOT NULL AND p_username <> (SELECT username FROM targets WHERE id = v_row.target_id) THEN
-        new_target := so_claim_target(p_username, p_tracker);
-    ELSIF p_tracker IS NOT NULL AND p_tracker IS DISTINCT FROM v_row.tracker_account_id THEN
-        new_target := so_claim_target((SELECT username FROM targets WHERE id = v_row.target_id), p_tracker);
+    SELECT username INTO current_username FROM targets WHERE id = v_row.target_id;
+    IF (p_username IS NOT NULL AND p_username <> current_username)
+       OR (p_tracker IS NOT NULL
+           AND p_tracker IS DISTINCT FROM (SELECT tracker_account_id FROM targets WHERE id = v_row.target_id)) THEN
+        -- Two targets and their trackers are involved: take every setting lock up front, in order.
+        PERFORM so_begin_rebalance();
+        new_target := so_claim_target(coalesce(p_username, current_username), p_tracker);
     END IF;
     UPDATE tracked_users SET
         telegram_user_id = coalesce(p_telegram_user, telegram_user_id),
@@ -131,6 +148,10 @@ BEGIN
         released := array_append(released, gone.target_id);
         deleted := deleted + 1;
     END LOOP;
+    -- Their trackers' settings, in id order, before any target (lock order).
+    PERFORM 1 FROM tracker_settings
+    WHERE tracker_account_id IN (SELECT tracker_account_id FROM targets WHERE id = ANY (released))
+    ORDER BY id FOR UPDATE;
     FOR v_target IN SELECT DISTINCT unnest(released) ORDER BY 1 LOOP
         waiting := so_release_target(v_target) OR waiting;
     END LOOP;

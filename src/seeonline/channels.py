@@ -7,6 +7,7 @@ CHANNEL_STATUSES = "seeonline_statuses"  # status rows were inserted (payload: h
 
 # Advisory locks. The single-key and the two-key forms never collide in Postgres.
 REBALANCE_LOCK = 0x5EE0_0001  # serializes drains and pick-ups of waiting targets
+PARTITION_LOCK = 0x5EE0_0002  # serializes the creation of status partitions
 TRACKER_LOCK_SPACE = 0x5EE0  # (space, tracker id): held by the one worker that runs a tracker
 
 SQL_PLACEHOLDERS = {
@@ -14,4 +15,5 @@ SQL_PLACEHOLDERS = {
     "@CHANNEL_TARGETS@": CHANNEL_TARGETS,
     "@CHANNEL_STATUSES@": CHANNEL_STATUSES,
     "@REBALANCE_LOCK@": str(REBALANCE_LOCK),
+    "@PARTITION_LOCK@": str(PARTITION_LOCK),
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 import msgspec
@@ -159,14 +160,15 @@ def run_service(*, host: str, port: int, supervisor: bool, demo: bool | None) ->
         if settings.secret_key is None:
             msg = "SEEONLINE_SECRET_KEY: not set (the demo stores sandbox sessions encrypted)"
             raise click.ClickException(msg)
-        base = url.rpartition("/")[0]
-        demo_url = f"{base}/{DEMO_DATABASE}"
+        demo_url = with_database(url, DEMO_DATABASE)
         click.echo(
             "No Telegram trackers configured: running the demo against the Telegram sandbox "
             f"(simulated people; database {DEMO_DATABASE}, recreated on every demo start).",
             err=True,
         )
-        sandbox = prepare_demo(f"{base}/postgres", demo_url, settings.secret_key, trackers=3, people=12, rate=0.5)
+        sandbox = prepare_demo(
+            with_database(url, "postgres"), demo_url, settings.secret_key, trackers=3, people=12, rate=0.5
+        )
         settings = msgspec.structs.replace(settings, database_url=demo_url)
         click.echo(f"Sandbox control API: {sandbox.manifest['control_url']} (POST /people/<username>/status)", err=True)
     child = start_supervisor_process(settings) if supervisor else None
@@ -183,6 +185,12 @@ def run_service(*, host: str, port: int, supervisor: bool, demo: bool | None) ->
             sandbox.stop()
         if server is not None:
             server.stop()
+
+
+def with_database(url: str, database: str) -> str:
+    """``url`` pointing at another database on the same server (query parameters kept)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{database}"))
 
 
 def start_supervisor_process(settings: Settings) -> subprocess.Popen[bytes] | None:

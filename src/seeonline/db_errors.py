@@ -13,3 +13,6 @@ DATABASE_ERRORS = (
     asyncpg.InterfaceError,
     asyncpg.InternalClientError,
 )
+
+# A deadlock or serialization failure means "run the transaction again": the engine's SQL is safe to repeat.
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})

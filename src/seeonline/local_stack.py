@@ -49,8 +49,9 @@ def start_embedded_database(data_dir: Path) -> tuple[EmbeddedPostgres, str]:
 
     Call from the main thread: the server stops when the thread that started it exits.
     """
-    data_dir.mkdir(parents=True, exist_ok=True)
-    data_dir.chmod(0o755)  # the server runs as an unprivileged user when we are root
+    if not data_dir.exists():
+        data_dir.mkdir(parents=True)
+        data_dir.chmod(0o755)  # ours: the server runs as an unprivileged user when we are root
     server = EmbeddedPostgres(data_dir / "postgres", durable=True)
     server.start()
     url = server.create_database(DATABASE_NAME)

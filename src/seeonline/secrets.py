@@ -18,7 +18,7 @@ _NONCE_BYTES = 12
 _VERSION = b"\x01"
 
 
-class SecretKeyError(Exception):
+class SecretKeyError(ValueError):
     """The secret key is unusable, or a ciphertext was not made with it."""
 
 

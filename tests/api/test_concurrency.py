@@ -101,3 +101,25 @@ async def test_concurrent_subscribe_and_unsubscribe_of_one_target(client: Client
         await asyncio.gather(*(client.delete(f"/tracked-users/{row['id']}/") for row in rows))
         await assert_counters_match(db)
         assert await db.fetchval("SELECT count(*) FROM targets") == 0
+
+
+async def test_concurrent_patches_and_deletes_of_one_tracked_user_keep_counters(
+    client: Client, db: asyncpg.Connection[Any]
+) -> None:
+    await tracker(client, max_users=100)
+    people = [await person(client, max_users=50) for _ in range(4)]
+    for round_number in range(10):
+        tracked = (
+            await client.post(
+                "/tracked-users/", json={"telegram_user_id": people[0]["id"], "username": f"patched_{round_number:03d}"}
+            )
+        ).json()
+        path = f"/tracked-users/{tracked['id']}/"
+        responses = await asyncio.gather(
+            client.patch(path, json={"telegram_user_id": people[1]["id"]}),
+            client.patch(path, json={"telegram_user_id": people[2]["id"], "username": f"renamed_{round_number:03d}"}),
+            client.patch(path, json={"username": f"other_{round_number:03d}"}),
+            client.delete(path) if round_number % 2 else client.patch(path, json={"visible_online": False}),
+        )
+        assert {r.status_code for r in responses} <= {200, 204, 404}, [r.text for r in responses]
+        await assert_counters_match(db)

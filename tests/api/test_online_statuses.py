@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from typing import Any
 
+import httpx
+
 from tests.api.builders import Client, create, follow, person, tracker, username
+from tests.api.live_server import running_api
+from tests.conftest import API_KEY
 
 
 async def tracked_user(client: Client, name: str | None = None) -> dict[str, Any]:
@@ -120,3 +126,59 @@ async def test_large_unpaginated_list_is_streamed_complete(client: Client, db: A
     rows = response.json()
     assert len(rows) == 5000
     assert [row["id"] for row in rows] == sorted(row["id"] for row in rows)
+
+
+async def test_slow_readers_of_big_lists_do_not_starve_other_requests(database_url: str, db: Any) -> None:
+    """Clients that open unpaginated streams and stop reading must not block the API."""
+    await db.execute(
+        "INSERT INTO telegram_users (telegram_id) VALUES (1);"
+        "INSERT INTO targets (username) VALUES ('slow_target');"
+        "INSERT INTO tracked_users (telegram_user_id, target_id, username) VALUES (1, 1, 'slow_target');"
+        "INSERT INTO online_statuses (tracked_user_id, is_online, created_at)"
+        " SELECT 1, i % 2 = 0, now() - i * interval '1 second' FROM generate_series(1, 60000) AS i;"
+    )
+    with running_api(database_url, SEEONLINE_DB_POOL_SIZE="4") as base:
+        port = int(base.rsplit(":", 1)[1])
+        stalled = []
+        for _ in range(12):  # more than the pool and the stream limit
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.sendall(f"GET /online-statuses/ HTTP/1.1\r\nHost: x\r\nX-API-Key: {API_KEY}\r\n\r\n".encode())
+            stalled.append(sock)
+        try:
+            await asyncio.sleep(1)
+            async with httpx.AsyncClient(base_url=base, headers={"X-API-Key": API_KEY}, timeout=5) as http:
+                for _ in range(5):
+                    response = await http.get("/telegram-users/1/")
+                    assert response.status_code == 200
+                page = await http.get("/online-statuses/?limit=3")
+                assert len(page.json()) == 3
+        finally:
+            for sock in stalled:
+                sock.close()
+
+
+async def test_limit_zero_means_the_whole_list_and_limits_are_bounded(client: Client) -> None:
+    tracked = await tracked_user(client)
+    for _ in range(3):
+        await create(client, "/online-statuses/", {"tracked_user_id": tracked["id"], "is_online": True})
+    everything = await client.get("/online-statuses/?limit=0")
+    assert len(everything.json()) == 3
+    assert "link" not in everything.headers
+    for query in ("limit=9223372036854775807", "offset=9223372036854775807&limit=1"):
+        response = await client.get(f"/online-statuses/?{query}")
+        assert response.status_code == 400
+        assert response.json()["field"] in {"limit", "offset"}
+
+
+async def test_datetimes_outside_utc_years_are_400_naming_the_field(client: Client) -> None:
+    tracked = await tracked_user(client)
+    for value in ("9999-12-31T23:00:00-05:00", "0001-01-01T00:00:00+05:00", "0001-01-01T00:00:00Z"):
+        listed = await client.get(f"/online-statuses/?created_at_after={value.replace('+', '%2B')}")
+        assert listed.status_code == 400
+        assert listed.json()["field"] == "created_at_after"
+        posted = await client.post(
+            "/online-statuses/", json={"tracked_user_id": tracked["id"], "is_online": True, "created_at": value}
+        )
+        assert posted.status_code == 400
+        assert posted.json()["field"] == "created_at"

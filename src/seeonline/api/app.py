@@ -15,7 +15,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
 from seeonline.api.auth import require_api_key
 from seeonline.api.context import AnyRequest, Services
-from seeonline.api.database import create_pool
+from seeonline.api.database import StreamSource, create_pool
 from seeonline.api.errors import (
     ApiError,
     api_error_handler,
@@ -36,6 +36,8 @@ from seeonline.trackers.service import TrackerService
 
 log = get_logger(__name__)
 
+# Concurrent unpaginated streams, each on a connection of its own (beside the pool).
+STREAM_LIMIT = 8
 MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
 
 
@@ -91,6 +93,7 @@ def create_app(settings: Settings) -> Litestar:
                 await drop_expired_status_partitions(connection, settings.status_retention_months)
         app.state.services = Services(
             pool=pool,
+            streams=StreamSource(settings.asyncpg_dsn, limit=STREAM_LIMIT),
             trackers=TrackerService(pool, secret_key),
             people=PeopleService(pool),
             statuses=StatusService(pool),

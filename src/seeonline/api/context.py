@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 from litestar import Request
 
+from seeonline.api.database import StreamSource
 from seeonline.api.params import parse_bool
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ class Services:
     """The services of one running app, built at start-up over its pool."""
 
     pool: asyncpg.Pool
+    streams: StreamSource
     trackers: TrackerService
     people: PeopleService
     statuses: StatusService

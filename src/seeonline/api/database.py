@@ -8,6 +8,7 @@ from typing import Any, TypeAlias, TypeVar
 
 import asyncpg
 
+from seeonline.db_errors import RETRYABLE_SQLSTATES
 from seeonline.logging import get_logger
 
 log = get_logger(__name__)
@@ -16,8 +17,6 @@ T = TypeVar("T")
 # What handlers receive: a pooled connection (a proxy with the Connection API).
 Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 
-# A deadlock or serialization failure means "try again": the engine's SQL is safe to repeat.
-RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 MAX_ATTEMPTS = 5
 STREAM_CHUNK_BYTES = 64 * 1024
 
@@ -41,7 +40,7 @@ async def create_pool(dsn: str, *, size: int) -> asyncpg.Pool:
         dsn,
         min_size=1,
         max_size=size,
-        server_settings={"timezone": "UTC", "application_name": "seeonline-api"},
+        server_settings=SERVER_SETTINGS,
         init=_init_connection,
         reset=_keep_session,
     )
@@ -73,19 +72,52 @@ async def in_transaction(pool: asyncpg.Pool, work: Callable[[Connection], Awaita
     return await with_retry(pool, transactional)
 
 
-async def stream_rows(pool: asyncpg.Pool, sql: str, args: tuple[Any, ...]) -> AsyncIterator[bytes]:
-    """Stream a query's single text column as a JSON array, in chunks, from one snapshot."""
-    async with pool.acquire() as connection, connection.transaction(isolation="repeatable_read", readonly=True):
-        buffer: list[str] = ["["]
-        size = 1
-        first = True
-        async for record in connection.cursor(sql, *args, prefetch=1000):
-            piece = record[0] if first else "," + record[0]
-            first = False
-            buffer.append(piece)
-            size += len(piece)
-            if size >= STREAM_CHUNK_BYTES:
-                yield "".join(buffer).encode()
-                buffer, size = [], 0
-        buffer.append("]")
-        yield "".join(buffer).encode()
+SERVER_SETTINGS = {"timezone": "UTC", "application_name": "seeonline-api"}
+# A client that stops reading a stream holds its transaction open; Postgres ends it after this long.
+STREAM_IDLE_TIMEOUT_MS = 60_000
+STREAM_SLOT_WAIT = 30.0
+
+
+class StreamSource:
+    """Unpaginated lists stream from connections of their own, never the pool's, at most ``limit`` at once.
+
+    A slow reader then holds one extra connection, not one that requests need; the limit bounds how
+    many such connections exist.
+    """
+
+    def __init__(self, dsn: str, limit: int) -> None:
+        self.dsn = dsn
+        self._slots = asyncio.Semaphore(limit)
+
+    async def json_array(self, sql: str, args: tuple[Any, ...]) -> AsyncIterator[bytes]:
+        """Stream a query's single text column as a JSON array, in chunks, from one snapshot."""
+        async with asyncio.timeout(STREAM_SLOT_WAIT):
+            await self._slots.acquire()
+        try:
+            connection = await asyncpg.connect(
+                self.dsn,
+                server_settings={
+                    **SERVER_SETTINGS,
+                    "idle_in_transaction_session_timeout": str(STREAM_IDLE_TIMEOUT_MS),
+                },
+            )
+            try:
+                await _init_connection(connection)
+                async with connection.transaction(isolation="repeatable_read", readonly=True):
+                    buffer: list[str] = ["["]
+                    size = 1
+                    first = True
+                    async for record in connection.cursor(sql, *args, prefetch=1000):
+                        piece = record[0] if first else "," + record[0]
+                        first = False
+                        buffer.append(piece)
+                        size += len(piece)
+                        if size >= STREAM_CHUNK_BYTES:
+                            yield "".join(buffer).encode()
+                            buffer, size = [], 0
+                    buffer.append("]")
+                    yield "".join(buffer).encode()
+            finally:
+                await connection.close()
+        finally:
+            self._slots.release()

@@ -10,7 +10,7 @@ import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
-from seeonline.db_errors import DATABASE_ERRORS
+from seeonline.db_errors import DATABASE_ERRORS, RETRYABLE_SQLSTATES
 from seeonline.logging import get_logger
 
 log = get_logger(__name__)
@@ -92,6 +92,8 @@ def from_database_error(exc: asyncpg.PostgresError) -> ApiError | None:
         detail = str(getattr(exc, "detail", None) or code or "request refused")
         field = getattr(exc, "hint", None)
         return ApiError(status, detail, code=code, field=field)
+    if sqlstate in RETRYABLE_SQLSTATES:  # still conflicting after the retries
+        return ApiError(503, "The database is busy with conflicting changes; retry shortly.", code="busy")
     constraint = getattr(exc, "constraint_name", None) or ""
     field = CONSTRAINT_FIELDS.get(constraint)
     if isinstance(exc, asyncpg.UniqueViolationError):

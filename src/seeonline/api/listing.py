@@ -15,7 +15,7 @@ import asyncpg
 from litestar import Request, Response
 from litestar.response import Stream
 
-from seeonline.api.database import stream_rows
+from seeonline.api.database import StreamSource
 from seeonline.api.errors import invalid, not_found
 from seeonline.api.params import Parser, parse_int, parse_non_negative
 
@@ -92,7 +92,9 @@ def order_clause(resource: Resource, raw: str | None) -> str:
     return ", ".join(terms)
 
 
-async def list_response(pool: asyncpg.Pool, resource: Resource, request: Request[Any, Any, Any]) -> Response[Any]:
+async def list_response(
+    pool: asyncpg.Pool, streams: StreamSource, resource: Resource, request: Request[Any, Any, Any]
+) -> Response[Any]:
     """The list endpoint: a JSON array, one page with a ``Link`` header, or a stream."""
     query = {key: request.query_params[key] for key in request.query_params}
     args: list[Any] = []
@@ -100,8 +102,9 @@ async def list_response(pool: asyncpg.Pool, resource: Resource, request: Request
     order = order_clause(resource, query.get("ordering"))
     select = f"SELECT {resource.json}::text FROM {resource.source} WHERE {where} ORDER BY {order}"
 
-    if query.get("limit") not in (None, ""):
-        limit = parse_non_negative("limit", query["limit"])
+    # As DRF's LimitOffsetPagination: limit=0 (or none) means the whole list.
+    limit = parse_non_negative("limit", query["limit"]) if query.get("limit") not in (None, "") else 0
+    if limit:
         offset = parse_non_negative("offset", query.get("offset") or "0")
         rows = await pool.fetch(f"{select} LIMIT {limit + 1} OFFSET {offset}", *args)
         headers = {}
@@ -114,7 +117,7 @@ async def list_response(pool: asyncpg.Pool, resource: Resource, request: Request
     if len(rows) <= DIRECT_LIST_ROWS:
         return json_response("[" + ",".join(row[0] for row in rows) + "]")
     # Too many to hold: stream the whole list afresh from a cursor (one consistent snapshot).
-    return Stream(stream_rows(pool, select, tuple(args)), media_type=JSON)
+    return Stream(streams.json_array(select, tuple(args)), media_type=JSON)
 
 
 def next_page_url(request: Request[Any, Any, Any], limit: int, offset: int) -> str:

@@ -55,8 +55,24 @@ def parse_datetime(field: str, raw: str) -> datetime.datetime:
         value = datetime.datetime.fromisoformat(text)
     except ValueError:
         raise invalid(field, f"a date or ISO 8601 date-time is required, got {raw!r}") from None
+    return to_utc(field, value)
+
+
+FIRST_INSTANT = datetime.datetime.min.replace(tzinfo=datetime.UTC)
+LAST_INSTANT = datetime.datetime.max.replace(tzinfo=datetime.UTC)
+
+
+def to_utc(field: str, value: datetime.datetime) -> datetime.datetime:
+    """``value`` in UTC (naive means UTC), or a 400 when it falls outside the representable years."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=datetime.UTC)
+    try:
+        value = value.astimezone(datetime.UTC)
+    except OverflowError:
+        raise invalid(field, "date-time out of range") from None
+    # asyncpg stores the very first and last representable instants as -infinity/infinity.
+    if value in (FIRST_INSTANT, LAST_INSTANT):
+        raise invalid(field, "date-time out of range")
     return value
 
 
@@ -71,9 +87,12 @@ def choice_parser(*choices: str) -> Parser:
     return parse
 
 
+PAGE_MAX = 2**62  # far beyond any table, and safe to add to without overflowing a bigint
+
+
 def parse_non_negative(field: str, raw: str) -> int:
     """A non-negative integer (limit and offset)."""
     value = parse_int(field, raw)
-    if value < 0:
-        raise invalid(field, "must be zero or positive")
+    if not 0 <= value <= PAGE_MAX:
+        raise invalid(field, f"must be between 0 and {PAGE_MAX}")
     return value

@@ -34,7 +34,8 @@ class TelegramUserController(Controller):
     @get("/", operation_class=list_operation(TELEGRAM_USERS), responses=returns(TelegramUserOut, many=True))
     async def list_users(self, request: AnyRequest) -> Response[Any]:
         """List telegram users."""
-        return await list_response(services(request).pool, TELEGRAM_USERS, request)
+        context = services(request)
+        return await list_response(context.pool, context.streams, TELEGRAM_USERS, request)
 
     @post("/", responses=returns(TelegramUserOut, status=201))
     async def create_user(self, request: AnyRequest, data: JSONBody[TelegramUserCreate]) -> Response[bytes]:
@@ -107,7 +108,8 @@ class TrackedUserController(Controller):
     @get("/", operation_class=list_operation(TRACKED_USERS), responses=returns(TrackedUserOut, many=True))
     async def list_tracked(self, request: AnyRequest) -> Response[Any]:
         """List tracked users."""
-        return await list_response(services(request).pool, TRACKED_USERS, request)
+        context = services(request)
+        return await list_response(context.pool, context.streams, TRACKED_USERS, request)
 
     @post("/", responses=returns(TrackedUserOut, status=201))
     async def create_tracked(self, request: AnyRequest, data: JSONBody[TrackedUserCreate]) -> Response[bytes]:

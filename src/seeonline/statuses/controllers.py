@@ -29,7 +29,8 @@ class OnlineStatusController(Controller):
     @get("/", operation_class=list_operation(ONLINE_STATUSES), responses=returns(OnlineStatusOut, many=True))
     async def list_statuses(self, request: AnyRequest) -> Response[Any]:
         """List status transitions (streamed when unpaginated)."""
-        return await list_response(services(request).pool, ONLINE_STATUSES, request)
+        context = services(request)
+        return await list_response(context.pool, context.streams, ONLINE_STATUSES, request)
 
     @post("/", responses=returns(OnlineStatusOut, status=201))
     async def create_status(self, request: AnyRequest, data: JSONBody[OnlineStatusCreate]) -> Response[bytes]:

@@ -7,6 +7,7 @@ import datetime
 import msgspec
 
 from seeonline.api.bodies import Id
+from seeonline.api.params import to_utc
 
 
 class OnlineStatusCreate(msgspec.Struct):
@@ -26,8 +27,8 @@ class OnlineStatusUpdate(msgspec.Struct):
 
 
 def as_utc(moment: datetime.datetime) -> datetime.datetime:
-    """A timestamp without an offset is UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=datetime.UTC)
+    """A timestamp without an offset is UTC; one that cannot be expressed in UTC is a 400."""
+    return to_utc("created_at", moment)
 
 
 class OnlineStatusOut(msgspec.Struct):

@@ -31,7 +31,8 @@ class TrackerAccountController(Controller):
     @get("/", operation_class=list_operation(TRACKER_ACCOUNTS), responses=returns(TrackerAccountOut, many=True))
     async def list_accounts(self, request: AnyRequest) -> Response[Any]:
         """List tracker accounts."""
-        return await list_response(services(request).pool, TRACKER_ACCOUNTS, request)
+        context = services(request)
+        return await list_response(context.pool, context.streams, TRACKER_ACCOUNTS, request)
 
     @post("/", responses=returns(TrackerAccountOut, status=201))
     async def create_account(self, request: AnyRequest, data: JSONBody[TrackerAccountCreate]) -> Response[bytes]:
@@ -87,7 +88,8 @@ class TrackerSettingController(Controller):
     @get("/", operation_class=list_operation(TRACKER_SETTINGS), responses=returns(TrackerSettingOut, many=True))
     async def list_settings(self, request: AnyRequest) -> Response[Any]:
         """List tracker settings."""
-        return await list_response(services(request).pool, TRACKER_SETTINGS, request)
+        context = services(request)
+        return await list_response(context.pool, context.streams, TRACKER_SETTINGS, request)
 
     @post("/", responses=returns(TrackerSettingOut, status=201))
     async def create_setting(self, request: AnyRequest, data: JSONBody[TrackerSettingCreate]) -> Response[bytes]:
