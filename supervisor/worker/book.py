@@ -43,10 +43,16 @@ class TargetState:
     last_at: datetime | None = None
     is_contact: bool = False
     contact_checked: bool = False  # a getStatuses since it was added told whether it is a contact
+    expires: datetime | None = None  # a pending "offline at expires" (armed in ``expiry`` unless paused)
     expiry: asyncio.TimerHandle | None = field(default=None, repr=False)
 
     def cancel_expiry(self) -> None:
         """Forget a pending "offline at expires"."""
+        self.expires = None
+        self.disarm()
+
+    def disarm(self) -> None:
+        """Cancel the timer of a pending expiry but remember it (see ``StatusBook.pause``)."""
         if self.expiry is not None:
             self.expiry.cancel()
             self.expiry = None
@@ -61,6 +67,8 @@ class StatusBook:
         self.by_user: dict[int, TargetState] = {}
         self.on_tracker_hidden = on_tracker_hidden
         self.ignored = 0
+        self.paused = False
+        self.closed = False
 
     # --- membership ---------------------------------------------------------------------------
 
@@ -99,6 +107,8 @@ class StatusBook:
 
     def apply(self, state: TargetState, status: Any) -> None:
         """Turn one ``UserStatus`` into a transition and/or a visibility change for the target."""
+        if self.closed:
+            return
         if isinstance(status, types.UserStatusOnline):
             self._visible(state, "visible")
             self._record(state, True, utc_now())
@@ -137,19 +147,41 @@ class StatusBook:
 
     def _expire_at(self, state: TargetState, expires: datetime) -> None:
         state.cancel_expiry()
-        delay = expires.timestamp() - time.time()
+        state.expires = expires
+        if not self.paused:
+            self._arm(state)
+
+    def _arm(self, state: TargetState) -> None:
+        assert state.expires is not None
+        delay = state.expires.timestamp() - time.time()
         loop = asyncio.get_running_loop()
-        state.expiry = loop.call_later(max(delay, 0.0), self._expired, state.target_id, expires)
+        state.expiry = loop.call_later(max(delay, 0.0), self._expired, state.target_id, state.expires)
 
     def _expired(self, target_id: int, expires: datetime) -> None:
         state = self.targets.get(target_id)
-        if state is None:
+        if state is None or self.paused or self.closed:
             return
-        state.expiry = None
+        state.expiry = state.expires = None
         if state.last_online:
             self._record(state, False, expires)
 
+    def pause(self) -> None:
+        """Hold every pending expiry (the tracker's lock is lost: another worker may own these targets now)."""
+        self.paused = True
+        for state in self.targets.values():
+            state.disarm()
+
+    def resume(self) -> None:
+        """Re-arm the held expiries (those already past fire at once); the lock is ours again."""
+        self.paused = False
+        if self.closed:
+            return
+        for state in self.targets.values():
+            if state.expires is not None and state.expiry is None:
+                self._arm(state)
+
     def close(self) -> None:
-        """Cancel every timer."""
+        """Cancel every timer and ignore whatever is observed from now on (the targets are being handed over)."""
+        self.closed = True
         for state in self.targets.values():
             state.cancel_expiry()

@@ -2,8 +2,14 @@
 
 One connection holds ``pg_try_advisory_lock(TRACKER_LOCK_SPACE, tracker id)`` for the worker's life,
 listens on CHANNEL_TARGETS (ids only) and runs the worker's few queries (serialized: an asyncpg
-connection runs one query at a time). If it drops, the lock is gone with it: ``reconnect`` takes it
+connection runs one query at a time). If it drops, the lock is gone with it: ``connect`` takes it
 again or raises ``LockHeldError`` when another worker got it meanwhile.
+
+The lock is a lease: the worker may use its Telegram session only while ``connected``. A silent
+network partition must be noticed here before Postgres notices it and frees the lock for another
+host, so the server side gets TCP keepalives (≈ 25 s to declare us dead, ``LEASE_SERVER_SETTINGS``)
+while the worker probes every few seconds with a short timeout and treats any failure or timeout
+as a loss.
 """
 
 from __future__ import annotations
@@ -22,6 +28,27 @@ from seeonline.db_errors import DATABASE_ERRORS
 from seeonline.logging import get_logger
 
 log = get_logger("supervisor.worker.control")
+
+
+# The backend side of the lock connection: Postgres drops (and unlocks) a silent peer after ≈ 25-30 s.
+LEASE_SERVER_SETTINGS = {
+    "tcp_keepalives_idle": "10",
+    "tcp_keepalives_interval": "5",
+    "tcp_keepalives_count": "3",
+    "tcp_user_timeout": "30000",
+}
+# Well under the server's ≈ 25 s, so a partition is noticed here first (the probe and every query time out).
+COMMAND_TIMEOUT = 10.0
+
+# Errors meaning "Postgres cannot be reached right now" (not a bug in the worker or the schema).
+UNREACHABLE_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
 
 
 class LockHeldError(Exception):
@@ -117,7 +144,9 @@ class ControlDb:
 
     async def connect(self) -> None:
         """Connect, take the tracker's lock (``LockHeldError`` if taken) and LISTEN for target changes."""
-        connection: asyncpg.Connection[Any] = await asyncpg.connect(self.dsn, timeout=10, command_timeout=30)
+        connection: asyncpg.Connection[Any] = await asyncpg.connect(
+            self.dsn, timeout=10, command_timeout=COMMAND_TIMEOUT, server_settings=LEASE_SERVER_SETTINGS
+        )
         try:
             locked = await connection.fetchval(
                 "SELECT pg_try_advisory_lock($1, $2)", TRACKER_LOCK_SPACE, self.tracker_id
@@ -138,6 +167,9 @@ class ControlDb:
         if connection is None or connection.is_closed():
             return
         connection.remove_termination_listener(self._on_terminated)
+        if self.lost.is_set():
+            connection.terminate()  # deemed dead (a failed probe): a graceful close would only wait
+            return
         try:
             await asyncio.wait_for(connection.close(), 3)
         except (*DATABASE_ERRORS, asyncio.CancelledError):
@@ -160,9 +192,27 @@ class ControlDb:
                 raise ConnectionError(msg)
             try:
                 yield connection
-            except (OSError, asyncpg.InterfaceError, asyncpg.exceptions.ConnectionDoesNotExistError):
+            except (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.exceptions.ConnectionDoesNotExistError):
+                # A timeout may be a silent partition: the lock can no longer be trusted.
                 self.lost.set()
                 raise
+
+    async def probe(self, within: float) -> bool:
+        """Check the connection with ``SELECT 1``; any failure or timeout marks it lost. False when lost.
+
+        Skipped while a query runs: that query has its own timeout and marks the loss the same way.
+        """
+        if self.lost.is_set():
+            return False
+        if self._busy.locked():
+            return True
+        try:
+            async with self._use() as connection:
+                await connection.fetchval("SELECT 1", timeout=within)
+        except DATABASE_ERRORS:
+            self.lost.set()
+            return False
+        return True
 
     # --- queries ------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from supervisor.process import EXIT_LOCK_HELD
 
 EXIT_OK = 0  # stopped on request (SIGTERM/SIGINT) after flushing
 EXIT_CRASHED = 1  # an unexpected error; the supervisor restarts with backoff
-EXIT_RETIRED = 4  # the tracker cannot run now (auth lost, banned, flood wait, gone, no session): not a crash
+EXIT_RETIRED = 4  # cannot run now (auth lost, banned, flood wait, gone, no session, Postgres unreachable): no crash
 
 __all__ = ["EXIT_CRASHED", "EXIT_LOCK_HELD", "EXIT_OK", "EXIT_RETIRED", "WorkerOptions"]
 
@@ -25,5 +25,7 @@ class WorkerOptions(msgspec.Struct, frozen=True, kw_only=True):
     retire_grace: float = 15.0  # after retiring, wait this long for the supervisor's SIGTERM, then exit
     flush_timeout: float = 8.0  # on stop, how long to keep trying to write buffered transitions
     reconnect_max: float = 10.0  # cap of the backoff between Telegram/Postgres reconnect attempts
+    lock_probe_interval: float = 3.0  # how often the lock connection is probed (a silent partition ends the lease)
+    lock_probe_timeout: float = 5.0  # a probe slower than this counts as a lost lock
     reconcile_interval: float | None = None  # None: the setting SEEONLINE_RECONCILE_INTERVAL
     ingest_linger: float = 0.005  # the status writer's batching pause

@@ -4,8 +4,14 @@ Loops (each restarts its own work after errors; an unexpected exception ends the
 ``telegram`` connects and reconnects the client; ``resync`` runs ``contacts.getStatuses`` after every
 (re)connect and on a timer; ``reconcile`` re-reads the tracker's targets on NOTIFY, on reconnect of
 the control connection and on a timer; ``enrol`` resolves new targets (spaced, once per tracker,
-persisted) and adds them as contacts; ``control`` re-takes the lock when Postgres comes back;
-``heartbeat`` keeps tracker_health fresh.
+persisted) and adds them as contacts; ``control`` watches the lock and re-takes it when Postgres
+comes back; ``heartbeat`` keeps tracker_health fresh.
+
+The advisory lock is a lease on the Telegram session (two connections of one session kill it:
+AUTH_KEY_DUPLICATED). When the lock connection is lost (or a probe of it fails or times out) the
+worker first disconnects Telegram and holds its expiry timers, then reconnects to Postgres; only
+with the lock re-taken (and its targets re-read) does Telegram connect again. If another worker took
+the lock meanwhile, this one exits with EXIT_LOCK_HELD.
 """
 
 from __future__ import annotations
@@ -57,6 +63,8 @@ class TrackerWorker:
         self._enrol = asyncio.Event()
         self._beat = asyncio.Event()
         self._connected = asyncio.Event()
+        self._lease = asyncio.Event()  # set while we hold the tracker's lock: Telegram may be connected
+        self._telegram_gate = asyncio.Lock()  # serializes connecting and disconnecting the client
         self._resynced = asyncio.Event()
         self._not_found_until: dict[int, float] = {}
         self._leaving: list[tuple[int, int]] = []
@@ -75,6 +83,7 @@ class TrackerWorker:
         except LockHeldError:
             self.log.info("worker_lock_held_elsewhere")
             return EXIT_LOCK_HELD
+        self._lease.set()
         try:
             return await self._run_locked()
         finally:
@@ -213,26 +222,39 @@ class TrackerWorker:
     async def _control_loop(self) -> None:
         delay = 0.05
         while True:
-            await self.control.lost.wait()
+            while not await wait_event(self.control.lost, self.options.lock_probe_interval):
+                await self.control.probe(self.options.lock_probe_timeout)
             self.log.warning("worker_control_connection_lost")
+            await self._release_lease()
             await self.control.close()
-            while True:
-                try:
-                    await self.control.connect()
-                except LockHeldError:
-                    self.log.error("worker_lock_taken_while_disconnected")
-                    self._finish(EXIT_LOCK_HELD)
-                    return
-                except DATABASE_ERRORS as exc:
-                    self.log.info("worker_control_reconnect_failed", error=repr(exc), retry_in=delay)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, self.options.reconnect_max)
-                    continue
-                break
+            try:
+                await self.control.connect()
+                # Targets may have moved while the lock was not ours: re-read them before anything resumes.
+                self._apply_targets(await self.control.load_targets())
+            except LockHeldError:
+                self.log.error("worker_lock_taken_while_disconnected")
+                self._finish(EXIT_LOCK_HELD)
+                return
+            except DATABASE_ERRORS as exc:
+                self.log.info("worker_control_reconnect_failed", error=repr(exc), retry_in=delay)
+                self.control.lost.set()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.options.reconnect_max)
+                continue
             delay = 0.05
             self.log.info("worker_control_reconnected")
+            self.book.resume()
+            self._lease.set()
             self._reconcile_soon()
             self._beat.set()
+
+    async def _release_lease(self) -> None:
+        """The lock may be someone else's now: stop using the session before anything else."""
+        self._lease.clear()
+        self._connected.clear()
+        self.book.pause()
+        async with self._telegram_gate:
+            await self._disconnect_telegram()
 
     # --- Telegram connection and resync -------------------------------------------------------
 
@@ -253,10 +275,17 @@ class TrackerWorker:
         assert self.client is not None
         delay = 0.2
         while True:
-            try:
-                await self.client.connect()
-            except TELEGRAM_ERRORS as exc:
-                self.log.warning("worker_telegram_connect_failed", error=repr(exc), retry_in=delay)
+            await self._lease.wait()
+            failure: BaseException | None = None
+            async with self._telegram_gate:
+                if not self._lease.is_set():
+                    continue  # lost while we waited for the gate
+                try:
+                    await self.client.connect()
+                except TELEGRAM_ERRORS as exc:
+                    failure = exc
+            if failure is not None:
+                self.log.warning("worker_telegram_connect_failed", error=repr(failure), retry_in=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.options.reconnect_max)
                 continue

@@ -33,6 +33,8 @@ FAST = WorkerOptions(
     retire_grace=0.2,
     flush_timeout=10.0,
     reconnect_max=0.5,
+    lock_probe_interval=0.5,
+    lock_probe_timeout=2.0,
     reconcile_interval=2.0,
     ingest_linger=0.002,
 )

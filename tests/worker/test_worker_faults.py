@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias
 
@@ -12,6 +14,7 @@ import pytest
 from seeonline.channels import TRACKER_LOCK_SPACE
 from seeonline.sandbox import SandboxServer
 from supervisor.worker.options import EXIT_LOCK_HELD, EXIT_RETIRED
+from supervisor.worker.tracker import TrackerWorker
 from tests.conftest import PostgresServer
 from tests.worker import builders
 from tests.worker.conftest import TrackerFactory, WorkerRunner, eventually
@@ -87,7 +90,7 @@ async def test_second_worker_for_a_tracker_exits_with_lock_held(
         assert await running.exit_code() == EXIT_LOCK_HELD
 
 
-async def test_statuses_observed_while_postgres_restarts_are_written_afterwards(
+async def test_while_postgres_is_down_the_worker_lets_go_of_telegram_and_resyncs_when_back(
     sandbox: SandboxServer,
     db: Connection,
     database_url: str,
@@ -107,20 +110,103 @@ async def test_statuses_observed_while_postgres_restarts_are_written_afterwards(
         await eventually(lambda: builders.statuses(check, row))
         await check.close()
         server.stop()
-        flips = 0
-        for online in (True, False, True, False, True):
-            sandbox.world.set_status("steady_target", online=online)
-            flips += 1
-            await asyncio.sleep(1.05)  # distinct whole seconds, so every was_online is a new time
-        assert running.worker.writer.pending > 0
+        # Without its lock the worker may not use the session: another host could own it now.
+        await eventually(lambda: _true(not _live_connections(sandbox, tracker.account.id)))
+        sandbox.world.set_status("steady_target", online=True)  # pushed to nobody
         server.start()
         check = await asyncpg.connect(database_url)
-        rows = await eventually(lambda: _rows_when(check, row, 1 + flips))
-        assert [s for s, _ in rows] == [False, True, False, True, False, True]
-        # The control connection came back and took the lock again: the worker is still the owner.
+        # The lock is taken again, Telegram reconnects, and the resync recovers the missed change.
+        rows = await eventually(lambda: _rows_when(check, row, 2))
+        assert [s for s, _ in rows] == [False, True]
         await eventually(lambda: _true(running.worker.control.connected))
+        assert len(_live_connections(sandbox, tracker.account.id)) == 1
         assert not running.task.done()
     await check.close()
+
+
+async def test_a_worker_that_lost_its_lock_never_shares_the_session_with_its_successor(
+    sandbox: SandboxServer,
+    db: Connection,
+    postgres_server: PostgresServer,
+    make_tracker: TrackerFactory,
+    run_worker_in_process: WorkerRunner,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server = postgres_server.embedded
+    if server is None:
+        pytest.skip("needs the embedded Postgres (TEST_DATABASE_URL is set)")
+    tracker = await make_tracker()
+    account_id = tracker.account.id
+    sandbox.world.add_person("leased_target")
+    await builders.subscribe(db, "leased_target", tracker.tracker_id)
+    await db.close()
+    overlaps: list[list[int]] = []
+    watching = True
+
+    async def watch() -> None:
+        while watching:
+            live = _live_connections(sandbox, account_id)
+            if len(live) > 1:
+                overlaps.append(live)
+            await asyncio.sleep(0.02)
+
+    async with run_worker_in_process(tracker.tracker_id) as first:
+        await eventually(lambda: _true(_resynced(first.worker)))
+        assert len(_live_connections(sandbox, account_id)) == 1
+        # A partition: the first worker cannot reach Postgres again until its successor runs the tracker.
+        taken_over = asyncio.Event()
+        reconnect = first.worker.control.connect
+
+        async def partitioned() -> None:
+            if not taken_over.is_set():
+                raise ConnectionRefusedError("partitioned (test)")
+            await reconnect()
+
+        monkeypatch.setattr(first.worker.control, "connect", partitioned)
+        server.restart()  # the first worker's lock is gone with its connection
+        watcher = asyncio.create_task(watch())
+        try:
+            async with run_worker_in_process(tracker.tracker_id) as second:
+                await eventually(lambda: _true(_resynced(second.worker)))
+                taken_over.set()
+                assert await first.exit_code() == EXIT_LOCK_HELD
+                assert not second.task.done()
+                assert len(_live_connections(sandbox, account_id)) == 1
+        finally:
+            watching = False
+            await watcher
+    assert overlaps == []
+
+
+async def test_a_silently_unresponsive_lock_connection_ends_the_lease(
+    sandbox: SandboxServer, db: Connection, make_tracker: TrackerFactory, run_worker_in_process: WorkerRunner
+) -> None:
+    tracker = await make_tracker()
+    account_id = tracker.account.id
+    async with run_worker_in_process(tracker.tracker_id) as running:
+        await eventually(lambda: _true(_resynced(running.worker)))
+        holder = await db.fetchval(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND granted",
+            TRACKER_LOCK_SPACE,
+            tracker.tracker_id,
+        )
+        assert holder is not None
+        # The backend holding the lock stops answering but its socket stays open, as in a network partition.
+        os.kill(holder, signal.SIGSTOP)
+        try:
+            await eventually(lambda: _true(not _live_connections(sandbox, account_id)))
+            # Its lock is still held (by the frozen backend): the worker may not come back.
+            assert await running.exit_code() == EXIT_LOCK_HELD
+        finally:
+            os.kill(holder, signal.SIGCONT)
+
+
+def _live_connections(sandbox: SandboxServer, account_id: int) -> list[int]:
+    return [c.id for c in list(sandbox.connections) if not c.closed and c.account_id == account_id]
+
+
+def _resynced(worker: TrackerWorker) -> bool:
+    return worker.telegram is not None and worker.telegram.resyncs > 0
 
 
 async def _rows_when(db: Connection, tracked_user_id: int, n: int) -> list[tuple[bool, datetime]] | None:
