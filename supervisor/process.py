@@ -4,8 +4,8 @@ States: STOPPED → STARTING → RUNNING (alive for ``start_seconds``). An unreq
 BACKOFF with a delay that doubles per consecutive crash; ``fatal_after`` consecutive exits that
 happen before RUNNING make it FATAL. An exit with ``EXIT_LOCK_HELD`` (another host runs the tracker)
 goes to LOCKED: not a crash, the supervisor retries when the lock is free. ``EXIT_RETIRED`` (the
-worker recorded an unrunnable health) backs off without counting towards FATAL; the reconcile it
-triggers normally stops the tracker for good. ``stop()`` sends SIGTERM
+worker recorded an unrunnable health, or could not reach Postgres) backs off without counting towards
+FATAL; the reconcile it triggers normally stops an unrunnable tracker for good. ``stop()`` sends SIGTERM
 (STOPPING), then SIGKILL after the grace period.
 
 Workers are forked by a forkserver that preloaded Telethon and froze its heap, so each one shares
@@ -37,7 +37,7 @@ from seeonline.settings import Settings
 WorkerTarget = Callable[[int, Settings], int]
 
 EXIT_LOCK_HELD = 3  # the worker found its tracker's advisory lock held elsewhere
-EXIT_RETIRED = 4  # the worker found its tracker unrunnable (its health says why): not a crash
+EXIT_RETIRED = 4  # the worker found its tracker unrunnable (its health says why) or Postgres unreachable: no crash
 SUPERVISOR_PID_ENV = "SEEONLINE_SUPERVISOR_PID"
 DEFAULT_PRELOAD = ("telethon", "asyncpg", "seeonline.telegram.client", "supervisor.worker.main")
 _PR_SET_NAME = 15

@@ -7,10 +7,10 @@ import signal
 
 import structlog
 
-from seeonline.db_errors import DATABASE_ERRORS
 from seeonline.logging import get_logger
 from seeonline.settings import Settings
-from supervisor.worker.options import EXIT_CRASHED, WorkerOptions
+from supervisor.worker.control import UNREACHABLE_ERRORS
+from supervisor.worker.options import EXIT_CRASHED, EXIT_RETIRED, WorkerOptions
 from supervisor.worker.tracker import TrackerWorker
 
 log = get_logger("supervisor.worker")
@@ -19,16 +19,18 @@ log = get_logger("supervisor.worker")
 def run_worker(tracker_account_id: int, settings: Settings, options: WorkerOptions | None = None) -> int:
     """Run one tracker's worker until SIGTERM (exit 0 after flushing) or until it cannot run; returns the exit code.
 
-    Codes: 0 stopped on request, 1 crashed, 3 the tracker's lock is held elsewhere, 4 retired (auth lost,
-    banned, long flood wait, tracker gone or without a session; its health says which).
+    Codes: 0 stopped on request, 1 crashed, 3 the tracker's lock is held elsewhere, 4 cannot run now (auth
+    lost, banned, long flood wait, tracker gone or without a session, whose health says which; or Postgres
+    unreachable at start).
     """
     structlog.contextvars.bind_contextvars(tracker_account_id=tracker_account_id)
     try:
         return asyncio.run(_main(tracker_account_id, settings, options))
-    except DATABASE_ERRORS as exc:
-        # Postgres unreachable at start: a one-line error; the supervisor retries with backoff.
+    except UNREACHABLE_ERRORS as exc:
+        # Postgres unreachable at start: not a crash (an outage must not make the tracker FATAL); the
+        # supervisor retries with backoff.
         log.error("worker_database_unavailable", error=repr(exc))
-        return EXIT_CRASHED
+        return EXIT_RETIRED
     except Exception:
         log.exception("worker_crashed")
         return EXIT_CRASHED

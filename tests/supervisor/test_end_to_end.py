@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import functools
 import importlib.util
 import logging
+import os
+import signal
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import pytest
 
 from seeonline.sandbox import SandboxServer
 from seeonline.settings import Settings
-from supervisor.process import ProcessOptions
+from supervisor.process import ProcessOptions, State
 from supervisor.supervisor import Supervisor, SupervisorOptions
 from tests.api.builders import Client, create, follow, person
+from tests.conftest import PostgresServer
 from tests.supervisor.helpers import wait_until_async
 
 pytestmark = pytest.mark.skipif(
@@ -25,8 +30,8 @@ pytestmark = pytest.mark.skipif(
 logging.getLogger("telethon").setLevel(logging.ERROR)
 
 
-@pytest.fixture
-async def supervisor(settings: Settings) -> AsyncIterator[Supervisor]:
+@contextlib.asynccontextmanager
+async def running_supervisor(settings: Settings, process: ProcessOptions) -> AsyncIterator[Supervisor]:
     """The supervisor running the real worker with short timings."""
     from supervisor.worker.main import run_worker  # noqa: PLC0415
     from supervisor.worker.options import WorkerOptions  # noqa: PLC0415
@@ -37,13 +42,22 @@ async def supervisor(settings: Settings) -> AsyncIterator[Supervisor]:
     runner = Supervisor(
         settings,
         target=functools.partial(run_worker, options=worker_options),
-        options=SupervisorOptions(process=ProcessOptions(start_seconds=1.0, stop_grace=5.0, backoff_base=0.2)),
+        options=SupervisorOptions(process=process),
     )
     task = asyncio.create_task(runner.run())
     await asyncio.wait_for(runner.ready.wait(), 30)
-    yield runner
-    runner.stop()
-    await asyncio.wait_for(task, 30)
+    try:
+        yield runner
+    finally:
+        runner.stop()
+        await asyncio.wait_for(task, 30)
+
+
+@pytest.fixture
+async def supervisor(settings: Settings) -> AsyncIterator[Supervisor]:
+    """The supervisor running the real worker with short timings."""
+    async with running_supervisor(settings, ProcessOptions(start_seconds=1.0, stop_grace=5.0, backoff_base=0.2)) as r:
+        yield r
 
 
 async def _statuses(client: Client, tracked_user_id: int) -> list[dict[str, Any]]:
@@ -207,3 +221,55 @@ async def test_targets_of_a_removed_tracker_keep_flowing_through_another(
     await _flip_until_recorded(client, sandbox, "bob_moves", tracked["id"], online=False)
     await _flip_until_recorded(client, sandbox, "bob_moves", tracked["id"], online=True)
     assert len(sandbox.calls_to("contacts.addContact", first_account)) == 1
+
+
+async def test_a_postgres_outage_across_worker_restarts_does_not_make_the_tracker_fatal(
+    client: Client, sandbox: SandboxServer, settings: Settings, postgres_server: PostgresServer
+) -> None:
+    server = postgres_server.embedded
+    if server is None:
+        pytest.skip("needs the embedded Postgres (TEST_DATABASE_URL is set)")
+    fatal_after = 3
+    options = ProcessOptions(
+        start_seconds=1.0, stop_grace=5.0, backoff_base=0.2, backoff_max=1.0, fatal_after=fatal_after
+    )
+    _account, tracker = await _register_tracker(client, sandbox)
+    sandbox.world.add_person("carol_outage", last_seen_ago=600)
+    tracked = await follow(client, await person(client), "carol_outage")
+    async with running_supervisor(settings, options) as runner:
+        await _flip_until_recorded(client, sandbox, "carol_outage", tracked["id"], online=True)
+        process = runner.processes[tracker["id"]]
+        assert process.pid is not None
+        server.stop()
+        os.kill(process.pid, signal.SIGKILL)
+        exits = len(process.exit_codes)
+
+        # Each restart finds Postgres unreachable; more of them than it takes to make a crashing tracker FATAL.
+        async def outlived_the_fatal_window() -> bool:
+            return process.state is State.FATAL or len(process.exit_codes) > exits + fatal_after
+
+        await wait_until_async(outlived_the_fatal_window, timeout=60, what="restarts while Postgres is down")
+        server.start()
+        db = await asyncpg.connect(settings.asyncpg_dsn)
+        try:
+
+            async def healthy() -> bool:
+                state = await db.fetchval(
+                    "SELECT state FROM tracker_health WHERE tracker_account_id = $1", tracker["id"]
+                )
+                assert state != "fatal"
+                return bool(state == "ok" and process.state is State.RUNNING)
+
+            await wait_until_async(healthy, timeout=60, what="the tracker to run again")
+            before = await db.fetchval("SELECT count(*) FROM online_statuses WHERE tracked_user_id = $1", tracked["id"])
+            sandbox.world.set_status("carol_outage", online=False)
+
+            async def flowing() -> bool:
+                count = await db.fetchval(
+                    "SELECT count(*) FROM online_statuses WHERE tracked_user_id = $1", tracked["id"]
+                )
+                return bool(count > before)
+
+            await wait_until_async(flowing, timeout=30, what="statuses to flow again")
+        finally:
+            await db.close()
