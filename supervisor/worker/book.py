@@ -134,14 +134,16 @@ class StatusBook:
             self.on_tracker_hidden(False)
 
     def _record(self, state: TargetState, is_online: bool, at: datetime) -> None:
+        # Every observation is submitted: the state loaded from the database may be stale (another
+        # tracker wrote since), so only the INSERT, under the target's row lock, knows whether this is
+        # a change. Only what can never be new is dropped: the same state at or before the known time
+        # (``last_status_at`` only moves forward, so the INSERT would skip it too).
         if at.tzinfo is None:
             at = at.replace(tzinfo=UTC)
         if state.last_at is not None and at <= state.last_at:
             if state.last_online == is_online:
-                return  # an echo of what is already recorded
+                return
             at = state.last_at + _TICK
-        if state.last_online == is_online:
-            return
         state.last_online, state.last_at = is_online, at
         self.writer.submit(Transition(state.target_id, is_online, at))
 

@@ -145,6 +145,7 @@ class TrackerWorker:
 
     async def _linger(self) -> None:
         """After retiring, wait a little for the supervisor's SIGTERM, so it sees a stop rather than a crash."""
+        self.book.close()  # the targets were drained: no expiry may write for them while we wait
         await self._disconnect_telegram()
         await wait_event(self.stopping, self.options.retire_grace)
 
@@ -189,6 +190,8 @@ class TrackerWorker:
         """Persist an unusable health state (moving the targets away), then end the worker."""
         until = None if seconds is None else datetime.now(UTC) + timedelta(seconds=seconds)
         self.log.warning("worker_retiring", state=state, until=until, error=error)
+        # The drain hands the targets to other trackers: from now on nothing here may write for them.
+        self.book.close()
         delay = 0.2
         while not self.stopping.is_set():
             try:
