@@ -22,6 +22,8 @@ class WorkerOptions(msgspec.Struct, frozen=True, kw_only=True):
     contact_interval: float = 0.2  # spacing between contacts.addContact calls
     short_flood_wait: float = 30.0  # flood waits up to this long are slept through; longer ones retire the tracker
     not_found_retry: float = 3600.0  # re-resolve a username that did not exist after this long
+    call_retry_base: float = 5.0  # after an unexpected Telegram error for a target (or a resync), retry after this
+    call_retry_max: float = 600.0  # ... doubling per consecutive failure up to this
     retire_grace: float = 15.0  # after retiring, wait this long for the supervisor's SIGTERM, then exit
     flush_timeout: float = 8.0  # on stop, how long to keep trying to write buffered transitions
     reconnect_max: float = 10.0  # cap of the backoff between Telegram/Postgres reconnect attempts

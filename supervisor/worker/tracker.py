@@ -1,6 +1,8 @@
 """One tracker's worker: lock, session, Telegram connection, target reconciliation, enrolment, heartbeats.
 
-Loops (each restarts its own work after errors; an unexpected exception ends the worker as crashed):
+Loops (each restarts its own work after errors; an unexpected exception ends the worker as crashed;
+an unexpected Telegram ``RPCError`` for one target or one resync is logged, shown in the tracker's
+``last_error`` and retried with backoff, while the other targets carry on):
 ``telegram`` connects and reconnects the client; ``resync`` runs ``contacts.getStatuses`` after every
 (re)connect and on a timer; ``reconcile`` re-reads the tracker's targets on NOTIFY, on reconnect of
 the control connection and on a timer; ``enrol`` resolves new targets (spaced, once per tracker,
@@ -23,7 +25,8 @@ from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from telethon import TelegramClient, events
+from telethon import TelegramClient, errors, events
+from telethon.errors.rpcerrorlist import rpc_errors_dict
 from telethon.tl import types
 
 from seeonline.db_errors import DATABASE_ERRORS
@@ -67,6 +70,10 @@ class TrackerWorker:
         self._telegram_gate = asyncio.Lock()  # serializes connecting and disconnecting the client
         self._resynced = asyncio.Event()
         self._not_found_until: dict[int, float] = {}
+        # Unexpected Telegram errors, by target id (or "resync"): the message, failures in a row, retry time.
+        self._call_errors: dict[int | str, str] = {}
+        self._call_failures: dict[int | str, int] = {}
+        self._retry_at: dict[int, float] = {}
         self._leaving: list[tuple[int, int]] = []
 
     def request_stop(self) -> None:
@@ -220,7 +227,7 @@ class TrackerWorker:
             self._beat.clear()
             if self.health in ("ok", "privacy_misconfigured"):
                 with contextlib.suppress(*DATABASE_ERRORS, ConnectionError):
-                    await self.control.heartbeat(self.health, self.health_error)
+                    await self.control.heartbeat(self.health, self.health_error or self._last_call_error())
 
     async def _control_loop(self) -> None:
         delay = 0.05
@@ -321,6 +328,13 @@ class TrackerWorker:
                 await asyncio.sleep(0.5)
                 self._resync.set()
                 continue
+            except errors.RPCError as exc:
+                delay = self._call_failed("resync", exc)
+                self.log.warning("worker_resync_rpc_error", error=_describe(exc), retry_in=delay)
+                await asyncio.sleep(delay)
+                self._resync.set()
+                continue
+            self._call_recovered("resync")
             self.log.debug("worker_resynced", contacts=len(contacts))
             self._resynced.set()
             self._enrol.set()
@@ -349,6 +363,7 @@ class TrackerWorker:
         wanted = {row.target_id: row for row in rows}
         gone = [tid for tid in self.book.targets if tid not in wanted]
         for target_id in gone:
+            self._call_recovered(target_id)
             state = self.book.remove(target_id)
             if state is not None and state.is_contact and state.user_id and state.access_hash:
                 self._leaving.append((state.user_id, state.access_hash))
@@ -377,7 +392,7 @@ class TrackerWorker:
     async def _enrol_loop(self) -> None:
         assert self.telegram is not None
         while True:
-            await self._enrol.wait()
+            await wait_event(self._enrol, self._next_retry_in())
             self._enrol.clear()
             await self._resynced.wait()
             await self._connected.wait()
@@ -396,26 +411,69 @@ class TrackerWorker:
         assert self.telegram is not None
         if self._leaving:
             leaving, self._leaving = self._leaving, []
-            await self.telegram.delete_contacts(leaving)
+            try:
+                await self.telegram.delete_contacts(leaving)
+            except errors.RPCError as exc:
+                # Not retried: a stale contact only pushes statuses nobody here watches.
+                self.log.warning("worker_delete_contacts_failed", error=_describe(exc), contacts=len(leaving))
         now = time.monotonic()
         for target_id in sorted(self.book.targets):
             state = self.book.targets.get(target_id)
             if state is None or state.is_contact or self._not_found_until.get(target_id, 0.0) > now:
                 continue
+            if self._retry_at.get(target_id, 0.0) > now:
+                continue  # an unexpected error earlier: its retry comes later
             if state.user_id is not None and not state.contact_checked:
                 continue  # the resync already asked for will tell whether it is still a contact
-            if state.user_id is None and not await self._resolve(state):
-                continue
-            if self.book.targets.get(target_id) is not state:
-                continue  # moved away while we were resolving
-            if await self.telegram.add_contact(state):
-                self.log.info("worker_target_enrolled", target_id=target_id, visibility=state.visibility)
-            else:
-                self.log.warning("worker_peer_stale", target_id=target_id)
-                await self.control.forget_peer(target_id)
-                state.user_id = state.access_hash = None
-                self._enrol.set()
-            await asyncio.sleep(self.options.contact_interval)
+            try:
+                await self._enrol_one(state)
+            except errors.RPCError as exc:
+                delay = self._call_failed(target_id, exc)
+                self.log.warning("worker_target_rpc_error", target_id=target_id, error=_describe(exc), retry_in=delay)
+
+    async def _enrol_one(self, state: TargetState) -> None:
+        assert self.telegram is not None
+        target_id = state.target_id
+        if state.user_id is None and not await self._resolve(state):
+            return
+        if self.book.targets.get(target_id) is not state:
+            return  # moved away while we were resolving
+        if await self.telegram.add_contact(state):
+            self.log.info("worker_target_enrolled", target_id=target_id, visibility=state.visibility)
+            self._call_recovered(target_id)
+        else:
+            self.log.warning("worker_peer_stale", target_id=target_id)
+            await self.control.forget_peer(target_id)
+            state.user_id = state.access_hash = None
+            self._enrol.set()
+        await asyncio.sleep(self.options.contact_interval)
+
+    def _call_failed(self, key: int | str, exc: errors.RPCError) -> float:
+        """Remember an unexpected Telegram error (shown in last_error); returns the delay before its retry."""
+        failures = self._call_failures.get(key, 0) + 1
+        self._call_failures[key] = failures
+        delay = min(self.options.call_retry_base * 2.0 ** (failures - 1), self.options.call_retry_max)
+        if isinstance(key, int):
+            self._retry_at[key] = time.monotonic() + delay
+        self._call_errors.pop(key, None)  # re-inserted: the newest error is shown
+        self._call_errors[key] = f"target {key}: {_describe(exc)}" if isinstance(key, int) else _describe(exc)
+        self._beat.set()
+        return delay
+
+    def _call_recovered(self, key: int | str) -> None:
+        self._call_failures.pop(key, None)
+        if isinstance(key, int):
+            self._retry_at.pop(key, None)
+        if self._call_errors.pop(key, None) is not None:
+            self._beat.set()
+
+    def _last_call_error(self) -> str | None:
+        return next(reversed(self._call_errors.values()), None)
+
+    def _next_retry_in(self) -> float | None:
+        if not self._retry_at:
+            return None
+        return max(min(self._retry_at.values()) - time.monotonic(), 0.0)
 
     async def _resolve(self, state: TargetState) -> bool:
         assert self.telegram is not None
@@ -431,3 +489,13 @@ class TrackerWorker:
         await self.control.save_peer(state.target_id, user.id, user.access_hash)
         self.book.bind(state, user.id, user.access_hash)
         return True
+
+
+# Telethon's classes for known errors keep no error name (their ``message`` is the base class's).
+_ERROR_NAMES: dict[type, str] = {cls: name for name, cls in rpc_errors_dict.items()}
+
+
+def _describe(exc: errors.RPCError) -> str:
+    """E.g. ``AddContactRequest: 420 FROZEN_METHOD_INVALID``."""
+    request = type(exc.request).__name__ if exc.request is not None else "request"
+    return f"{request}: {exc.code} {_ERROR_NAMES.get(type(exc), exc.message)}"

@@ -81,6 +81,37 @@ async def test_revoked_session_marks_auth_lost_and_moves_targets(
     assert await _target_tracker(db, "orphaned_target") == spare.tracker_id
 
 
+async def test_an_unexpected_telegram_error_for_one_target_does_not_stop_the_others(
+    sandbox: SandboxServer, db: Connection, make_tracker: TrackerFactory, run_worker_in_process: WorkerRunner
+) -> None:
+    tracker = await make_tracker()
+    sandbox.world.add_person("frozen_target")
+    sandbox.world.add_person("fine_target")
+    frozen_row = await builders.subscribe(db, "frozen_target", tracker.tracker_id)
+    fine_row = await builders.subscribe(db, "fine_target", tracker.tracker_id)
+    frozen_id = await db.fetchval("SELECT id FROM targets WHERE username = 'frozen_target'")
+    # Targets are enrolled in id order: the first contacts.addContact is the frozen target's.
+    sandbox.inject_fault("contacts.addContact", "FROZEN_METHOD_INVALID", account=tracker.account, code=420, count=1)
+    async with run_worker_in_process(tracker.tracker_id) as running:
+        await eventually(lambda: builders.statuses(db, fine_row))
+
+        async def error_recorded() -> bool:
+            error = await db.fetchval(
+                "SELECT last_error FROM tracker_health WHERE tracker_account_id = $1", tracker.tracker_id
+            )
+            return bool(error and "FROZEN_METHOD_INVALID" in error and f"target {frozen_id}" in error)
+
+        await eventually(error_recorded)
+        # Retried later, with backoff: the frozen target is enrolled too, and the worker never stopped.
+        await eventually(lambda: builders.statuses(db, frozen_row))
+        assert not running.task.done()
+        assert [c.error for c in sandbox.calls_to("contacts.addContact", tracker.account)] == [
+            "FROZEN_METHOD_INVALID",
+            None,
+            None,
+        ]
+
+
 async def test_second_worker_for_a_tracker_exits_with_lock_held(
     db: Connection, make_tracker: TrackerFactory, run_worker_in_process: WorkerRunner
 ) -> None:
