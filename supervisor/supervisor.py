@@ -9,6 +9,10 @@ Two supervisors on one database share the trackers through the workers' advisory
 whose lock is held elsewhere is not forked at all (``pg_locks`` is checked first) and a worker that
 loses the race exits with ``EXIT_LOCK_HELD``, which is not a crash. When the other host dies its
 locks free and this one starts the tracker within ``lock_poll_interval``.
+
+``stop()`` never waits for the database: a reconcile runs as a task raced against the stop request
+and is cancelled by it (a reconcile blocked on a lock would otherwise hold SIGTERM up for good), and
+every query of the supervisor's pool has ``command_timeout``.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ class SupervisorOptions(msgspec.Struct, frozen=True, kw_only=True):
     process: ProcessOptions = ProcessOptions()
     lock_poll_interval: float = 1.0
     error_retry: float = 1.0
+    command_timeout: float = 30.0  # any one query of a reconcile
     preload: tuple[str, ...] = DEFAULT_PRELOAD
 
 
@@ -122,7 +127,10 @@ class Supervisor:
                 await listener_task
             await self._shutdown()
             if self._pool is not None:
-                await self._pool.close()
+                try:
+                    await asyncio.wait_for(self._pool.close(), 5.0)
+                except TimeoutError:
+                    self._pool.terminate()
             if handle_signals:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
@@ -135,7 +143,8 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
             try:
-                await self._reconcile(target)
+                if not await self._reconcile_unless_stopped(target):
+                    return
                 delay = self._next_delay()
             except DATABASE_ERRORS as exc:
                 log.warning("reconcile_failed", error=repr(exc), retry_in=self.options.error_retry)
@@ -148,6 +157,24 @@ class Supervisor:
                     await asyncio.wait_for(self._wake.wait(), timeout=deadline - loop.time())
             self._wake.clear()
 
+    async def _reconcile_unless_stopped(self, target: WorkerTarget) -> bool:
+        """One reconcile, abandoned (cancelled) when ``stop()`` comes first; False then."""
+        reconcile = asyncio.create_task(self._reconcile(target), name="supervisor-reconcile")
+        stopping = asyncio.create_task(self._stopping.wait(), name="supervisor-stopping")
+        try:
+            await asyncio.wait({reconcile, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not reconcile.done():
+                reconcile.cancel()
+                # Its connection's cleanup is bounded too; the pool is terminated on the way out if needed.
+                await asyncio.wait({reconcile}, timeout=5.0)
+                log.info("reconcile_abandoned_on_stop")
+        if not reconcile.done() or reconcile.cancelled():
+            return False
+        reconcile.result()
+        return True
+
     def _next_delay(self) -> float:
         delay = self.settings.reconcile_interval
         if any(p.state is State.LOCKED for p in self.processes.values()):
@@ -159,7 +186,9 @@ class Supervisor:
 
     async def _reconcile(self, target: WorkerTarget) -> None:
         if self._pool is None:  # created here so a database that is down at start-up is retried
-            self._pool = await asyncpg.create_pool(self.settings.asyncpg_dsn, min_size=1, max_size=2)
+            self._pool = await asyncpg.create_pool(
+                self.settings.asyncpg_dsn, min_size=1, max_size=2, command_timeout=self.options.command_timeout
+            )
         async with self._pool.acquire() as connection:
             await self._record_fatal(connection)
             cleared = await trackers.clear_stale_fatal(connection)

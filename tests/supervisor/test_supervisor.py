@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from seeonline.channels import TRACKER_LOCK_SPACE
+from seeonline.channels import CHANNEL_TRACKERS, TRACKER_LOCK_SPACE
 from seeonline.settings import Settings
 from supervisor.process import ProcessOptions, State
 from supervisor.supervisor import Supervisor, SupervisorOptions
@@ -203,3 +203,29 @@ async def test_supervisor_keeps_following_changes_across_a_postgres_restart(
         await wait_until(lambda: running.state(after) is None, what="a change after the restart to be followed")
     finally:
         await connection.close()
+
+
+async def test_stop_is_not_held_up_by_a_reconcile_blocked_on_a_lock(
+    running: Running, db: asyncpg.Connection[Any]
+) -> None:
+    tracker = await make_tracker(db)
+    await wait_until(lambda: running.state(tracker) == "running", what="RUNNING")
+    pid = running.pid(tracker)
+    assert pid is not None
+    blocker = await asyncpg.connect(running.supervisor.settings.asyncpg_dsn)
+    try:
+        async with blocker.transaction():
+            await blocker.execute("LOCK TABLE tracker_settings IN ACCESS EXCLUSIVE MODE")
+            await db.execute("SELECT pg_notify($1, '')", CHANNEL_TRACKERS)  # wakes a reconcile
+            await wait_until_async(lambda: _blocked_on(db, "tracker_settings"), what="a reconcile waiting on the lock")
+            running.supervisor.stop()
+            await asyncio.wait_for(asyncio.shield(running.task), FAST.process.stop_grace + 5.0)
+            assert not alive(pid)
+            assert running.supervisor.processes == {}
+    finally:
+        await blocker.close()
+
+
+async def _blocked_on(db: asyncpg.Connection[Any], table: str) -> bool:
+    waiting = await db.fetchval("SELECT count(*) FROM pg_locks WHERE relation = $1::regclass AND NOT granted", table)
+    return bool(waiting)
