@@ -172,8 +172,11 @@ class ControlDb:
             return
         try:
             await asyncio.wait_for(connection.close(), 3)
-        except (*DATABASE_ERRORS, asyncio.CancelledError):
+        except DATABASE_ERRORS:
             connection.terminate()
+        except asyncio.CancelledError:
+            connection.terminate()  # the lock goes with it; the cancellation goes on
+            raise
 
     def _on_notify(self, _connection: Any, _pid: int, _channel: str, payload: object) -> None:
         if str(payload) == str(self.tracker_id):
