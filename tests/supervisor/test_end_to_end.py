@@ -71,11 +71,11 @@ def _at(row: dict[str, Any]) -> float:
     return datetime.datetime.fromisoformat(row["created_at"]).timestamp()
 
 
-async def test_status_flips_reach_the_api_for_every_subscriber_with_one_contact(
-    client: Client, sandbox: SandboxServer, supervisor: Supervisor
-) -> None:
+async def _register_tracker(
+    client: Client, sandbox: SandboxServer, *, max_users: int = 10
+) -> tuple[Any, dict[str, Any]]:
+    """A sandbox account registered through the API as a usable tracker."""
     account = sandbox.world.add_account()
-    sandbox.world.add_person("alice_e2e", last_seen_ago=600)
     tracker = await create(
         client,
         "/tracker-accounts/",
@@ -94,9 +94,17 @@ async def test_status_flips_reach_the_api_for_every_subscriber_with_one_contact(
             "tracker_account_id": tracker["id"],
             "phone_number": f"+{account.phone}",
             "session_string": sandbox.session_string_for(account),
-            "max_users": 10,
+            "max_users": max_users,
         },
     )
+    return account, tracker
+
+
+async def test_status_flips_reach_the_api_for_every_subscriber_with_one_contact(
+    client: Client, sandbox: SandboxServer, supervisor: Supervisor
+) -> None:
+    account, _ = await _register_tracker(client, sandbox)
+    sandbox.world.add_person("alice_e2e", last_seen_ago=600)
     first = await follow(client, await person(client), "alice_e2e")
 
     async def added_as_contact() -> bool:
@@ -138,35 +146,6 @@ async def test_status_flips_reach_the_api_for_every_subscriber_with_one_contact(
     assert len(sandbox.calls_to("contacts.addContact", account)) == 1
     assert len(sandbox.calls_to("contacts.importContacts", account)) == 0
     assert len(sandbox.calls_to("contacts.resolveUsername", account)) == 1
-
-
-async def _register_tracker(
-    client: Client, sandbox: SandboxServer, *, max_users: int = 10
-) -> tuple[Any, dict[str, Any]]:
-    """A sandbox account registered through the API as a usable tracker."""
-    account = sandbox.world.add_account()
-    tracker = await create(
-        client,
-        "/tracker-accounts/",
-        {
-            "telegram_id": account.id,
-            "api_id": account.api_id,
-            "api_hash": account.api_hash,
-            "is_active": True,
-            "is_auth": True,
-        },
-    )
-    await create(
-        client,
-        "/tracker-settings/",
-        {
-            "tracker_account_id": tracker["id"],
-            "phone_number": f"+{account.phone}",
-            "session_string": sandbox.session_string_for(account),
-            "max_users": max_users,
-        },
-    )
-    return account, tracker
 
 
 async def _flip_until_recorded(
