@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from alembic import command
 from alembic.config import Config
@@ -22,51 +23,35 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def _in_thread(func: object, *args: object) -> None:
-    # env.py calls asyncio.run(); keep it off any loop already running in this thread.
-    def run() -> None:
-        func(*args)  # type: ignore[operator]
+def _off_the_event_loop(func: Callable[..., object], *args: object) -> None:
+    """Run an Alembic command; in a thread of its own when this thread already runs an event loop.
 
+    ``db/env.py`` calls ``asyncio.run()``, which refuses to start inside a running loop (async tests).
+    """
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        run()
+        func(*args)
         return
-    import threading  # noqa: PLC0415
-
-    errors: list[BaseException] = []
-
-    def guarded() -> None:
-        try:
-            run()
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=guarded)
-    thread.start()
-    thread.join()
-    if errors:
-        raise errors[0]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(func, *args).result()
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Apply migrations up to ``revision``."""
-    _in_thread(command.upgrade, alembic_config(database_url), revision)
+    _off_the_event_loop(command.upgrade, alembic_config(database_url), revision)
 
 
 def downgrade(database_url: str, revision: str) -> None:
     """Revert migrations down to ``revision``."""
-    _in_thread(command.downgrade, alembic_config(database_url), revision)
+    _off_the_event_loop(command.downgrade, alembic_config(database_url), revision)
 
 
 def check(database_url: str) -> None:
     """Raise if the models and the migrated schema differ."""
-    _in_thread(command.check, alembic_config(database_url))
+    _off_the_event_loop(command.check, alembic_config(database_url))
 
 
 def revision(database_url: str, message: str) -> None:
     """Autogenerate a new revision file from the difference between models and database."""
-    _in_thread(command.revision, alembic_config(database_url), message, True)
-
-
-__all__ = ["MIGRATIONS_DIR", "Path", "check", "downgrade", "revision", "upgrade"]
+    _off_the_event_loop(command.revision, alembic_config(database_url), message, True)
