@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
+from typing import ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 import click
@@ -35,7 +37,29 @@ def require_database(settings: Settings) -> str:
     return settings.database_url
 
 
-@click.group()
+class LazyGroup(click.Group):
+    """A group whose heavier commands (they import Telethon) load only when they are run."""
+
+    lazy_commands: ClassVar[dict[str, str]] = {
+        "sandbox": "seeonline.sandbox.cli:sandbox",
+        "supervisor": "supervisor.cli:supervisor",
+        "worker": "supervisor.worker.cli:worker",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Every command, eager and lazy."""
+        return sorted([*super().list_commands(ctx), *self.lazy_commands])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """Import a lazy command on first use."""
+        if cmd_name in self.lazy_commands:
+            module, _, name = self.lazy_commands[cmd_name].partition(":")
+            command: click.Command = getattr(importlib.import_module(module), name)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup)
 def main() -> None:
     """SeeOnline: track Telegram users' online status and serve it over HTTP."""
 
@@ -125,7 +149,6 @@ def demo(host: str, port: int) -> None:
 
 def run_service(*, host: str, port: int, supervisor: bool, demo: bool | None) -> None:
     """Start the database if needed, optionally the demo sandbox, the supervisor, then serve the API."""
-    from seeonline.demo import DEMO_DATABASE, prepare_demo  # noqa: PLC0415
     from seeonline.embedded_postgres import EmbeddedPostgresError  # noqa: PLC0415
     from seeonline.local_stack import (  # noqa: PLC0415
         has_tracker_accounts,
@@ -157,6 +180,8 @@ def run_service(*, host: str, port: int, supervisor: bool, demo: bool | None) ->
         demo = server is not None and not has_tracker_accounts(url)
     sandbox = None
     if demo:
+        from seeonline.demo import DEMO_DATABASE, prepare_demo  # noqa: PLC0415 - imports Telethon
+
         if settings.secret_key is None:
             msg = "SEEONLINE_SECRET_KEY: not set (the demo stores sandbox sessions encrypted)"
             raise click.ClickException(msg)
@@ -193,30 +218,11 @@ def with_database(url: str, database: str) -> str:
     return urlunsplit(parts._replace(path=f"/{database}"))
 
 
-def start_supervisor_process(settings: Settings) -> subprocess.Popen[bytes] | None:
+def start_supervisor_process(settings: Settings) -> subprocess.Popen[bytes]:
     """Start ``seeonline supervisor`` beside the API, sharing the database and secret key."""
-    if "supervisor" not in main.commands:
-        log.warning("supervisor_unavailable")
-        return None
     env = dict(os.environ)
     env["DATABASE_URL"] = settings.database_url or ""
     # The child's environment is readable only by this user (/proc/<pid>/environ is 0400).
     env["SEEONLINE_SECRET_KEY"] = settings.secret_key or ""
     # --exit-with-parent: a supervisor must not outlive `seeonline run`, even after a kill -9.
     return subprocess.Popen([sys.executable, "-m", "seeonline", "supervisor", "--exit-with-parent"], env=env)
-
-
-def _register_optional_commands() -> None:
-    """Attach commands owned by other packages, imported lazily so start-up stays light."""
-    from seeonline.sandbox.cli import sandbox  # noqa: PLC0415
-
-    main.add_command(sandbox)
-    from supervisor.cli import supervisor  # noqa: PLC0415
-
-    main.add_command(supervisor)
-    from supervisor.worker.cli import worker  # noqa: PLC0415
-
-    main.add_command(worker)
-
-
-_register_optional_commands()
