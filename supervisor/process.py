@@ -154,6 +154,11 @@ class TrackerProcess:
         return self.process.pid if self.process is not None else None
 
     @property
+    def ran_last(self) -> bool:
+        """Whether this supervisor's own worker was the tracker's last one (it did not find the lock held)."""
+        return self.process is not None or (self.last_exit is not None and self.last_exit != EXIT_LOCK_HELD)
+
+    @property
     def alive(self) -> bool:
         """Whether a worker process exists (possibly stopping)."""
         return self.process is not None

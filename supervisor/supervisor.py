@@ -10,6 +10,11 @@ whose lock is held elsewhere is not forked at all (``pg_locks`` is checked first
 loses the race exits with ``EXIT_LOCK_HELD``, which is not a crash. When the other host dies its
 locks free and this one starts the tracker within ``lock_poll_interval``.
 
+A worker keeps its Telegram session for a short grace after losing its lock (so a Postgres restart
+loses nothing), so a free lock alone does not mean the session is free: a tracker whose heartbeat is
+younger than ``takeover_delay`` is not started here (it waits in LOCKED, re-checked every
+``lock_poll_interval``) unless this supervisor's own worker ran it last. See ``supervisor.trackers``.
+
 ``stop()`` never waits for the database: a reconcile runs as a task raced against the stop request
 and is cancelled by it (a reconcile blocked on a lock would otherwise hold SIGTERM up for good), and
 every query of the supervisor's pool has ``command_timeout``.
@@ -53,6 +58,9 @@ class SupervisorOptions(msgspec.Struct, frozen=True, kw_only=True):
 
     process: ProcessOptions = ProcessOptions()
     lock_poll_interval: float = 1.0
+    # Never start a tracker whose heartbeat (from a worker elsewhere) is younger than this; it must exceed the
+    # workers' heartbeat_interval + lease_grace (5 + 10 s by default), see supervisor.trackers.
+    takeover_delay: float = 20.0
     error_retry: float = 1.0
     command_timeout: float = 30.0  # any one query of a reconcile
     preload: tuple[str, ...] = DEFAULT_PRELOAD
@@ -87,6 +95,7 @@ class Supervisor:
         self._stopping = asyncio.Event()
         self._all_stopped = asyncio.Event()
         self._next_flood_end: datetime.datetime | None = None
+        self._delayed: set[int] = set()  # trackers waiting for another host's heartbeat to age (logged once)
         self._pool: asyncpg.Pool[Any] | None = None
         self._context: multiprocessing.context.ForkServerContext | None = None
 
@@ -195,7 +204,7 @@ class Supervisor:
             if cleared:
                 log.info("fatal_cleared", tracker_account_ids=cleared)
             await housekeeping(connection, self.settings.status_retention_months)
-            runnable = {t.id: t for t in await trackers.runnable_trackers(connection)}
+            runnable = {t.id: t for t in await trackers.runnable_trackers(connection, self.options.takeover_delay)}
             self._next_flood_end = await trackers.next_flood_wait_end(connection)
         if self._stopping.is_set():
             return
@@ -233,7 +242,16 @@ class Supervisor:
                 if process.state is not State.LOCKED:
                     process.state = State.LOCKED
                     log.info("tracker_locked_elsewhere", tracker_account_id=tracker.id)
+            elif tracker.heartbeat_fresh_for > 0 and not process.ran_last:
+                # Another host's worker may still be in its lease grace, using the session: wait it out.
+                process.state = State.LOCKED
+                if tracker.id not in self._delayed:
+                    self._delayed.add(tracker.id)
+                    log.info(
+                        "tracker_takeover_delayed", tracker_account_id=tracker.id, wait=tracker.heartbeat_fresh_for
+                    )
             else:
+                self._delayed.discard(tracker.id)
                 process.start()
 
     async def _record_fatal(self, connection: trackers.Connection) -> None:

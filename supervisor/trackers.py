@@ -5,6 +5,16 @@ auth_lost / banned / fatal / flood_wait-until-the-future. FATAL lasts until the 
 or setting row is updated after its health row was (``updated_at`` is maintained by triggers; the
 drain that goes with FATAL runs in the same transaction, so its own ``current_users`` update does
 not count as a change).
+
+Takeover delay (the other half of the worker's lease with grace, see ``supervisor.worker.tracker``):
+a worker that loses its lock connection may keep its Telegram session up to ``lease_grace`` seconds
+while it re-takes the lock, and never longer than its last written heartbeat + ``heartbeat_interval``
++ ``lease_grace``. So an unlocked tracker whose ``last_heartbeat_at`` is younger than
+``takeover_delay`` (which must exceed ``heartbeat_interval + lease_grace``; the defaults are 5 + 10 <
+20 s) may still be driven by a worker elsewhere: ``heartbeat_fresh_for`` says how many seconds are
+left. A health of ``stopped`` means its last worker stopped cleanly (Telegram disconnected first),
+so that one does not wait. The supervisor applies the rule unless its own worker ran the tracker last
+(a crashed worker of its own has no session left to overlap with).
 """
 
 from __future__ import annotations
@@ -35,7 +45,11 @@ SELECT a.id,
            WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
              AND l.classid = $1::bigint::oid AND l.objid::bigint = a.id
-       ) AS locked
+       ) AS locked,
+       CASE WHEN h.state IS DISTINCT FROM 'stopped' AND h.last_heartbeat_at > now() - make_interval(secs => $2)
+            THEN extract(epoch FROM h.last_heartbeat_at + make_interval(secs => $2) - now())::float8
+            ELSE 0.0
+       END AS heartbeat_fresh_for
 FROM tracker_accounts a
 JOIN tracker_settings s ON s.tracker_account_id = a.id
 LEFT JOIN tracker_health h ON h.tracker_account_id = a.id
@@ -82,17 +96,22 @@ SET state = 'fatal', state_until = NULL, last_error = EXCLUDED.last_error
 
 
 class RunnableTracker(msgspec.Struct, frozen=True):
-    """A tracker this host should run; ``locked`` means some worker holds its advisory lock now."""
+    """A tracker this host should run; ``locked`` means some worker holds its advisory lock now.
+
+    ``heartbeat_fresh_for``: seconds until its heartbeat is ``takeover_delay`` old (0 when it is, or when
+    its last worker stopped cleanly): until then a worker elsewhere may still use its session.
+    """
 
     id: int
     fingerprint: str
     locked: bool
+    heartbeat_fresh_for: float = 0.0
 
 
-async def runnable_trackers(connection: Connection) -> list[RunnableTracker]:
-    """Every tracker that should have a worker, with whether its lock is held right now."""
-    rows = await connection.fetch(RUNNABLE_TRACKERS, TRACKER_LOCK_SPACE)
-    return [RunnableTracker(row["id"], row["fingerprint"], row["locked"]) for row in rows]
+async def runnable_trackers(connection: Connection, takeover_delay: float = 0.0) -> list[RunnableTracker]:
+    """Every tracker that should have a worker, with whether its lock is held and how fresh its heartbeat is."""
+    rows = await connection.fetch(RUNNABLE_TRACKERS, TRACKER_LOCK_SPACE, float(takeover_delay))
+    return [RunnableTracker(row["id"], row["fingerprint"], row["locked"], row["heartbeat_fresh_for"]) for row in rows]
 
 
 async def next_flood_wait_end(connection: Connection) -> datetime.datetime | None:

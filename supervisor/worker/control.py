@@ -5,7 +5,7 @@ listens on CHANNEL_TARGETS (ids only) and runs the worker's few queries (seriali
 connection runs one query at a time). If it drops, the lock is gone with it: ``connect`` takes it
 again or raises ``LockHeldError`` when another worker got it meanwhile.
 
-The lock is a lease: the worker may use its Telegram session only while ``connected``. A silent
+The lock is a lease on the Telegram session, with a grace period (see ``supervisor.worker.tracker``). A silent
 network partition must be noticed here before Postgres notices it and frees the lock for another
 host, so the server side gets TCP keepalives (≈ 25 s to declare us dead, ``LEASE_SERVER_SETTINGS``)
 while the worker probes every few seconds with a short timeout and treats any failure or timeout
@@ -243,10 +243,14 @@ class ControlDb:
                 "DELETE FROM tracker_peers WHERE tracker_account_id = $1 AND target_id = $2", self.tracker_id, target_id
             )
 
-    async def heartbeat(self, state: str, error: str | None = None) -> None:
-        """Record that the worker is alive, in ``state`` (never overrides a state that stops the tracker)."""
+    async def heartbeat(self, state: str, error: str | None = None) -> bool:
+        """Record that the worker is alive, in ``state`` (never overrides a state that stops the tracker).
+
+        Returns whether ``last_heartbeat_at`` was written (not when a stopping state is kept).
+        """
         async with self._use() as connection:
-            await connection.execute(HEARTBEAT, self.tracker_id, state, error)
+            status: str = await connection.execute(HEARTBEAT, self.tracker_id, state, error)
+        return status.endswith(" 1")
 
     async def set_health(
         self, state: str, *, until: datetime | None = None, error: str | None = None, was: str | None = None

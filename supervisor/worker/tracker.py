@@ -10,10 +10,19 @@ persisted) and adds them as contacts; ``control`` watches the lock and re-takes 
 comes back; ``heartbeat`` keeps tracker_health fresh.
 
 The advisory lock is a lease on the Telegram session (two connections of one session kill it:
-AUTH_KEY_DUPLICATED). When the lock connection is lost (or a probe of it fails or times out) the
-worker first disconnects Telegram and holds its expiry timers, then reconnects to Postgres; only
-with the lock re-taken (and its targets re-read) does Telegram connect again. If another worker took
-the lock meanwhile, this one exits with EXIT_LOCK_HELD.
+AUTH_KEY_DUPLICATED), with a grace period so a short Postgres outage loses nothing. When the lock
+connection is lost (or a probe of it fails or times out) the worker keeps Telegram connected and keeps
+buffering what it observes while it reconnects and re-takes the lock, for up to ``lease_grace``
+seconds, and never past ``last heartbeat + heartbeat_interval + lease_grace``. Re-taken in time: it
+carries on (the buffer flushes). Not re-taken in time: it disconnects Telegram and holds its expiry
+timers, keeps trying, and on re-taking the lock re-reads its targets, reconnects and resyncs. If
+another worker took the lock meanwhile, this one flushes what it can and exits with EXIT_LOCK_HELD.
+
+Why another host cannot overlap: a supervisor does not start a tracker whose heartbeat is younger
+than its ``takeover_delay`` (> heartbeat_interval + lease_grace) unless it ran that tracker's last
+worker itself (``supervisor.trackers``). The heartbeat is written only through the lock connection,
+and the worker measures its grace from the moment it sent its last successful heartbeat, so it has let
+go of Telegram before that heartbeat is ``takeover_delay`` old.
 """
 
 from __future__ import annotations
@@ -66,7 +75,8 @@ class TrackerWorker:
         self._enrol = asyncio.Event()
         self._beat = asyncio.Event()
         self._connected = asyncio.Event()
-        self._lease = asyncio.Event()  # set while we hold the tracker's lock: Telegram may be connected
+        self._lease = asyncio.Event()  # set while we hold the tracker's lock or are in its grace: Telegram may connect
+        self._last_beat: float | None = None  # monotonic time the last written heartbeat was sent
         self._telegram_gate = asyncio.Lock()  # serializes connecting and disconnecting the client
         self._resynced = asyncio.Event()
         self._not_found_until: dict[int, float] = {}
@@ -121,7 +131,9 @@ class TrackerWorker:
             self.client, self.book, short_flood_wait=self.options.short_flood_wait, retire=self._retire
         )
         self.writer.start()
-        await self.control.set_health("ok", was=row.health)
+        sent = time.monotonic()
+        await self.control.set_health("ok", was=row.health)  # writes last_heartbeat_at too
+        self._last_beat = sent
         self.log.info("worker_started", targets_reconcile_interval=self._reconcile_interval)
         loops = [
             self._guard("telegram", self._telegram_loop()),
@@ -226,37 +238,68 @@ class TrackerWorker:
             await wait_event(self._beat, self.options.heartbeat_interval)
             self._beat.clear()
             if self.health in ("ok", "privacy_misconfigured"):
+                sent = time.monotonic()
                 with contextlib.suppress(*DATABASE_ERRORS, ConnectionError):
-                    await self.control.heartbeat(self.health, self.health_error or self._last_call_error())
+                    if await self.control.heartbeat(self.health, self.health_error or self._last_call_error()):
+                        self._last_beat = sent
 
     async def _control_loop(self) -> None:
-        delay = 0.05
         while True:
             while not await wait_event(self.control.lost, self.options.lock_probe_interval):
                 await self.control.probe(self.options.lock_probe_timeout)
-            self.log.warning("worker_control_connection_lost")
-            await self._release_lease()
+            grace = self._grace_left()
+            self.log.warning("worker_control_connection_lost", grace=round(grace, 3))
+            expiry = asyncio.get_running_loop().create_task(self._end_grace_after(grace), name="worker-lease-grace")
+            try:
+                rows = await self._retake_lock()
+            except LockHeldError:
+                self.log.error("worker_lock_taken_while_disconnected")
+                if self._lease.is_set():  # the grace timer still sleeps: let go of the session now
+                    expiry.cancel()
+                    await self._release_lease()
+                self._finish(EXIT_LOCK_HELD)
+                return
+            finally:
+                if self._lease.is_set():
+                    expiry.cancel()  # still in grace: nothing was released
+                await asyncio.wait({expiry})  # a release under way completes first
+            # Targets may have moved while the lock was not ours: re-read them before anything resumes.
+            self._apply_targets(rows)
+            resumed = not self._lease.is_set()
+            self.log.info("worker_control_reconnected", within_grace=not resumed)
+            if resumed:
+                self.book.resume()
+                self._lease.set()  # Telegram connects again, and resyncs
+            self._reconcile_soon()
+            self._beat.set()
+
+    def _grace_left(self) -> float:
+        """How long Telegram may stay connected without the lock (see the module's docstring)."""
+        if self._last_beat is None:
+            return 0.0
+        until = self._last_beat + self.options.heartbeat_interval + self.options.lease_grace
+        return max(min(self.options.lease_grace, until - time.monotonic()), 0.0)
+
+    async def _end_grace_after(self, grace: float) -> None:
+        await asyncio.sleep(grace)
+        self.log.warning("worker_lease_grace_over", grace=round(grace, 3))
+        await self._release_lease()
+
+    async def _retake_lock(self) -> list[TargetRow]:
+        """Reconnect the control connection until it holds the lock again; returns the targets (LockHeldError)."""
+        delay = 0.05
+        while True:
             await self.control.close()
             try:
                 await self.control.connect()
-                # Targets may have moved while the lock was not ours: re-read them before anything resumes.
-                self._apply_targets(await self.control.load_targets())
+                return await self.control.load_targets()
             except LockHeldError:
-                self.log.error("worker_lock_taken_while_disconnected")
-                self._finish(EXIT_LOCK_HELD)
-                return
-            except DATABASE_ERRORS as exc:
+                raise
+            except (*DATABASE_ERRORS, ConnectionError) as exc:
                 self.log.info("worker_control_reconnect_failed", error=repr(exc), retry_in=delay)
                 self.control.lost.set()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.options.reconnect_max)
-                continue
-            delay = 0.05
-            self.log.info("worker_control_reconnected")
-            self.book.resume()
-            self._lease.set()
-            self._reconcile_soon()
-            self._beat.set()
 
     async def _release_lease(self) -> None:
         """The lock may be someone else's now: stop using the session before anything else."""

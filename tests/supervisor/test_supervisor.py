@@ -27,6 +27,7 @@ FAST = SupervisorOptions(
         start_seconds=0.5, fatal_after=3, backoff_base=0.2, backoff_max=2.0, stop_grace=1.0, lock_retry=0.2
     ),
     lock_poll_interval=0.2,
+    takeover_delay=30.0,
 )
 
 
@@ -154,6 +155,39 @@ async def test_lock_held_elsewhere_is_not_a_crash_and_is_retried(running: Runnin
     await wait_until(lambda: len(events_of(running.control, "spawned", other)) >= 5, what="retries")
     assert running.state(other) in {"locked", "starting"}
     assert await db.fetchval("SELECT state FROM tracker_health WHERE tracker_account_id = $1", other) is None
+
+
+async def test_a_fresh_heartbeat_from_elsewhere_delays_a_takeover_but_not_restarting_its_own_crashed_worker(
+    running: Running, db: asyncpg.Connection[Any]
+) -> None:
+    delay = FAST.takeover_delay
+    async with db.transaction():  # one commit: the supervisor never sees the tracker without its heartbeat
+        tracker = await make_tracker(db)
+        # Another host's worker beat 2 s short of the delay ago: it may still be in its lease grace.
+        beat = await db.fetchval(
+            "INSERT INTO tracker_health (tracker_account_id, state, last_heartbeat_at)"
+            " VALUES ($1, 'ok', now() - make_interval(secs => $2))"
+            " RETURNING extract(epoch FROM last_heartbeat_at)::float8",
+            tracker,
+            delay - 2.0,
+        )
+    await wait_until(lambda: running.state(tracker) == "locked", what="waiting for the heartbeat to age")
+    assert running.acquired(tracker) == []
+    await wait_until(lambda: running.acquired(tracker), what="the takeover once the heartbeat is old enough")
+    first = events_of(running.control, "acquired", tracker)[0]
+    assert first.at >= beat + delay, "started while the other host's worker could still use the session"
+
+    # Its own worker crashes while the heartbeat it wrote is fresh: restarted at once, not after the delay.
+    await wait_until(lambda: running.state(tracker) == "running", what="RUNNING")
+    beat = await db.fetchval(
+        "UPDATE tracker_health SET last_heartbeat_at = now() WHERE tracker_account_id = $1"
+        " RETURNING extract(epoch FROM last_heartbeat_at)::float8",
+        tracker,
+    )
+    os.kill(first.pid, signal.SIGKILL)
+    await wait_until(lambda: len(running.acquired(tracker)) == 2, what="restart after kill -9")
+    second = events_of(running.control, "acquired", tracker)[1]
+    assert second.at < beat + delay, "its own crashed worker waited for the takeover delay"
 
 
 async def test_stop_terminates_gracefully_and_kills_stragglers(running: Running, db: asyncpg.Connection[Any]) -> None:

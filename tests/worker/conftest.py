@@ -35,6 +35,7 @@ FAST = WorkerOptions(
     reconnect_max=0.5,
     lock_probe_interval=0.5,
     lock_probe_timeout=2.0,
+    lease_grace=1.5,
     call_retry_base=1.0,
     reconcile_interval=2.0,
     ingest_linger=0.002,

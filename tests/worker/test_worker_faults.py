@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias
 
 import asyncpg
+import msgspec
 import pytest
 
 from seeonline.channels import TRACKER_LOCK_SPACE
 from seeonline.sandbox import SandboxServer
+from supervisor import trackers
 from supervisor.worker.options import EXIT_LOCK_HELD, EXIT_RETIRED
 from supervisor.worker.tracker import TrackerWorker
 from tests.conftest import PostgresServer
 from tests.worker import builders
-from tests.worker.conftest import TrackerFactory, WorkerRunner, eventually
+from tests.worker.conftest import FAST, TrackerFactory, WorkerRunner, eventually
 
 Connection: TypeAlias = "asyncpg.Connection[Any]"
 
@@ -121,6 +124,55 @@ async def test_second_worker_for_a_tracker_exits_with_lock_held(
         assert await running.exit_code() == EXIT_LOCK_HELD
 
 
+async def test_status_flips_during_a_postgres_restart_are_all_written_exactly_once(
+    sandbox: SandboxServer,
+    db: Connection,
+    database_url: str,
+    postgres_server: PostgresServer,
+    make_tracker: TrackerFactory,
+    run_worker_in_process: WorkerRunner,
+) -> None:
+    server = postgres_server.embedded
+    if server is None:
+        pytest.skip("needs the embedded Postgres (TEST_DATABASE_URL is set)")
+    tracker = await make_tracker()
+    account_id = tracker.account.id
+    sandbox.world.add_person("restart_target")
+    row = await builders.subscribe(db, "restart_target", tracker.tracker_id)
+    target_id = await db.fetchval("SELECT id FROM targets WHERE username = 'restart_target'")
+    await db.close()
+    check = await asyncpg.connect(database_url)
+    # A grace far longer than the outage: the lock comes back within it.
+    options = msgspec.structs.replace(FAST, lease_grace=30.0)
+    async with run_worker_in_process(tracker.tracker_id, options) as running:
+        worker = running.worker
+        assert [s for s, _ in await eventually(lambda: builders.statuses(check, row))] == [False]
+        await eventually(lambda: _true(_resynced(worker)))
+        await check.close()
+        session = _live_connections(sandbox, account_id)
+        assert len(session) == 1
+        flips = [True, False, True, False, True]
+        server.stop()
+        await eventually(lambda: _true(not worker.control.connected))
+        for online in flips:
+            sandbox.world.set_status("restart_target", online=online)
+            # Observed while Postgres is down (Telegram is still connected): buffered, not written.
+            await eventually(functools.partial(_observed, worker, target_id, online))
+        assert _live_connections(sandbox, account_id) == session
+        server.start()
+        check = await asyncpg.connect(database_url)
+        rows = await eventually(lambda: _rows_when(check, row, 1 + len(flips)))
+        assert [s for s, _ in rows] == [False, *flips]
+        await eventually(lambda: _true(running.worker.control.connected))
+        # Seamless: the same Telegram connection all along, and the worker carried on.
+        assert _live_connections(sandbox, account_id) == session
+        assert not running.task.done()
+        sandbox.world.set_status("restart_target", online=False)
+        rows = await eventually(lambda: _rows_when(check, row, 2 + len(flips)))
+        assert [s for s, _ in rows] == [False, *flips, False]
+    await check.close()
+
+
 async def test_while_postgres_is_down_the_worker_lets_go_of_telegram_and_resyncs_when_back(
     sandbox: SandboxServer,
     db: Connection,
@@ -141,7 +193,7 @@ async def test_while_postgres_is_down_the_worker_lets_go_of_telegram_and_resyncs
         await eventually(lambda: builders.statuses(check, row))
         await check.close()
         server.stop()
-        # Without its lock the worker may not use the session: another host could own it now.
+        # Once its grace is over, without its lock the worker may not use the session: another host could own it.
         await eventually(lambda: _true(not _live_connections(sandbox, tracker.account.id)))
         sandbox.world.set_status("steady_target", online=True)  # pushed to nobody
         server.start()
@@ -155,9 +207,10 @@ async def test_while_postgres_is_down_the_worker_lets_go_of_telegram_and_resyncs
     await check.close()
 
 
-async def test_a_worker_that_lost_its_lock_never_shares_the_session_with_its_successor(
+async def test_after_a_lock_loss_longer_than_the_grace_a_successor_never_shares_the_session(
     sandbox: SandboxServer,
     db: Connection,
+    database_url: str,
     postgres_server: PostgresServer,
     make_tracker: TrackerFactory,
     run_worker_in_process: WorkerRunner,
@@ -171,6 +224,8 @@ async def test_a_worker_that_lost_its_lock_never_shares_the_session_with_its_suc
     sandbox.world.add_person("leased_target")
     await builders.subscribe(db, "leased_target", tracker.tracker_id)
     await db.close()
+    # The supervisor's rule, with the shortest delay it allows for the workers' timings.
+    takeover_delay = FAST.heartbeat_interval + FAST.lease_grace + 1.0
     overlaps: list[list[int]] = []
     watching = True
 
@@ -196,7 +251,17 @@ async def test_a_worker_that_lost_its_lock_never_shares_the_session_with_its_suc
         monkeypatch.setattr(first.worker.control, "connect", partitioned)
         server.restart()  # the first worker's lock is gone with its connection
         watcher = asyncio.create_task(watch())
+        check = await asyncpg.connect(database_url)
         try:
+
+            async def may_take_over() -> bool:
+                rows = await trackers.runnable_trackers(check, takeover_delay)
+                mine = next(r for r in rows if r.id == tracker.tracker_id)
+                return not mine.locked and mine.heartbeat_fresh_for == 0
+
+            await eventually(may_take_over)
+            # By then the first worker's grace is over: it has let go of the session.
+            assert _live_connections(sandbox, account_id) == []
             async with run_worker_in_process(tracker.tracker_id) as second:
                 await eventually(lambda: _true(_resynced(second.worker)))
                 taken_over.set()
@@ -206,6 +271,7 @@ async def test_a_worker_that_lost_its_lock_never_shares_the_session_with_its_suc
         finally:
             watching = False
             await watcher
+            await check.close()
     assert overlaps == []
 
 
@@ -234,6 +300,10 @@ async def test_a_silently_unresponsive_lock_connection_ends_the_lease(
 
 def _live_connections(sandbox: SandboxServer, account_id: int) -> list[int]:
     return [c.id for c in list(sandbox.connections) if not c.closed and c.account_id == account_id]
+
+
+async def _observed(worker: TrackerWorker, target_id: int, online: bool) -> bool:
+    return worker.book.targets[target_id].last_online is online
 
 
 def _resynced(worker: TrackerWorker) -> bool:
