@@ -39,6 +39,12 @@ class PostgresServer:
         base, _, _ = self.admin_url.rpartition("/")
         return f"{base}/{database}"
 
+    def require_embedded(self) -> EmbeddedPostgres:
+        """The embedded server, for tests that stop or restart Postgres; skips under TEST_DATABASE_URL."""
+        if self.embedded is None:
+            pytest.skip("needs the embedded Postgres (TEST_DATABASE_URL is set)")
+        return self.embedded
+
     async def execute(self, sql: str) -> None:
         """Run one administrative statement (CREATE/DROP DATABASE)."""
         connection = await asyncpg.connect(self.admin_url)

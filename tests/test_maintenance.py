@@ -46,18 +46,11 @@ async def test_partitions_are_kept_ahead_and_expired_ones_dropped(db: asyncpg.Co
 async def test_housekeeping_hands_waiting_targets_to_a_tracker_whose_flood_wait_ended(
     client: Any, db: asyncpg.Connection[Any]
 ) -> None:
-    from tests.api.builders import follow, person, tracker  # noqa: PLC0415 - API builders, only here
+    from tests.api.builders import follow, person, put_in_flood_wait, tracker  # noqa: PLC0415 - API builders
 
     account = await tracker(client, max_users=5)
     tracked = await follow(client, await person(client), "flooded_target")
-    async with db.transaction():
-        await db.execute("SELECT so_begin_rebalance()")
-        await db.execute(
-            "INSERT INTO tracker_health (tracker_account_id, state, state_until)"
-            " VALUES ($1, 'flood_wait', now() + interval '300 milliseconds')",
-            account["id"],
-        )
-        await db.execute("SELECT so_drain_tracker($1, false, true)", account["id"])
+    await put_in_flood_wait(db, account["id"], "300 milliseconds")
     assert (await client.get(f"/tracked-users/{tracked['id']}")).json()["tracker_account_id"] is None
     await asyncio.sleep(0.4)  # the wait is over; no row changed
     await housekeeping(db, retention_months=0)

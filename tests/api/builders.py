@@ -74,3 +74,16 @@ async def load_of(client: Client, tracker_account: dict[str, Any]) -> int:
     response = await client.get(f"/tracker-settings/{tracker_account['setting']['id']}/")
     load: int = response.json()["current_users"]
     return load
+
+
+async def put_in_flood_wait(db: Any, tracker_id: int, lasting: str) -> None:
+    """Report a flood wait for a tracker as its worker does: health and rebalance in one transaction."""
+    async with db.transaction():
+        await db.execute("SELECT so_begin_rebalance()")
+        await db.execute(
+            "INSERT INTO tracker_health (tracker_account_id, state, state_until)"
+            " VALUES ($1, 'flood_wait', now() + $2::text::interval)",
+            tracker_id,
+            lasting,
+        )
+        await db.execute("SELECT so_drain_tracker($1, false, true)", tracker_id)

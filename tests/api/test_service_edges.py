@@ -121,16 +121,15 @@ async def test_secrets_never_reach_the_logs(
 
 
 async def test_a_database_outage_is_a_503_not_a_500(client: Client, postgres_server: Any) -> None:
-    if postgres_server.embedded is None:
-        pytest.skip("needs the embedded server to stop it")
+    server = postgres_server.require_embedded()
     created = await tracker(client)
-    postgres_server.embedded.stop()
+    server.stop()
     try:
         response = await client.get(f"/tracker-accounts/{created['id']}/")
         assert response.status_code == 503
         assert (await client.get("/ready")).status_code == 503
     finally:
-        postgres_server.embedded.start()
+        server.start()
     for _ in range(50):  # the pool reconnects on its own
         response = await client.get(f"/tracker-accounts/{created['id']}/")
         if response.status_code == 200:

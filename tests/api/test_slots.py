@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from tests.api.builders import Client, follow, load_of, person, tracker, username
+from tests.api.builders import Client, follow, load_of, person, put_in_flood_wait, tracker, username
 
 
 async def assert_counters_match(db: asyncpg.Connection[Any]) -> None:
@@ -142,14 +142,7 @@ async def test_flood_wait_and_ban_make_a_tracker_unusable(client: Client, db: as
     owner = await person(client)
     tracked = await follow(client, owner, username())
     second = await tracker(client, max_users=5)
-    async with db.transaction():
-        await db.execute("SELECT so_begin_rebalance()")
-        await db.execute(
-            "INSERT INTO tracker_health (tracker_account_id, state, state_until)"
-            " VALUES ($1, 'flood_wait', now() + interval '1 hour')",
-            first["id"],
-        )
-        await db.execute("SELECT so_drain_tracker($1, false, true)", first["id"])
+    await put_in_flood_wait(db, first["id"], "1 hour")
     assert (await client.get(f"/tracked-users/{tracked['id']}")).json()["tracker_account_id"] == second["id"]
     account = (await client.get(f"/tracker-accounts/{first['id']}")).json()
     assert account["health"]["state"] == "flood_wait"

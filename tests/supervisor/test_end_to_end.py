@@ -205,9 +205,7 @@ async def test_targets_of_a_removed_tracker_keep_flowing_through_another(
 async def test_a_postgres_outage_across_worker_restarts_does_not_make_the_tracker_fatal(
     client: Client, sandbox: SandboxServer, settings: Settings, postgres_server: PostgresServer
 ) -> None:
-    server = postgres_server.embedded
-    if server is None:
-        pytest.skip("needs the embedded Postgres (TEST_DATABASE_URL is set)")
+    server = postgres_server.require_embedded()
     fatal_after = 3
     options = ProcessOptions(
         start_seconds=1.0, stop_grace=5.0, backoff_base=0.2, backoff_max=1.0, fatal_after=fatal_after

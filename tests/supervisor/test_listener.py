@@ -85,8 +85,7 @@ async def test_listener_retries_a_failing_resync(database_url: str) -> None:
 
 
 async def test_listener_survives_a_postgres_restart(postgres_server: PostgresServer, database_url: str) -> None:
-    if postgres_server.embedded is None:
-        pytest.skip("needs the embedded Postgres to restart it")
+    server = postgres_server.require_embedded()
     received: list[str] = []
     resyncs: list[int] = []
 
@@ -97,7 +96,7 @@ async def test_listener_survives_a_postgres_restart(postgres_server: PostgresSer
     task = asyncio.create_task(listener.run())
     await asyncio.wait_for(listener.connected.wait(), 10)
     # On the main thread: the server's parent-death signal is tied to the thread that starts it.
-    postgres_server.embedded.restart()
+    server.restart()
     await _wait_for(lambda: len(resyncs) >= 2 and listener.connected.is_set())
     connection = await asyncpg.connect(database_url)
     try:

@@ -223,12 +223,11 @@ async def test_retired_exits_back_off_without_going_fatal(running: Running, db: 
 async def test_supervisor_keeps_following_changes_across_a_postgres_restart(
     running: Running, db: asyncpg.Connection[Any], postgres_server: PostgresServer
 ) -> None:
-    if postgres_server.embedded is None:
-        pytest.skip("needs the embedded Postgres to restart it")
+    server = postgres_server.require_embedded()
     before = await make_tracker(db)
     await wait_until(lambda: running.state(before) == "running", what="RUNNING")
     # On the main thread: the server's parent-death signal is tied to the thread that starts it.
-    postgres_server.embedded.restart()
+    server.restart()
     connection = await asyncpg.connect(running.supervisor.settings.asyncpg_dsn)
     try:
         after = await make_tracker(connection)

@@ -7,7 +7,6 @@ import time
 from typing import Any, TypeAlias
 
 import asyncpg
-import pytest
 
 from seeonline.channels import CHANNEL_STATUSES
 from supervisor.ingest import StatusWriter, Transition, write_batch
@@ -113,9 +112,7 @@ async def test_writer_batches_in_background_and_flushes_on_close(db: Connection,
 async def test_nothing_is_lost_or_duplicated_while_postgres_restarts(
     db: Connection, database_url: str, postgres_server: PostgresServer
 ) -> None:
-    server = postgres_server.embedded
-    if server is None:
-        pytest.skip("needs the embedded Postgres (TEST_DATABASE_URL is set)")
+    server = postgres_server.require_embedded()
     targets = [await bare_target(db, f"outage_{i}") for i in range(10)]
     await db.close()
     writer = StatusWriter(database_url, linger=0.001, max_retry_delay=0.2)

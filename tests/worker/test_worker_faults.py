@@ -132,9 +132,7 @@ async def test_status_flips_during_a_postgres_restart_are_all_written_exactly_on
     make_tracker: TrackerFactory,
     run_worker_in_process: WorkerRunner,
 ) -> None:
-    server = postgres_server.embedded
-    if server is None:
-        pytest.skip("needs the embedded Postgres (TEST_DATABASE_URL is set)")
+    server = postgres_server.require_embedded()
     tracker = await make_tracker()
     account_id = tracker.account.id
     sandbox.world.add_person("restart_target")
@@ -181,9 +179,7 @@ async def test_while_postgres_is_down_the_worker_lets_go_of_telegram_and_resyncs
     make_tracker: TrackerFactory,
     run_worker_in_process: WorkerRunner,
 ) -> None:
-    server = postgres_server.embedded
-    if server is None:
-        pytest.skip("needs the embedded Postgres (TEST_DATABASE_URL is set)")
+    server = postgres_server.require_embedded()
     tracker = await make_tracker()
     sandbox.world.add_person("steady_target")
     row = await builders.subscribe(db, "steady_target", tracker.tracker_id)
@@ -216,9 +212,7 @@ async def test_after_a_lock_loss_longer_than_the_grace_a_successor_never_shares_
     run_worker_in_process: WorkerRunner,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    server = postgres_server.embedded
-    if server is None:
-        pytest.skip("needs the embedded Postgres (TEST_DATABASE_URL is set)")
+    server = postgres_server.require_embedded()
     tracker = await make_tracker()
     account_id = tracker.account.id
     sandbox.world.add_person("leased_target")
