@@ -140,6 +140,5 @@ async def mark_fatal(connection: Connection, tracker_id: int, error: str) -> boo
         if not await connection.fetchval(STILL_RUNNABLE, tracker_id):
             return False
         await connection.execute(MARK_FATAL, tracker_id, error)
-        await connection.execute("SELECT so_drain_tracker($1, false, true)", tracker_id)
-        await connection.execute("SELECT so_pickup_waiting()")
+        await connection.execute("SELECT so_rebalance_tracker($1)", tracker_id)
     return True

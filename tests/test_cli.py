@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,6 +18,9 @@ import httpx
 import psutil
 import pytest
 
+from seeonline.embedded_postgres import find_free_port
+from tests.api.live_server import wait_for_health
+
 SEEONLINE = [sys.executable, "-m", "seeonline"]
 
 
@@ -28,13 +30,6 @@ def clean_env(**extra: str) -> dict[str, str]:
     }
     env.update(extra)
     return env
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.mark.parametrize(
@@ -70,21 +65,8 @@ def data_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def wait_for_health(url: str, process: subprocess.Popen[str], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"seeonline run exited early: {process.stderr.read() if process.stderr else ''}")
-        try:
-            if httpx.get(f"{url}/health").status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.2)
-    pytest.fail("seeonline run did not become healthy")
-
-
 def test_run_on_embedded_postgres_generates_a_key_and_refuses_a_busy_data_dir(data_dir: Path) -> None:
-    port = free_port()
+    port = find_free_port()
     env = clean_env(SEEONLINE_DATA_DIR=str(data_dir))
     first = subprocess.Popen(
         [*SEEONLINE, "run", "--no-demo", "--no-supervisor", "--port", str(port)],
@@ -106,7 +88,7 @@ def test_run_on_embedded_postgres_generates_a_key_and_refuses_a_busy_data_dir(da
         assert postgres
 
         second = subprocess.run(
-            [*SEEONLINE, "run", "--no-demo", "--no-supervisor", "--port", str(free_port())],
+            [*SEEONLINE, "run", "--no-demo", "--no-supervisor", "--port", str(find_free_port())],
             env=env,
             capture_output=True,
             text=True,
@@ -125,7 +107,7 @@ def test_run_on_embedded_postgres_generates_a_key_and_refuses_a_busy_data_dir(da
 
 def test_run_without_trackers_starts_the_demo_and_statuses_flow(data_dir: Path) -> None:
     """The README's run command on a fresh checkout: statuses appear within a minute or so."""
-    port = free_port()
+    port = find_free_port()
     process = subprocess.Popen(
         [*SEEONLINE, "run", "--port", str(port)],
         env=clean_env(SEEONLINE_DATA_DIR=str(data_dir), SEEONLINE_LOG_LEVEL="warning"),

@@ -196,3 +196,15 @@ BEGIN
     END LOOP;
     RETURN assigned;
 END $$;
+
+-- After a tracker's usability or capacity changed: hand on what no longer fits, then fill any room.
+-- Returns how many targets left the tracker.
+CREATE OR REPLACE FUNCTION so_rebalance_tracker(p_tracker bigint) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    moved integer;
+BEGIN
+    moved := so_drain_tracker(p_tracker, false, true);
+    PERFORM so_pickup_waiting();
+    RETURN moved;
+END $$;

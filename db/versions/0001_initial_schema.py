@@ -205,6 +205,7 @@ def downgrade() -> None:
         "so_subscribe(bigint, text, text, bigint, boolean)",
         "so_claim_target(text, bigint)",
         "so_lock_subscriber(bigint, boolean)",
+        "so_rebalance_tracker(bigint)",
         "so_pickup_waiting()",
         "so_drain_tracker(bigint, boolean, boolean)",
         "so_begin_rebalance()",

@@ -266,11 +266,10 @@ class ControlDb:
             await connection.execute(UPSERT_HEALTH, self.tracker_id, state, until, error)
             if state == "auth_lost":
                 await connection.execute("UPDATE tracker_accounts SET is_auth = false WHERE id = $1", self.tracker_id)
-            moved = 0
             if rebalance:
-                moved = int(await connection.fetchval("SELECT so_drain_tracker($1, false, true)", self.tracker_id))
+                return int(await connection.fetchval("SELECT so_rebalance_tracker($1)", self.tracker_id))
             await connection.execute("SELECT so_pickup_waiting()")
-        return moved
+        return 0
 
     async def mark_stopped(self) -> None:
         """On a clean stop, show the tracker as stopped unless a worse state explains why."""

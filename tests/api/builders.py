@@ -86,4 +86,4 @@ async def put_in_flood_wait(db: Any, tracker_id: int, lasting: str) -> None:
             tracker_id,
             lasting,
         )
-        await db.execute("SELECT so_drain_tracker($1, false, true)", tracker_id)
+        await db.execute("SELECT so_rebalance_tracker($1)", tracker_id)

@@ -4,30 +4,38 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 
+from seeonline.embedded_postgres import find_free_port
 from tests.conftest import API_KEY, SECRET_KEY
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def wait_for_health(base: str, process: subprocess.Popen[Any], timeout: float = 60) -> None:
+    """Poll ``{base}/health`` until it answers 200; fail if the process exits or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            stderr = process.stderr.read() if process.stderr else ""
+            pytest.fail(f"the server exited early: {stderr}")
+        try:
+            if httpx.get(f"{base}/health").status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    pytest.fail("the server did not become healthy")
 
 
 @contextlib.contextmanager
 def running_api(database_url: str, **env: str) -> Iterator[str]:
     """Serve the API on ``database_url``; yields its base URL and stops it afterwards."""
-    port = free_port()
+    port = find_free_port()
     environment = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -39,16 +47,7 @@ def running_api(database_url: str, **env: str) -> Iterator[str]:
     process = subprocess.Popen([sys.executable, "-m", "seeonline", "api", "--port", str(port)], env=environment)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                pytest.fail("the API did not start")
-            time.sleep(0.1)
+        wait_for_health(base, process, timeout=30)
         yield base
     finally:
         process.terminate()

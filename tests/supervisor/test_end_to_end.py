@@ -22,7 +22,7 @@ from supervisor.process import ProcessOptions, State
 from supervisor.supervisor import Supervisor, SupervisorOptions
 from tests.api.builders import Client, create, follow, person
 from tests.conftest import PostgresServer
-from tests.supervisor.helpers import wait_until_async
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("supervisor.worker.main") is None, reason="the real worker is not available"
@@ -110,7 +110,7 @@ async def test_status_flips_reach_the_api_for_every_subscriber_with_one_contact(
     async def added_as_contact() -> bool:
         return len(sandbox.calls_to("contacts.addContact", account)) == 1
 
-    await wait_until_async(added_as_contact, timeout=60, what="the worker to add the target as a contact")
+    await wait_until(added_as_contact, timeout=60, what="the worker to add the target as a contact")
     baseline = len(await _statuses(client, first["id"]))
 
     went_online = sandbox.world.set_status("alice_e2e", online=True).online_until
@@ -120,7 +120,7 @@ async def test_status_flips_reach_the_api_for_every_subscriber_with_one_contact(
         rows = await _statuses(client, first["id"])
         return rows[-1] if len(rows) > baseline and rows[-1]["is_online"] else None
 
-    row = await wait_until_async(online_row, timeout=30, what="the online row")
+    row = await wait_until(online_row, timeout=30, what="the online row")
     assert abs(_at(row) - (went_online - 300)) < 5  # the sandbox's default online period is 300 s
 
     was_online = sandbox.world.set_status("alice_e2e", online=False).was_online
@@ -129,7 +129,7 @@ async def test_status_flips_reach_the_api_for_every_subscriber_with_one_contact(
         rows = await _statuses(client, first["id"])
         return rows[-1] if not rows[-1]["is_online"] and _at(rows[-1]) > _at(row) else None
 
-    offline = await wait_until_async(offline_row, timeout=30, what="the offline row")
+    offline = await wait_until(offline_row, timeout=30, what="the offline row")
     assert abs(_at(offline) - was_online) < 1.5  # the exact was_online, to the second
 
     # A second subscriber to the same username shares the target: no second contact, same rows from now on.
@@ -140,7 +140,7 @@ async def test_status_flips_reach_the_api_for_every_subscriber_with_one_contact(
         a, b = await _statuses(client, first["id"]), await _statuses(client, second["id"])
         return (a[-1], b[-1]) if b and a[-1]["is_online"] and b[-1]["is_online"] else None
 
-    row_a, row_b = await wait_until_async(both_online, timeout=30, what="the row for both subscribers")
+    row_a, row_b = await wait_until(both_online, timeout=30, what="the row for both subscribers")
     assert row_a["created_at"] == row_b["created_at"]
     assert row_a["id"] != row_b["id"]
     assert len(sandbox.calls_to("contacts.addContact", account)) == 1
@@ -159,7 +159,7 @@ async def _flip_until_recorded(
         rows = await _statuses(client, tracked_id)
         return len(rows) > before and rows[-1]["is_online"] is online
 
-    await wait_until_async(recorded, timeout=45, what=f"{username} {'online' if online else 'offline'} to be recorded")
+    await wait_until(recorded, timeout=45, what=f"{username} {'online' if online else 'offline'} to be recorded")
 
 
 @pytest.mark.parametrize("how", ["delete", "deactivate", "revoke", "flood_wait"])
@@ -188,7 +188,7 @@ async def test_targets_of_a_removed_tracker_keep_flowing_through_another(
         row = (await client.get(f"/tracked-users/{tracked['id']}/")).json()
         return bool(row["tracker_account_id"] == second["id"])
 
-    await wait_until_async(moved, timeout=60, what="the target to move to the second tracker")
+    await wait_until(moved, timeout=60, what="the target to move to the second tracker")
     if how in ("revoke", "flood_wait"):
         health = (await client.get(f"/tracker-accounts/{first['id']}/")).json()["health"]
         assert health["state"] == ("auth_lost" if how == "revoke" else "flood_wait")
@@ -196,7 +196,7 @@ async def test_targets_of_a_removed_tracker_keep_flowing_through_another(
     async def picked_up() -> bool:
         return len(sandbox.calls_to("contacts.addContact", second_account)) == 1
 
-    await wait_until_async(picked_up, timeout=60, what="the second tracker's worker to take the target")
+    await wait_until(picked_up, timeout=60, what="the second tracker's worker to take the target")
     await _flip_until_recorded(client, sandbox, "bob_moves", tracked["id"], online=False)
     await _flip_until_recorded(client, sandbox, "bob_moves", tracked["id"], online=True)
     assert len(sandbox.calls_to("contacts.addContact", first_account)) == 1
@@ -225,7 +225,7 @@ async def test_a_postgres_outage_across_worker_restarts_does_not_make_the_tracke
         async def outlived_the_fatal_window() -> bool:
             return process.state is State.FATAL or len(process.exit_codes) > exits + fatal_after
 
-        await wait_until_async(outlived_the_fatal_window, timeout=60, what="restarts while Postgres is down")
+        await wait_until(outlived_the_fatal_window, timeout=60, what="restarts while Postgres is down")
         server.start()
         db = await asyncpg.connect(settings.asyncpg_dsn)
         try:
@@ -237,7 +237,7 @@ async def test_a_postgres_outage_across_worker_restarts_does_not_make_the_tracke
                 assert state != "fatal"
                 return bool(state == "ok" and process.state is State.RUNNING)
 
-            await wait_until_async(healthy, timeout=60, what="the tracker to run again")
+            await wait_until(healthy, timeout=60, what="the tracker to run again")
             before = await db.fetchval("SELECT count(*) FROM online_statuses WHERE tracked_user_id = $1", tracked["id"])
             sandbox.world.set_status("carol_outage", online=False)
 
@@ -247,6 +247,6 @@ async def test_a_postgres_outage_across_worker_restarts_does_not_make_the_tracke
                 )
                 return bool(count > before)
 
-            await wait_until_async(flowing, timeout=30, what="statuses to flow again")
+            await wait_until(flowing, timeout=30, what="statuses to flow again")
         finally:
             await db.close()

@@ -19,8 +19,9 @@ from seeonline.settings import Settings
 from supervisor.process import ProcessOptions, State
 from supervisor.supervisor import Supervisor, SupervisorOptions
 from tests.conftest import PostgresServer
+from tests.polling import wait_until
 from tests.supervisor import fake_worker
-from tests.supervisor.helpers import alive, events_of, make_tracker, wait_until, wait_until_async
+from tests.supervisor.helpers import alive, events_of, make_tracker
 
 FAST = SupervisorOptions(
     process=ProcessOptions(
@@ -114,7 +115,7 @@ async def test_crashing_worker_backs_off_then_goes_fatal_until_its_row_changes(
     async def health() -> Any:
         return await db.fetchrow("SELECT state, last_error FROM tracker_health WHERE tracker_account_id = $1", tracker)
 
-    row = await wait_until_async(lambda: _fatal(health), what="FATAL in tracker_health")
+    row = await wait_until(lambda: _fatal(health), what="FATAL in tracker_health")
     assert "exited 3 times" in row["last_error"]
     spawns = [e.at for e in events_of(running.control, "acquired", tracker)]
     assert len(spawns) == 3
@@ -250,7 +251,7 @@ async def test_stop_is_not_held_up_by_a_reconcile_blocked_on_a_lock(
         async with blocker.transaction():
             await blocker.execute("LOCK TABLE tracker_settings IN ACCESS EXCLUSIVE MODE")
             await db.execute("SELECT pg_notify($1, '')", CHANNEL_TRACKERS)  # wakes a reconcile
-            await wait_until_async(lambda: _blocked_on(db, "tracker_settings"), what="a reconcile waiting on the lock")
+            await wait_until(lambda: _blocked_on(db, "tracker_settings"), what="a reconcile waiting on the lock")
             running.supervisor.stop()
             await asyncio.wait_for(asyncio.shield(running.task), FAST.process.stop_grace + 5.0)
             assert not alive(pid)

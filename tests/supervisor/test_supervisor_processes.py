@@ -16,7 +16,8 @@ import asyncpg
 import psutil
 import pytest
 
-from tests.supervisor.helpers import alive, events_of, make_tracker, read_events, wait_until
+from tests.polling import wait_until
+from tests.supervisor.helpers import alive, events_of, make_tracker, read_events
 
 ROOT = Path(__file__).resolve().parents[2]
 

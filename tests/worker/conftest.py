@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -40,18 +39,6 @@ FAST = WorkerOptions(
     reconcile_interval=2.0,
     ingest_linger=0.002,
 )
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], *, within: float = 15.0, every: float = 0.05) -> Any:
-    """Poll ``check`` until it returns something truthy; fail with its last value after ``within`` seconds."""
-    deadline = time.monotonic() + within
-    value: Any = None
-    while time.monotonic() < deadline:
-        value = await check()
-        if value:
-            return value
-        await asyncio.sleep(every)
-    raise AssertionError(f"condition not met within {within}s (last value: {value!r})")
 
 
 @dataclass

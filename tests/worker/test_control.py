@@ -12,7 +12,7 @@ import asyncpg
 
 from seeonline.settings import Settings
 from supervisor.worker.control import ControlDb
-from tests.worker.conftest import eventually
+from tests.polling import wait_until
 
 Connection: TypeAlias = "asyncpg.Connection[Any]"
 
@@ -40,4 +40,4 @@ async def test_a_cancelled_close_still_terminates_and_stays_cancelled(settings: 
     async def unlocked() -> bool:
         return bool(await db.fetchval("SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)", backend))
 
-    await eventually(unlocked)
+    await wait_until(unlocked)

@@ -19,8 +19,9 @@ from supervisor import trackers
 from supervisor.worker.options import EXIT_LOCK_HELD, EXIT_RETIRED
 from supervisor.worker.tracker import TrackerWorker
 from tests.conftest import PostgresServer
+from tests.polling import wait_until
 from tests.worker import builders
-from tests.worker.conftest import FAST, TrackerFactory, WorkerRunner, eventually
+from tests.worker.conftest import FAST, TrackerFactory, WorkerRunner
 
 Connection: TypeAlias = "asyncpg.Connection[Any]"
 
@@ -61,7 +62,7 @@ async def test_short_flood_wait_is_slept_through(
     row = await builders.subscribe(db, "patient_target", tracker.tracker_id)
     sandbox.inject_fault("contacts.resolveUsername", "FLOOD_WAIT_1", account=tracker.account, count=1)
     async with run_worker_in_process(tracker.tracker_id):
-        await eventually(lambda: builders.statuses(db, row))
+        await wait_until(lambda: builders.statuses(db, row))
     assert await db.fetchval("SELECT state FROM tracker_health") == "stopped"
     assert len(sandbox.calls_to("contacts.resolveUsername")) == 2
 
@@ -74,7 +75,7 @@ async def test_revoked_session_marks_auth_lost_and_moves_targets(
     sandbox.world.add_person("orphaned_target")
     row = await builders.subscribe(db, "orphaned_target", revoked.tracker_id)
     async with run_worker_in_process(revoked.tracker_id) as running:
-        await eventually(lambda: builders.statuses(db, row))
+        await wait_until(lambda: builders.statuses(db, row))
         sandbox.revoke(revoked.account)
         assert await running.exit_code() == EXIT_RETIRED
     assert await db.fetchval("SELECT state FROM tracker_health WHERE tracker_account_id = $1", revoked.tracker_id) == (
@@ -96,7 +97,7 @@ async def test_an_unexpected_telegram_error_for_one_target_does_not_stop_the_oth
     # Targets are enrolled in id order: the first contacts.addContact is the frozen target's.
     sandbox.inject_fault("contacts.addContact", "FROZEN_METHOD_INVALID", account=tracker.account, code=420, count=1)
     async with run_worker_in_process(tracker.tracker_id) as running:
-        await eventually(lambda: builders.statuses(db, fine_row))
+        await wait_until(lambda: builders.statuses(db, fine_row))
 
         async def error_recorded() -> bool:
             error = await db.fetchval(
@@ -104,9 +105,9 @@ async def test_an_unexpected_telegram_error_for_one_target_does_not_stop_the_oth
             )
             return bool(error and "FROZEN_METHOD_INVALID" in error and f"target {frozen_id}" in error)
 
-        await eventually(error_recorded)
+        await wait_until(error_recorded)
         # Retried later, with backoff: the frozen target is enrolled too, and the worker never stopped.
-        await eventually(lambda: builders.statuses(db, frozen_row))
+        await wait_until(lambda: builders.statuses(db, frozen_row))
         assert not running.task.done()
         assert [c.error for c in sandbox.calls_to("contacts.addContact", tracker.account)] == [
             "FROZEN_METHOD_INVALID",
@@ -144,29 +145,29 @@ async def test_status_flips_during_a_postgres_restart_are_all_written_exactly_on
     options = msgspec.structs.replace(FAST, lease_grace=30.0)
     async with run_worker_in_process(tracker.tracker_id, options) as running:
         worker = running.worker
-        assert [s for s, _ in await eventually(lambda: builders.statuses(check, row))] == [False]
-        await eventually(lambda: _true(_resynced(worker)))
+        assert [s for s, _ in await wait_until(lambda: builders.statuses(check, row))] == [False]
+        await wait_until(lambda: _true(_resynced(worker)))
         await check.close()
         session = _live_connections(sandbox, account_id)
         assert len(session) == 1
         flips = [True, False, True, False, True]
         server.stop()
-        await eventually(lambda: _true(not worker.control.connected))
+        await wait_until(lambda: _true(not worker.control.connected))
         for online in flips:
             sandbox.world.set_status("restart_target", online=online)
             # Observed while Postgres is down (Telegram is still connected): buffered, not written.
-            await eventually(functools.partial(_observed, worker, target_id, online))
+            await wait_until(functools.partial(_observed, worker, target_id, online))
         assert _live_connections(sandbox, account_id) == session
         server.start()
         check = await asyncpg.connect(database_url)
-        rows = await eventually(lambda: _rows_when(check, row, 1 + len(flips)))
+        rows = await wait_until(lambda: _rows_when(check, row, 1 + len(flips)))
         assert [s for s, _ in rows] == [False, *flips]
-        await eventually(lambda: _true(running.worker.control.connected))
+        await wait_until(lambda: _true(running.worker.control.connected))
         # Seamless: the same Telegram connection all along, and the worker carried on.
         assert _live_connections(sandbox, account_id) == session
         assert not running.task.done()
         sandbox.world.set_status("restart_target", online=False)
-        rows = await eventually(lambda: _rows_when(check, row, 2 + len(flips)))
+        rows = await wait_until(lambda: _rows_when(check, row, 2 + len(flips)))
         assert [s for s, _ in rows] == [False, *flips, False]
     await check.close()
 
@@ -186,18 +187,18 @@ async def test_while_postgres_is_down_the_worker_lets_go_of_telegram_and_resyncs
     await db.close()
     check = await asyncpg.connect(database_url)
     async with run_worker_in_process(tracker.tracker_id) as running:
-        await eventually(lambda: builders.statuses(check, row))
+        await wait_until(lambda: builders.statuses(check, row))
         await check.close()
         server.stop()
         # Once its grace is over, without its lock the worker may not use the session: another host could own it.
-        await eventually(lambda: _true(not _live_connections(sandbox, tracker.account.id)))
+        await wait_until(lambda: _true(not _live_connections(sandbox, tracker.account.id)))
         sandbox.world.set_status("steady_target", online=True)  # pushed to nobody
         server.start()
         check = await asyncpg.connect(database_url)
         # The lock is taken again, Telegram reconnects, and the resync recovers the missed change.
-        rows = await eventually(lambda: _rows_when(check, row, 2))
+        rows = await wait_until(lambda: _rows_when(check, row, 2))
         assert [s for s, _ in rows] == [False, True]
-        await eventually(lambda: _true(running.worker.control.connected))
+        await wait_until(lambda: _true(running.worker.control.connected))
         assert len(_live_connections(sandbox, tracker.account.id)) == 1
         assert not running.task.done()
     await check.close()
@@ -231,7 +232,7 @@ async def test_after_a_lock_loss_longer_than_the_grace_a_successor_never_shares_
             await asyncio.sleep(0.02)
 
     async with run_worker_in_process(tracker.tracker_id) as first:
-        await eventually(lambda: _true(_resynced(first.worker)))
+        await wait_until(lambda: _true(_resynced(first.worker)))
         assert len(_live_connections(sandbox, account_id)) == 1
         # A partition: the first worker cannot reach Postgres again until its successor runs the tracker.
         taken_over = asyncio.Event()
@@ -253,11 +254,11 @@ async def test_after_a_lock_loss_longer_than_the_grace_a_successor_never_shares_
                 mine = next(r for r in rows if r.id == tracker.tracker_id)
                 return not mine.locked and mine.heartbeat_fresh_for == 0
 
-            await eventually(may_take_over)
+            await wait_until(may_take_over)
             # By then the first worker's grace is over: it has let go of the session.
             assert _live_connections(sandbox, account_id) == []
             async with run_worker_in_process(tracker.tracker_id) as second:
-                await eventually(lambda: _true(_resynced(second.worker)))
+                await wait_until(lambda: _true(_resynced(second.worker)))
                 taken_over.set()
                 assert await first.exit_code() == EXIT_LOCK_HELD
                 assert not second.task.done()
@@ -275,7 +276,7 @@ async def test_a_silently_unresponsive_lock_connection_ends_the_lease(
     tracker = await make_tracker()
     account_id = tracker.account.id
     async with run_worker_in_process(tracker.tracker_id) as running:
-        await eventually(lambda: _true(_resynced(running.worker)))
+        await wait_until(lambda: _true(_resynced(running.worker)))
         holder = await db.fetchval(
             "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND granted",
             TRACKER_LOCK_SPACE,
@@ -285,7 +286,7 @@ async def test_a_silently_unresponsive_lock_connection_ends_the_lease(
         # The backend holding the lock stops answering but its socket stays open, as in a network partition.
         os.kill(holder, signal.SIGSTOP)
         try:
-            await eventually(lambda: _true(not _live_connections(sandbox, account_id)))
+            await wait_until(lambda: _true(not _live_connections(sandbox, account_id)))
             # Its lock is still held (by the frozen backend): the worker may not come back.
             assert await running.exit_code() == EXIT_LOCK_HELD
         finally:

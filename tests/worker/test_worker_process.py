@@ -20,8 +20,9 @@ from seeonline.sandbox import SandboxServer
 from seeonline.settings import Settings
 from supervisor.worker.options import EXIT_LOCK_HELD, EXIT_OK, WorkerOptions
 from tests.conftest import SECRET_KEY
+from tests.polling import wait_until
 from tests.worker import builders
-from tests.worker.conftest import FAST, TrackerFactory, eventually
+from tests.worker.conftest import FAST, TrackerFactory
 
 Connection: TypeAlias = "asyncpg.Connection[Any]"
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,7 +83,7 @@ async def test_sigterm_flushes_buffered_transitions_and_exits_zero(
     row = await builders.subscribe(db, "flushed_person", tracker.tracker_id)
     # A linger far longer than the test: rows can only reach Postgres through the flush on SIGTERM.
     child = await spawn(tracker.tracker_id, msgspec.structs.replace(FAST, ingest_linger=600.0))
-    await eventually(lambda: _contact(sandbox, tracker.account.id, "flushed_person"))
+    await wait_until(lambda: _contact(sandbox, tracker.account.id, "flushed_person"))
     await _next_second()
     sandbox.world.set_status("flushed_person", online=True)
     await _next_second()
@@ -104,17 +105,17 @@ async def test_kill_9_then_restart_resyncs_without_losing_or_duplicating(
     sandbox.world.add_person("killed_watch")
     row = await builders.subscribe(db, "killed_watch", tracker.tracker_id)
     child = await spawn(tracker.tracker_id)
-    await eventually(lambda: _rows(db, row, 1))
+    await wait_until(lambda: _rows(db, row, 1))
     await _next_second()
     sandbox.world.set_status("killed_watch", online=True)
-    await eventually(lambda: _rows(db, row, 2))
+    await wait_until(lambda: _rows(db, row, 2))
     child.kill()
     await child.wait()
     await _next_second()
     # Went offline while nobody watched: the next worker's getStatuses recovers the exact time.
     person = sandbox.world.set_status("killed_watch", online=False)
     second = await spawn(tracker.tracker_id)
-    rows = await eventually(lambda: _rows(db, row, 3))
+    rows = await wait_until(lambda: _rows(db, row, 3))
     assert [s for s, _ in rows] == [False, True, False]
     assert rows[2][1] == whole_seconds(person.was_online)
     await asyncio.sleep(0.5)
@@ -129,7 +130,7 @@ async def test_only_one_process_runs_a_tracker(
 ) -> None:
     tracker = await make_tracker()
     first = await spawn(tracker.tracker_id)
-    await eventually(lambda: _health_beat(db))
+    await wait_until(lambda: _health_beat(db))
     second = await spawn(tracker.tracker_id)
     assert await asyncio.wait_for(second.wait(), 30) == EXIT_LOCK_HELD
     first.kill()

@@ -10,8 +10,9 @@ from typing import Any, TypeAlias
 import asyncpg
 
 from seeonline.sandbox import SandboxServer
+from tests.polling import wait_until
 from tests.worker import builders
-from tests.worker.conftest import TrackerFactory, WorkerRunner, eventually
+from tests.worker.conftest import TrackerFactory, WorkerRunner
 
 Connection: TypeAlias = "asyncpg.Connection[Any]"
 
@@ -34,12 +35,12 @@ async def test_worker_enrols_targets_records_initial_status_and_pushes(
     ]
     bob_row = await builders.subscribe(db, "bob_tracked")
     async with run_worker_in_process(tracker.tracker_id):
-        await eventually(lambda: _true(sandbox.world.users[tracker.account.id].contacts == {alice.id, bob.id}))
+        await wait_until(lambda: _true(sandbox.world.users[tracker.account.id].contacts == {alice.id, bob.id}))
         # Initial statuses: alice offline at her exact last-seen, bob online now.
-        first = await eventually(lambda: builders.statuses(db, alice_rows[0]))
+        first = await wait_until(lambda: builders.statuses(db, alice_rows[0]))
         assert first == [(False, whole_seconds(alice.was_online))]
         assert await builders.statuses(db, alice_rows[1]) == first
-        assert [s for s, _ in await eventually(lambda: builders.statuses(db, bob_row))] == [True]
+        assert [s for s, _ in await wait_until(lambda: builders.statuses(db, bob_row))] == [True]
         peers = await db.fetch("SELECT target_id, user_id, access_hash FROM tracker_peers ORDER BY user_id")
         assert [(p["user_id"], p["access_hash"]) for p in peers] == [
             (alice.id, sandbox.world.access_hash(tracker.account.id, alice.id)),
@@ -48,10 +49,10 @@ async def test_worker_enrols_targets_records_initial_status_and_pushes(
         assert await db.fetchval("SELECT telegram_id FROM targets WHERE username = 'alice_tracked'") == alice.id
 
         sandbox.world.set_status("alice_tracked", online=True)
-        await eventually(lambda: _count(db, alice_rows[0], 2))
+        await wait_until(lambda: _count(db, alice_rows[0], 2))
         await _next_second()  # was_online has second precision: keep it after the online we stamped
         sandbox.world.set_status("alice_tracked", online=False)
-        rows = await eventually(lambda: _count(db, alice_rows[0], 3))
+        rows = await wait_until(lambda: _count(db, alice_rows[0], 3))
         assert [s for s, _ in rows] == [False, True, False]
         assert rows[2][1] == whole_seconds(alice.was_online)  # the exact was_online, not the arrival time
         assert await builders.statuses(db, alice_rows[1]) == rows
@@ -73,11 +74,11 @@ async def test_restarted_worker_uses_persisted_peers_and_never_resolves_again(
     sandbox.world.add_person("carol_tracked")
     row = await builders.subscribe(db, "carol_tracked", tracker.tracker_id)
     async with run_worker_in_process(tracker.tracker_id):
-        await eventually(lambda: builders.statuses(db, row))
+        await wait_until(lambda: builders.statuses(db, row))
     async with run_worker_in_process(tracker.tracker_id) as running:
-        await eventually(lambda: _true(running.worker.telegram is not None and running.worker.telegram.resyncs > 0))
+        await wait_until(lambda: _true(running.worker.telegram is not None and running.worker.telegram.resyncs > 0))
         sandbox.world.set_status("carol_tracked", online=True)
-        await eventually(lambda: _count(db, row, 2))
+        await wait_until(lambda: _count(db, row, 2))
     assert len(sandbox.calls_to("contacts.resolveUsername")) == 1
     assert len(sandbox.calls_to("contacts.addContact")) == 1  # still a contact after the restart
 
@@ -89,11 +90,11 @@ async def test_online_expiry_without_an_offline_push_records_offline_at_expires(
     sandbox.world.add_person("dave_tracked")
     row = await builders.subscribe(db, "dave_tracked", tracker.tracker_id)
     async with run_worker_in_process(tracker.tracker_id):
-        await eventually(lambda: builders.statuses(db, row))
+        await wait_until(lambda: builders.statuses(db, row))
         person = sandbox.world.set_status("dave_tracked", online=True, expires_in=1.5)
         assert person.online_until is not None
         expires = whole_seconds(person.online_until)
-        rows = await eventually(lambda: _count(db, row, 3))
+        rows = await wait_until(lambda: _count(db, row, 3))
     assert [s for s, _ in rows] == [False, True, False]
     assert rows[2][1] == expires
 
@@ -107,18 +108,18 @@ async def test_hidden_statuses_set_visibility_not_offline(
     hidden_row = await builders.subscribe(db, "erin_hidden", tracker.tracker_id)
     visible_row = await builders.subscribe(db, "frank_visible", tracker.tracker_id)
     async with run_worker_in_process(tracker.tracker_id):
-        await eventually(lambda: builders.statuses(db, visible_row))
-        await eventually(lambda: _visibility(db, "erin_hidden", "hidden"))
+        await wait_until(lambda: builders.statuses(db, visible_row))
+        await wait_until(lambda: _visibility(db, "erin_hidden", "hidden"))
         assert await db.fetchval("SELECT visible_online FROM tracked_users WHERE id = $1", hidden_row) is False
         sandbox.world.set_status("erin_hidden", online=True)
         sandbox.world.set_status("frank_visible", online=True)
-        await eventually(lambda: _count(db, visible_row, 2))
+        await wait_until(lambda: _count(db, visible_row, 2))
         assert await builders.statuses(db, hidden_row) == []
         # The person opens up: the next push makes the target visible again and its status flows.
         sandbox.world.set_privacy("erin_hidden", "everybody")
-        await eventually(lambda: _visibility(db, "erin_hidden", "visible"))
+        await wait_until(lambda: _visibility(db, "erin_hidden", "visible"))
         assert await db.fetchval("SELECT visible_online FROM tracked_users WHERE id = $1", hidden_row) is True
-        assert [s for s, _ in await eventually(lambda: builders.statuses(db, hidden_row))] == [True]
+        assert [s for s, _ in await wait_until(lambda: builders.statuses(db, hidden_row))] == [True]
 
 
 async def test_a_tracker_hiding_its_own_last_seen_sees_by_me_and_reports_it(
@@ -128,9 +129,9 @@ async def test_a_tracker_hiding_its_own_last_seen_sees_by_me_and_reports_it(
     sandbox.world.add_person("gina_open")
     row = await builders.subscribe(db, "gina_open", tracker.tracker_id)
     async with run_worker_in_process(tracker.tracker_id):
-        await eventually(lambda: _visibility(db, "gina_open", "hidden_by_tracker_privacy"))
+        await wait_until(lambda: _visibility(db, "gina_open", "hidden_by_tracker_privacy"))
         assert await db.fetchval("SELECT visible_online FROM tracked_users WHERE id = $1", row) is False
-        await eventually(lambda: _health(db, tracker.tracker_id, "privacy_misconfigured"))
+        await wait_until(lambda: _health(db, tracker.tracker_id, "privacy_misconfigured"))
         assert await builders.statuses(db, row) == []
 
 
@@ -140,7 +141,7 @@ async def test_unknown_username_is_marked_not_found(
     tracker = await make_tracker()
     await builders.subscribe(db, "nobody_by_that_name", tracker.tracker_id)
     async with run_worker_in_process(tracker.tracker_id):
-        await eventually(lambda: _visibility(db, "nobody_by_that_name", "not_found"))
+        await wait_until(lambda: _visibility(db, "nobody_by_that_name", "not_found"))
     assert await db.fetchval("SELECT count(*) FROM tracker_peers") == 0
 
 
@@ -151,13 +152,13 @@ async def test_dropped_connection_is_followed_by_a_resync_that_closes_the_gap(
     sandbox.world.add_person("hank_tracked")
     row = await builders.subscribe(db, "hank_tracked", tracker.tracker_id)
     async with run_worker_in_process(tracker.tracker_id):
-        await eventually(lambda: builders.statuses(db, row))
+        await wait_until(lambda: builders.statuses(db, row))
         resyncs = len(sandbox.calls_to("contacts.getStatuses"))
         assert sandbox.drop_connections(tracker.account) >= 1
         # Pushed while the worker has no connection: lost, as with Telegram; the resync must recover it.
         sandbox.world.set_status("hank_tracked", online=True)
-        await eventually(lambda: _true(len(sandbox.calls_to("contacts.getStatuses")) > resyncs))
-        rows = await eventually(lambda: _count(db, row, 2))
+        await wait_until(lambda: _true(len(sandbox.calls_to("contacts.getStatuses")) > resyncs))
+        rows = await wait_until(lambda: _count(db, row, 2))
         assert [s for s, _ in rows] == [False, True]
 
 
@@ -167,12 +168,12 @@ async def test_targets_follow_the_database_added_and_removed_through_notify(
     tracker = await make_tracker()
     ivan = sandbox.world.add_person("ivan_later")
     async with run_worker_in_process(tracker.tracker_id) as running:
-        await eventually(lambda: _true(running.worker.telegram is not None and running.worker.telegram.resyncs > 0))
+        await wait_until(lambda: _true(running.worker.telegram is not None and running.worker.telegram.resyncs > 0))
         row = await builders.subscribe(db, "ivan_later", tracker.tracker_id)
-        await eventually(lambda: builders.statuses(db, row))
+        await wait_until(lambda: builders.statuses(db, row))
         assert ivan.id in sandbox.world.users[tracker.account.id].contacts
         await db.execute("SELECT so_unsubscribe($1::bigint[])", [row])
-        await eventually(lambda: _true(ivan.id not in sandbox.world.users[tracker.account.id].contacts))
+        await wait_until(lambda: _true(ivan.id not in sandbox.world.users[tracker.account.id].contacts))
 
 
 async def _next_second() -> None:

@@ -170,7 +170,7 @@ class TrackerService:
             if tracker_id is None:
                 raise not_found(table.resource)
             if rebalance:
-                await _rebalance(connection, tracker_id)
+                await connection.execute("SELECT so_rebalance_tracker($1)", tracker_id)
 
         await in_transaction(self.pool, work)
 
@@ -187,9 +187,3 @@ class TrackerService:
             await connection.execute(f"DELETE FROM {table.name} WHERE id = $1", row_id)
 
         await in_transaction(self.pool, work)
-
-
-async def _rebalance(connection: Connection, tracker_id: int) -> None:
-    """Move targets off a tracker that lost usability or capacity, then fill any new capacity."""
-    await connection.execute("SELECT so_drain_tracker($1, false, true)", tracker_id)
-    await connection.execute("SELECT so_pickup_waiting()")
