@@ -13,18 +13,16 @@ from litestar.openapi.spec import OpenAPIType, Operation, Parameter, Schema
 from seeonline.api.listing import Resource
 
 PAGINATION = {
-    "limit": "Page size; without it the whole list is returned (streamed).",
+    "limit": "Page size; without it (or 0) the whole list is returned, streamed when long.",
     "offset": "Rows to skip (with limit).",
-    "ordering": "Field to order by, '-' prefix for descending; default id.",
+    "ordering": "Fields to order by, comma-separated, '-' prefix for descending; default id.",
 }
 
 
-def list_operation(resource: Resource) -> type[Operation]:
-    """An Operation class documenting a list endpoint's filters and pagination parameters."""
-    parameters = [
-        Parameter(name=name, param_in=ParamType.QUERY, required=False, schema=Schema(type=OpenAPIType.STRING))
-        for name in resource.filters
-    ] + [
+def query_operation(*names: str, described: dict[str, str] | None = None) -> type[Operation]:
+    """An Operation class documenting optional query parameters the handler parses itself."""
+    descriptions = {**dict.fromkeys(names, None), **(described or {})}
+    extra = [
         Parameter(
             name=name,
             param_in=ParamType.QUERY,
@@ -32,30 +30,20 @@ def list_operation(resource: Resource) -> type[Operation]:
             description=text,
             schema=Schema(type=OpenAPIType.STRING),
         )
-        for name, text in PAGINATION.items()
+        for name, text in descriptions.items()
     ]
-
-    @dataclass
-    class ListOperation(Operation):
-        def __post_init__(self) -> None:
-            self.parameters = [*(self.parameters or []), *parameters]
-
-    return ListOperation
-
-
-def query_operation(*names: str) -> type[Operation]:
-    """An Operation class documenting extra optional query parameters (``force``, …)."""
 
     @dataclass
     class QueryOperation(Operation):
         def __post_init__(self) -> None:
-            extra = [
-                Parameter(name=name, param_in=ParamType.QUERY, required=False, schema=Schema(type=OpenAPIType.STRING))
-                for name in names
-            ]
             self.parameters = [*(self.parameters or []), *extra]
 
     return QueryOperation
+
+
+def list_operation(resource: Resource) -> type[Operation]:
+    """An Operation class documenting a list endpoint's filters and pagination parameters."""
+    return query_operation(*resource.filters, described=PAGINATION)
 
 
 class ErrorBody(msgspec.Struct):
