@@ -1,4 +1,10 @@
-"""Alembic environment: runs migrations over asyncpg against ``DATABASE_URL``."""
+"""Alembic environment: runs migrations over asyncpg against ``DATABASE_URL``.
+
+Around the revisions, in the same transaction, it handles the SQL routines (``db/sql/``, see
+``seeonline.database.routines``): they are dropped before any revision runs (a revision may change
+what they depend on) and reinstalled once the database is at head. ``seeonline.migrations`` says
+which applies through the config attribute ``routines`` (a ``routines.Step``).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,12 @@ import asyncio
 from typing import Any
 
 from alembic import context
+from alembic.script import ScriptDirectory
 from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import async_engine_from_config
 
+from seeonline.database import routines
 from seeonline.models import Base
 
 config = context.config
@@ -23,8 +31,13 @@ def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
     return True
 
 
+def _at_head() -> bool:
+    heads = set(ScriptDirectory.from_config(config).get_heads())
+    return set(context.get_context().get_current_heads()) == heads
+
+
 def do_run_migrations(connection: Connection) -> None:
-    """Run the migrations inside one transaction."""
+    """Run the migrations and the routines step inside one transaction."""
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
@@ -32,8 +45,15 @@ def do_run_migrations(connection: Connection) -> None:
         compare_type=True,
         compare_server_default=True,
     )
+    step = routines.Step(config.attributes.get("routines", routines.Step.INSTALL))
     with context.begin_transaction():
+        if step is routines.Step.DROP or (step is routines.Step.INSTALL and not _at_head()):
+            routines.drop(connection)
         context.run_migrations()
+        if step is routines.Step.INSTALL:
+            routines.ensure_installed(connection)
+        elif step is routines.Step.VERIFY:
+            routines.verify(connection)
 
 
 async def run_async_migrations() -> None:

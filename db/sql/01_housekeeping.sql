@@ -13,15 +13,14 @@ BEGIN
         'tracker_accounts', 'tracker_settings', 'tracker_health', 'telegram_users', 'tracked_users', 'targets'
     ] LOOP
         EXECUTE format(
-            'CREATE TRIGGER %I BEFORE UPDATE ON %I FOR EACH ROW EXECUTE FUNCTION so_set_updated_at()',
+            'CREATE OR REPLACE TRIGGER %I BEFORE UPDATE ON %I FOR EACH ROW EXECUTE FUNCTION so_set_updated_at()',
             audited || '_updated_at', audited
         );
     END LOOP;
 END $$;
 
--- Monthly partitions for the status log; rows outside them land in the default partition.
-CREATE TABLE online_statuses_default PARTITION OF online_statuses DEFAULT;
-
+-- Monthly partitions for the status log (rows outside them land in the default partition, which
+-- revision 0001 created).
 CREATE OR REPLACE FUNCTION so_ensure_status_partitions(p_from date, p_months integer) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -55,4 +54,5 @@ BEGIN
     RETURN created;
 END $$;
 
+-- A fresh database gets the months around today at once; the API and supervisors keep them ahead.
 SELECT so_ensure_status_partitions((now() - interval '1 month')::date, 5);

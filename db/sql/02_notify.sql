@@ -12,9 +12,9 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE TRIGGER targets_notify_insert_delete AFTER INSERT OR DELETE ON targets
+CREATE OR REPLACE TRIGGER targets_notify_insert_delete AFTER INSERT OR DELETE ON targets
     FOR EACH ROW EXECUTE FUNCTION so_notify_targets();
-CREATE TRIGGER targets_notify_update AFTER UPDATE OF tracker_account_id ON targets
+CREATE OR REPLACE TRIGGER targets_notify_update AFTER UPDATE OF tracker_account_id ON targets
     FOR EACH ROW WHEN (OLD.tracker_account_id IS DISTINCT FROM NEW.tracker_account_id)
     EXECUTE FUNCTION so_notify_targets();
 
@@ -33,20 +33,20 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE TRIGGER tracker_accounts_notify AFTER INSERT OR UPDATE OR DELETE ON tracker_accounts
+CREATE OR REPLACE TRIGGER tracker_accounts_notify AFTER INSERT OR UPDATE OR DELETE ON tracker_accounts
     FOR EACH ROW EXECUTE FUNCTION so_notify_trackers('id');
-CREATE TRIGGER tracker_settings_notify AFTER INSERT OR DELETE ON tracker_settings
+CREATE OR REPLACE TRIGGER tracker_settings_notify AFTER INSERT OR DELETE ON tracker_settings
     FOR EACH ROW EXECUTE FUNCTION so_notify_trackers('tracker_account_id');
-CREATE TRIGGER tracker_settings_notify_update AFTER UPDATE ON tracker_settings
+CREATE OR REPLACE TRIGGER tracker_settings_notify_update AFTER UPDATE ON tracker_settings
     FOR EACH ROW WHEN (
         OLD.session_encrypted IS DISTINCT FROM NEW.session_encrypted
         OR OLD.max_users IS DISTINCT FROM NEW.max_users
     )
     EXECUTE FUNCTION so_notify_trackers('tracker_account_id');
 -- Heartbeats do not wake supervisors; state changes do.
-CREATE TRIGGER tracker_health_notify AFTER INSERT OR DELETE ON tracker_health
+CREATE OR REPLACE TRIGGER tracker_health_notify AFTER INSERT OR DELETE ON tracker_health
     FOR EACH ROW EXECUTE FUNCTION so_notify_trackers('tracker_account_id');
-CREATE TRIGGER tracker_health_notify_update AFTER UPDATE ON tracker_health
+CREATE OR REPLACE TRIGGER tracker_health_notify_update AFTER UPDATE ON tracker_health
     FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state OR OLD.state_until IS DISTINCT FROM NEW.state_until)
     EXECUTE FUNCTION so_notify_trackers('tracker_account_id');
 
@@ -62,5 +62,5 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE TRIGGER online_statuses_notify AFTER INSERT ON online_statuses
+CREATE OR REPLACE TRIGGER online_statuses_notify AFTER INSERT ON online_statuses
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION so_notify_statuses();

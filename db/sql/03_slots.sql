@@ -11,7 +11,7 @@
 -- HINT the offending field.
 
 -- Trackers that may receive targets now (the contract's "usable").
-CREATE OR REPLACE VIEW usable_trackers AS
+CREATE OR REPLACE VIEW so_usable_trackers AS
 SELECT s.tracker_account_id, s.id AS setting_id, s.max_users, s.current_users
 FROM tracker_settings s
 JOIN tracker_accounts a ON a.id = s.tracker_account_id
@@ -24,13 +24,13 @@ WHERE a.is_active
 
 CREATE OR REPLACE FUNCTION so_tracker_usable(p_tracker bigint) RETURNS boolean
 LANGUAGE sql STABLE AS $$
-    SELECT EXISTS (SELECT 1 FROM usable_trackers WHERE tracker_account_id = p_tracker)
+    SELECT EXISTS (SELECT 1 FROM so_usable_trackers WHERE tracker_account_id = p_tracker)
 $$;
 
 -- The usable tracker with the most free slots, other than p_except.
 CREATE OR REPLACE FUNCTION so_least_loaded_tracker(p_except bigint DEFAULT NULL) RETURNS bigint
 LANGUAGE sql STABLE AS $$
-    SELECT tracker_account_id FROM usable_trackers
+    SELECT tracker_account_id FROM so_usable_trackers
     WHERE current_users < max_users AND tracker_account_id IS DISTINCT FROM p_except
     ORDER BY max_users - current_users DESC, tracker_account_id
     LIMIT 1
@@ -55,7 +55,7 @@ BEGIN
         candidate := NULL;
         IF p_only IS NULL AND previous IS NULL THEN
             SELECT s.tracker_account_id INTO candidate
-            FROM tracker_settings s JOIN usable_trackers u ON u.tracker_account_id = s.tracker_account_id
+            FROM tracker_settings s JOIN so_usable_trackers u ON u.tracker_account_id = s.tracker_account_id
             WHERE s.current_users < s.max_users
             ORDER BY s.max_users - s.current_users DESC, s.tracker_account_id
             LIMIT 1 FOR UPDATE OF s SKIP LOCKED;
@@ -150,7 +150,7 @@ BEGIN
         RETURN 0;
     END IF;
     SELECT coalesce(sum(max_users - current_users), 0) INTO room
-    FROM usable_trackers WHERE tracker_account_id <> p_tracker AND current_users < max_users;
+    FROM so_usable_trackers WHERE tracker_account_id <> p_tracker AND current_users < max_users;
     IF room < excess AND NOT p_force THEN
         RAISE EXCEPTION USING ERRCODE = 'SO409', MESSAGE = 'insufficient_capacity',
             DETAIL = format('%s tracked targets would need a slot but the other usable trackers have %s free; '

@@ -11,8 +11,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import click
 import msgspec
+from alembic.util import CommandError
 
 from seeonline import migrations
+from seeonline.database.routines import RoutinesDriftError
 from seeonline.logging import configure_logging, get_logger
 from seeonline.settings import Settings, SettingsError, load_settings
 
@@ -93,9 +95,12 @@ def db_upgrade(revision: str) -> None:
 
 @db.command("check")
 def db_check() -> None:
-    """Fail when the models and the migrated schema differ."""
-    migrations.check(require_database(settings_or_exit()))
-    click.echo("schema matches the models")
+    """Fail when the database is not at head, or its tables or SQL routines differ from the code."""
+    try:
+        migrations.check(require_database(settings_or_exit()))
+    except (CommandError, RoutinesDriftError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo("schema matches the models and db/sql/")
 
 
 def serve_api(settings: Settings, host: str, port: int) -> None:

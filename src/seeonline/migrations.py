@@ -9,14 +9,16 @@ from concurrent.futures import ThreadPoolExecutor
 from alembic import command
 from alembic.config import Config
 
+from seeonline.database.routines import Step
 from seeonline.settings import PROJECT_ROOT, to_sqlalchemy_url
 
 MIGRATIONS_DIR = PROJECT_ROOT / "db"
 
 
-def alembic_config(database_url: str) -> Config:
-    """An Alembic config pointing at ``db/`` and the given database."""
+def alembic_config(database_url: str, routines: Step) -> Config:
+    """An Alembic config pointing at ``db/`` and the given database; ``routines`` is for ``db/env.py``."""
     config = Config()
+    config.attributes["routines"] = routines
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", to_sqlalchemy_url(database_url).replace("%", "%%"))
     config.set_main_option("path_separator", "os")
@@ -38,20 +40,20 @@ def _off_the_event_loop(func: Callable[..., object], *args: object) -> None:
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
-    """Apply migrations up to ``revision``."""
-    _off_the_event_loop(command.upgrade, alembic_config(database_url), revision)
+    """Apply migrations up to ``revision``; at head, the SQL routines are (re)installed as needed.
+
+    The routines in ``db/sql/`` belong to the head revision: below it they are dropped, and the
+    release that matches that revision installs its own with its ``db upgrade``.
+    """
+    routines = Step.INSTALL if revision == "head" else Step.DROP
+    _off_the_event_loop(command.upgrade, alembic_config(database_url, routines), revision)
 
 
 def downgrade(database_url: str, revision: str) -> None:
-    """Revert migrations down to ``revision``."""
-    _off_the_event_loop(command.downgrade, alembic_config(database_url), revision)
+    """Revert migrations down to ``revision``, dropping the SQL routines first."""
+    _off_the_event_loop(command.downgrade, alembic_config(database_url, Step.DROP), revision)
 
 
 def check(database_url: str) -> None:
-    """Raise if the models and the migrated schema differ."""
-    _off_the_event_loop(command.check, alembic_config(database_url))
-
-
-def revision(database_url: str, message: str) -> None:
-    """Autogenerate a new revision file from the difference between models and database."""
-    _off_the_event_loop(command.revision, alembic_config(database_url), message, True)
+    """Raise if the database is not at head, its tables differ from the models, or its routines from db/sql/."""
+    _off_the_event_loop(command.check, alembic_config(database_url, Step.VERIFY))

@@ -14,9 +14,9 @@ SELECT
         SELECT coalesce(h.state, 'stopped') AS state, count(*) AS n
         FROM tracker_accounts a LEFT JOIN tracker_health h ON h.tracker_account_id = a.id GROUP BY 1
     ) AS states)::text AS trackers_by_state,
-    (SELECT count(*) FROM usable_trackers) AS usable_trackers,
-    (SELECT coalesce(sum(max_users), 0) FROM usable_trackers) AS slots_total,
-    (SELECT coalesce(sum(current_users), 0) FROM usable_trackers) AS slots_used,
+    (SELECT count(*) FROM so_usable_trackers) AS usable_trackers,
+    (SELECT coalesce(sum(max_users), 0) FROM so_usable_trackers) AS slots_total,
+    (SELECT coalesce(sum(current_users), 0) FROM so_usable_trackers) AS slots_used,
     (SELECT count(*) FROM targets WHERE tracker_account_id IS NULL) AS targets_waiting,
     (SELECT count(*) FROM targets) AS targets,
     (SELECT count(*) FROM tracked_users) AS tracked_users,

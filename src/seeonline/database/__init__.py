@@ -1,0 +1,1 @@
+"""The database both programs share: schema migrations and the SQL routines installed with them."""
