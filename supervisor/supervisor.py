@@ -10,9 +10,9 @@ whose lock is held elsewhere is not forked at all (``pg_locks`` is checked first
 loses the race exits with ``EXIT_LOCK_HELD``, which is not a crash. When the other host dies its
 locks free and this one starts the tracker within ``lock_poll_interval``.
 
-A worker keeps its Telegram session for a short grace after losing its lock (so a Postgres restart
-loses nothing), so a free lock alone does not mean the session is free: a tracker whose heartbeat is
-younger than ``takeover_delay`` is not started here (it waits in LOCKED, re-checked every
+A worker keeps its Telegram session for a grace after losing its lock (so a Postgres outage loses
+nothing), so a free lock alone does not mean the session is free: a tracker whose heartbeat is
+younger than ``settings.lease.takeover_delay`` is not started here (it waits in LOCKED, re-checked every
 ``lock_poll_interval``) unless this supervisor's own worker ran it last. See ``supervisor.trackers``.
 
 ``stop()`` never waits for the database: a reconcile runs as a task raced against the stop request
@@ -58,9 +58,6 @@ class SupervisorOptions(msgspec.Struct, frozen=True, kw_only=True):
 
     process: ProcessOptions = ProcessOptions()
     lock_poll_interval: float = 1.0
-    # Never start a tracker whose heartbeat (from a worker elsewhere) is younger than this; it must exceed the
-    # workers' heartbeat_interval + lease_grace (5 + 10 s by default), see supervisor.trackers.
-    takeover_delay: float = 20.0
     error_retry: float = 1.0
     command_timeout: float = 30.0  # any one query of a reconcile
     preload: tuple[str, ...] = DEFAULT_PRELOAD
@@ -204,7 +201,9 @@ class Supervisor:
             if cleared:
                 log.info("fatal_cleared", tracker_account_ids=cleared)
             await housekeeping(connection, self.settings.status_retention_months)
-            runnable = {t.id: t for t in await trackers.runnable_trackers(connection, self.options.takeover_delay)}
+            runnable = {
+                t.id: t for t in await trackers.runnable_trackers(connection, self.settings.lease.takeover_delay)
+            }
             self._next_flood_end = await trackers.next_flood_wait_end(connection)
         if self._stopping.is_set():
             return

@@ -1,20 +1,19 @@
 """SQL of the supervisor: which trackers to run, FATAL marking and clearing.
 
-A tracker is runnable when it is active, authorized, has a session and its health is not
-auth_lost / banned / fatal / flood_wait-until-the-future. FATAL lasts until the tracker's account
-or setting row is updated after its health row was (``updated_at`` is maintained by triggers; the
-drain that goes with FATAL runs in the same transaction, so its own ``current_users`` update does
-not count as a change).
+A tracker is runnable when the slot engine may give it targets (the view ``so_usable_trackers``):
+active, authorized, with a session, and not auth_lost / banned / fatal / flood_wait-until-the-future.
+FATAL lasts until the tracker's account or setting row is updated after its health row was
+(``updated_at`` is maintained by triggers; the drain that goes with FATAL runs in the same
+transaction, so its own ``current_users`` update does not count as a change).
 
-Takeover delay (the other half of the worker's lease with grace, see ``supervisor.worker.tracker``):
-a worker that loses its lock connection may keep its Telegram session up to ``lease_grace`` seconds
-while it re-takes the lock, and never longer than its last written heartbeat + ``heartbeat_interval``
-+ ``lease_grace``. So an unlocked tracker whose ``last_heartbeat_at`` is younger than
-``takeover_delay`` (which must exceed ``heartbeat_interval + lease_grace``; the defaults are 5 + 10 <
-20 s) may still be driven by a worker elsewhere: ``heartbeat_fresh_for`` says how many seconds are
-left. A health of ``stopped`` means its last worker stopped cleanly (Telegram disconnected first),
-so that one does not wait. The supervisor applies the rule unless its own worker ran the tracker last
-(a crashed worker of its own has no session left to overlap with).
+Takeover delay (the other half of the worker's lease with grace, see ``seeonline.lease``): a worker
+that loses its lock connection may keep its Telegram session up to ``grace`` seconds while it re-takes
+the lock, and never longer than its last written heartbeat + ``heartbeat_interval`` + ``grace``. So an
+unlocked tracker whose ``last_heartbeat_at`` is younger than ``Lease.takeover_delay`` may still be
+driven by a worker elsewhere: ``heartbeat_fresh_for`` says how many seconds are left. A health of
+``stopped`` means its last worker stopped cleanly (Telegram disconnected first), so that one does not
+wait. The supervisor applies the rule unless its own worker ran the tracker last (a crashed worker of
+its own has no session left to overlap with).
 """
 
 from __future__ import annotations
@@ -29,15 +28,8 @@ from seeonline.channels import TRACKER_LOCK_SPACE
 
 Connection = Union["asyncpg.Connection[Any]", "asyncpg.pool.PoolConnectionProxy[Any]"]
 
-_RUNNABLE = """
-    a.is_active
-    AND a.is_auth
-    AND s.session_encrypted IS NOT NULL
-    AND coalesce(h.state, 'stopped') NOT IN ('auth_lost', 'banned', 'fatal')
-    AND NOT (coalesce(h.state, 'stopped') = 'flood_wait' AND coalesce(h.state_until, 'infinity') > now())
-"""
-
-RUNNABLE_TRACKERS = f"""
+# Runnable means usable by the slot engine: the view so_usable_trackers (db/sql/03_slots.sql) is the rule.
+RUNNABLE_TRACKERS = """
 SELECT a.id,
        md5(a.api_id::text || ':' || a.api_hash_encrypted || ':' || s.session_encrypted) AS fingerprint,
        EXISTS (
@@ -50,10 +42,10 @@ SELECT a.id,
             THEN extract(epoch FROM h.last_heartbeat_at + make_interval(secs => $2) - now())::float8
             ELSE 0.0
        END AS heartbeat_fresh_for
-FROM tracker_accounts a
-JOIN tracker_settings s ON s.tracker_account_id = a.id
+FROM so_usable_trackers u
+JOIN tracker_accounts a ON a.id = u.tracker_account_id
+JOIN tracker_settings s ON s.id = u.setting_id
 LEFT JOIN tracker_health h ON h.tracker_account_id = a.id
-WHERE {_RUNNABLE}
 ORDER BY a.id
 """
 
@@ -78,14 +70,7 @@ WHERE a.id = h.tracker_account_id AND h.tracker_account_id = ANY($1::bigint[])
 RETURNING h.tracker_account_id
 """
 
-STILL_RUNNABLE = f"""
-SELECT EXISTS (
-    SELECT 1 FROM tracker_accounts a
-    JOIN tracker_settings s ON s.tracker_account_id = a.id
-    LEFT JOIN tracker_health h ON h.tracker_account_id = a.id
-    WHERE a.id = $1 AND {_RUNNABLE}
-)
-"""
+STILL_RUNNABLE = "SELECT so_tracker_usable($1)"
 
 MARK_FATAL = """
 INSERT INTO tracker_health (tracker_account_id, state, state_until, last_error)

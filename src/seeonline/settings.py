@@ -8,6 +8,8 @@ from pathlib import Path
 
 import msgspec
 
+from seeonline.lease import Lease
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA_DIR = PROJECT_ROOT / "var"
 
@@ -28,6 +30,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_json: bool | None = None
     reconcile_interval: float = 30.0
     status_retention_months: int = 0  # 0 keeps the status log forever
+    lease: Lease = Lease()  # SEEONLINE_LEASE_GRACE sets its grace; see seeonline.lease
 
     @property
     def asyncpg_dsn(self) -> str:
@@ -53,6 +56,7 @@ ENV_NAMES: dict[str, str] = {
     "log_json": "SEEONLINE_LOG_JSON",
     "reconcile_interval": "SEEONLINE_RECONCILE_INTERVAL",
     "status_retention_months": "SEEONLINE_STATUS_RETENTION_MONTHS",
+    "lease": "SEEONLINE_LEASE_GRACE",
 }
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -89,6 +93,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             raw[field] = keys
         elif field == "data_dir":
             raw[field] = Path(value).expanduser().resolve()  # msgspec does not build Paths from text
+        elif field == "lease":
+            raw[field] = {"grace": value}
         else:
             raw[field] = value
     try:
@@ -119,6 +125,9 @@ def _validate(settings: Settings) -> None:
         raise SettingsError(msg)
     if settings.status_retention_months < 0:
         msg = "SEEONLINE_STATUS_RETENTION_MONTHS: must be 0 (keep forever) or a number of months"
+        raise SettingsError(msg)
+    if settings.lease.grace < 0:
+        msg = "SEEONLINE_LEASE_GRACE: must be 0 or more seconds"
         raise SettingsError(msg)
     if settings.reconcile_interval <= 0:
         msg = "SEEONLINE_RECONCILE_INTERVAL: must be positive"

@@ -37,6 +37,7 @@ LEASE_SERVER_SETTINGS = {
     "tcp_keepalives_count": "3",
     "tcp_user_timeout": "30000",
 }
+LOCK_CONNECT_TIMEOUT = 10.0  # one connect attempt of the lock connection, unless the lease's grace ends sooner
 # Well under the server's ≈ 25 s, so a partition is noticed here first (the probe and every query time out).
 COMMAND_TIMEOUT = 10.0
 
@@ -142,10 +143,10 @@ class ControlDb:
         """Whether the connection (and so the lock) is alive as far as we know."""
         return self._connection is not None and not self._connection.is_closed() and not self.lost.is_set()
 
-    async def connect(self) -> None:
+    async def connect(self, timeout: float = LOCK_CONNECT_TIMEOUT) -> None:  # noqa: ASYNC109 - asyncpg's own
         """Connect, take the tracker's lock (``LockHeldError`` if taken) and LISTEN for target changes."""
         connection: asyncpg.Connection[Any] = await asyncpg.connect(
-            self.dsn, timeout=10, command_timeout=COMMAND_TIMEOUT, server_settings=LEASE_SERVER_SETTINGS
+            self.dsn, timeout=timeout, command_timeout=COMMAND_TIMEOUT, server_settings=LEASE_SERVER_SETTINGS
         )
         try:
             locked = await connection.fetchval(

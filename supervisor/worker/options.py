@@ -16,9 +16,8 @@ __all__ = ["EXIT_CRASHED", "EXIT_LOCK_HELD", "EXIT_OK", "EXIT_RETIRED", "WorkerO
 class WorkerOptions(msgspec.Struct, frozen=True, kw_only=True):
     """Timings of one worker; the defaults suit production, tests shorten them."""
 
-    # tracker_health.last_heartbeat_at, written while the lock is held. A supervisor elsewhere waits until the
-    # heartbeat is older than its takeover_delay (> heartbeat_interval + lease_grace) before taking the tracker over.
-    heartbeat_interval: float = 5.0
+    # The lease on the Telegram session (heartbeat interval, grace) comes from Settings.lease: supervisors derive
+    # their takeover delay from the same struct (seeonline.lease).
     resync_interval: float = 120.0  # contacts.getStatuses besides every (re)connect: re-checks hidden targets
     resolve_interval: float = 5.0  # spacing between contacts.resolveUsername calls (the most flood-limited)
     contact_interval: float = 0.2  # spacing between contacts.addContact calls
@@ -28,11 +27,8 @@ class WorkerOptions(msgspec.Struct, frozen=True, kw_only=True):
     call_retry_max: float = 600.0  # ... doubling per consecutive failure up to this
     retire_grace: float = 15.0  # after retiring, wait this long for the supervisor's SIGTERM, then exit
     flush_timeout: float = 8.0  # on stop, how long to keep trying to write buffered transitions
-    reconnect_max: float = 10.0  # cap of the backoff between Telegram/Postgres reconnect attempts
+    reconnect_max: float = 10.0  # cap of the backoff between reconnect attempts (after the lease's grace)
     lock_probe_interval: float = 3.0  # how often the lock connection is probed (a silent partition ends the lease)
     lock_probe_timeout: float = 5.0  # a probe slower than this counts as a lost lock
-    # After losing the lock, Telegram stays connected (transitions buffered) this long while the lock is re-taken;
-    # at most until the last heartbeat + heartbeat_interval + lease_grace (see supervisor.trackers).
-    lease_grace: float = 10.0
     reconcile_interval: float | None = None  # None: the setting SEEONLINE_RECONCILE_INTERVAL
     ingest_linger: float = 0.005  # the status writer's batching pause

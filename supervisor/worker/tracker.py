@@ -9,26 +9,28 @@ the control connection and on a timer; ``enrol`` resolves new targets (spaced, o
 persisted) and adds them as contacts; ``control`` watches the lock and re-takes it when Postgres
 comes back; ``heartbeat`` keeps tracker_health fresh.
 
-The advisory lock is a lease on the Telegram session (two connections of one session kill it:
-AUTH_KEY_DUPLICATED), with a grace period so a short Postgres outage loses nothing. When the lock
-connection is lost (or a probe of it fails or times out) the worker keeps Telegram connected and keeps
-buffering what it observes while it reconnects and re-takes the lock, for up to ``lease_grace``
-seconds, and never past ``last heartbeat + heartbeat_interval + lease_grace``. Re-taken in time: it
+The advisory lock is a lease on the Telegram session (see ``seeonline.lease``: two connections of one
+session kill it, AUTH_KEY_DUPLICATED), with a grace period so a Postgres outage loses nothing. When the
+lock connection is lost (or a probe of it fails or times out) the worker keeps Telegram connected and
+keeps buffering what it observes while it re-takes the lock (an attempt every half second or so,
+jittered), for up to ``lease.grace`` seconds, and never past ``last heartbeat + heartbeat_interval +
+grace``; a Telegram connect in that time is bounded by what is left of the grace. Re-taken in time: it
 carries on (the buffer flushes). Not re-taken in time: it disconnects Telegram and holds its expiry
 timers, keeps trying, and on re-taking the lock re-reads its targets, reconnects and resyncs. If
 another worker took the lock meanwhile, this one flushes what it can and exits with EXIT_LOCK_HELD.
 
 Why another host cannot overlap: a supervisor does not start a tracker whose heartbeat is younger
-than its ``takeover_delay`` (> heartbeat_interval + lease_grace) unless it ran that tracker's last
-worker itself (``supervisor.trackers``). The heartbeat is written only through the lock connection,
-and the worker measures its grace from the moment it sent its last successful heartbeat, so it has let
-go of Telegram before that heartbeat is ``takeover_delay`` old.
+than ``lease.takeover_delay`` unless it ran that tracker's last worker itself (``supervisor.trackers``).
+The heartbeat is written only through the lock connection, and the worker measures its grace from the
+moment it sent its last successful heartbeat, so it has let go of Telegram before that heartbeat is
+``takeover_delay`` old.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
@@ -39,18 +41,21 @@ from telethon.errors.rpcerrorlist import rpc_errors_dict
 from telethon.tl import types
 
 from seeonline.db_errors import DATABASE_ERRORS
+from seeonline.lease import TELEGRAM_DISCONNECT_TIMEOUT
 from seeonline.logging import get_logger
 from seeonline.secrets import SecretKeyError, decrypt
 from seeonline.settings import Settings
 from seeonline.telegram.client import build_client
 from supervisor.ingest import StatusWriter
 from supervisor.worker.book import StatusBook, TargetState
-from supervisor.worker.control import ControlDb, LockHeldError, TargetRow
+from supervisor.worker.control import LOCK_CONNECT_TIMEOUT, ControlDb, LockHeldError, TargetRow
 from supervisor.worker.options import EXIT_CRASHED, EXIT_LOCK_HELD, EXIT_OK, EXIT_RETIRED, WorkerOptions
 from supervisor.worker.telegram import RetiredError, ShortFloodWaitError, TelegramSide
 from supervisor.worker.waiting import wait_event
 
 TELEGRAM_ERRORS = (OSError, ConnectionError, TimeoutError)
+TELEGRAM_CONNECT_TIMEOUT = 30.0  # one Telegram connect attempt, when no lease grace bounds it sooner
+RETAKE_SPACING = (0.25, 0.5)  # seconds between lock re-take attempts during the grace, jittered
 
 
 class TrackerWorker:
@@ -60,6 +65,7 @@ class TrackerWorker:
         self.tracker_id = tracker_id
         self.settings = settings
         self.options = options or WorkerOptions()
+        self.lease = settings.lease
         self.log = get_logger("supervisor.worker").bind(tracker_account_id=tracker_id)
         self.stopping = asyncio.Event()
         self.health = "ok"
@@ -77,6 +83,7 @@ class TrackerWorker:
         self._connected = asyncio.Event()
         self._lease = asyncio.Event()  # set while we hold the tracker's lock or are in its grace: Telegram may connect
         self._last_beat: float | None = None  # monotonic time the last written heartbeat was sent
+        self._grace_ends: float | None = None  # monotonic deadline while the lock is lost and the grace runs
         self._telegram_gate = asyncio.Lock()  # serializes connecting and disconnecting the client
         self._resynced = asyncio.Event()
         self._not_found_until: dict[int, float] = {}
@@ -197,7 +204,7 @@ class TrackerWorker:
         client = self.client
         if client is not None and client.is_connected():
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(client.disconnect(), 5)
+                await asyncio.wait_for(client.disconnect(), TELEGRAM_DISCONNECT_TIMEOUT)
 
     @property
     def _reconcile_interval(self) -> float:
@@ -235,7 +242,7 @@ class TrackerWorker:
 
     async def _heartbeat_loop(self) -> None:
         while True:
-            await wait_event(self._beat, self.options.heartbeat_interval)
+            await wait_event(self._beat, self.lease.heartbeat_interval)
             self._beat.clear()
             if self.health in ("ok", "privacy_misconfigured"):
                 sent = time.monotonic()
@@ -248,6 +255,7 @@ class TrackerWorker:
             while not await wait_event(self.control.lost, self.options.lock_probe_interval):
                 await self.control.probe(self.options.lock_probe_timeout)
             grace = self._grace_left()
+            self._grace_ends = time.monotonic() + grace
             self.log.warning("worker_control_connection_lost", grace=round(grace, 3))
             expiry = asyncio.get_running_loop().create_task(self._end_grace_after(grace), name="worker-lease-grace")
             try:
@@ -263,6 +271,7 @@ class TrackerWorker:
                 if self._lease.is_set():
                     expiry.cancel()  # still in grace: nothing was released
                 await asyncio.wait({expiry})  # a release under way completes first
+                self._grace_ends = None
             # Targets may have moved while the lock was not ours: re-read them before anything resumes.
             self._apply_targets(rows)
             resumed = not self._lease.is_set()
@@ -277,8 +286,8 @@ class TrackerWorker:
         """How long Telegram may stay connected without the lock (see the module's docstring)."""
         if self._last_beat is None:
             return 0.0
-        until = self._last_beat + self.options.heartbeat_interval + self.options.lease_grace
-        return max(min(self.options.lease_grace, until - time.monotonic()), 0.0)
+        until = self._last_beat + self.lease.heartbeat_interval + self.lease.grace
+        return max(min(self.lease.grace, until - time.monotonic()), 0.0)
 
     async def _end_grace_after(self, grace: float) -> None:
         await asyncio.sleep(grace)
@@ -286,20 +295,35 @@ class TrackerWorker:
         await self._release_lease()
 
     async def _retake_lock(self) -> list[TargetRow]:
-        """Reconnect the control connection until it holds the lock again; returns the targets (LockHeldError)."""
-        delay = 0.05
+        """Reconnect the control connection until it holds the lock again; returns the targets (LockHeldError).
+
+        During the grace every half second or so (jittered, so workers do not reconnect in lockstep), each
+        attempt bounded by what is left of the grace; after it, with a jittered backoff.
+        """
+        delay = RETAKE_SPACING[1]
         while True:
             await self.control.close()
+            in_grace = self._lease.is_set()
             try:
-                await self.control.connect()
+                await self.control.connect(timeout=self._connect_budget(LOCK_CONNECT_TIMEOUT))
                 return await self.control.load_targets()
             except LockHeldError:
                 raise
             except (*DATABASE_ERRORS, ConnectionError) as exc:
-                self.log.info("worker_control_reconnect_failed", error=repr(exc), retry_in=delay)
+                if in_grace:
+                    pause = random.uniform(*RETAKE_SPACING)  # noqa: S311 - jitter, not a secret
+                else:
+                    delay = min(delay * 2, self.options.reconnect_max)
+                    pause = random.uniform(delay / 2, delay)  # noqa: S311
+                self.log.info("worker_control_reconnect_failed", error=repr(exc), retry_in=round(pause, 3))
                 self.control.lost.set()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.options.reconnect_max)
+                await asyncio.sleep(pause)
+
+    def _connect_budget(self, timeout: float) -> float:
+        """``timeout``, or less when the lock is lost and the grace ends sooner (at least 0.1 s)."""
+        if self._grace_ends is None or not self._lease.is_set():
+            return timeout
+        return max(min(timeout, self._grace_ends - time.monotonic()), 0.1)
 
     async def _release_lease(self) -> None:
         """The lock may be someone else's now: stop using the session before anything else."""
@@ -334,9 +358,13 @@ class TrackerWorker:
                 if not self._lease.is_set():
                     continue  # lost while we waited for the gate
                 try:
-                    await self.client.connect()
+                    # Bounded by the grace, so a release waiting for the gate never outlasts it.
+                    await asyncio.wait_for(self.client.connect(), self._connect_budget(TELEGRAM_CONNECT_TIMEOUT))
                 except TELEGRAM_ERRORS as exc:
                     failure = exc
+                if failure is None and not self._lease.is_set():
+                    await self._disconnect_telegram()  # the grace ended while connecting
+                    continue
             if failure is not None:
                 self.log.warning("worker_telegram_connect_failed", error=repr(failure), retry_in=delay)
                 await asyncio.sleep(delay)

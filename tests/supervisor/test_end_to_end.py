@@ -14,8 +14,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
+import msgspec
 import pytest
 
+from seeonline.lease import Lease
 from seeonline.sandbox import SandboxServer
 from seeonline.settings import Settings
 from supervisor.process import ProcessOptions, State
@@ -37,10 +39,10 @@ async def running_supervisor(settings: Settings, process: ProcessOptions) -> Asy
     from supervisor.worker.options import WorkerOptions  # noqa: PLC0415
 
     worker_options = WorkerOptions(
-        heartbeat_interval=0.5, resolve_interval=0.05, contact_interval=0.0, reconcile_interval=2.0, retire_grace=0.2
+        resolve_interval=0.05, contact_interval=0.0, reconcile_interval=2.0, retire_grace=0.2
     )
     runner = Supervisor(
-        settings,
+        msgspec.structs.replace(settings, lease=Lease(grace=10.0, heartbeat_interval=0.5)),
         target=functools.partial(run_worker, options=worker_options),
         options=SupervisorOptions(process=process),
     )

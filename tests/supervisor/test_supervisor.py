@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import msgspec
 import pytest
 
 from seeonline.channels import CHANNEL_TRACKERS, TRACKER_LOCK_SPACE
+from seeonline.lease import Lease
 from seeonline.settings import Settings
 from supervisor.process import ProcessOptions, State
 from supervisor.supervisor import Supervisor, SupervisorOptions
@@ -28,8 +30,8 @@ FAST = SupervisorOptions(
         start_seconds=0.5, fatal_after=3, backoff_base=0.2, backoff_max=2.0, stop_grace=1.0, lock_retry=0.2
     ),
     lock_poll_interval=0.2,
-    takeover_delay=30.0,
 )
+LEASE = Lease(grace=15.0)  # a takeover delay of 30 s
 
 
 class Running:
@@ -63,7 +65,7 @@ class Running:
 @pytest.fixture
 async def running(settings: Settings, tmp_path: Path) -> AsyncIterator[Running]:
     """A started supervisor with the fake worker."""
-    settings = Settings(**{**{f: getattr(settings, f) for f in settings.__struct_fields__}, "reconcile_interval": 5.0})
+    settings = msgspec.structs.replace(settings, reconcile_interval=5.0, lease=LEASE)
     target = functools.partial(fake_worker.run, control_dir=str(tmp_path))
     supervisor = Supervisor(settings, target=target, options=FAST)
     task = asyncio.create_task(supervisor.run())
@@ -161,7 +163,7 @@ async def test_lock_held_elsewhere_is_not_a_crash_and_is_retried(running: Runnin
 async def test_a_fresh_heartbeat_from_elsewhere_delays_a_takeover_but_not_restarting_its_own_crashed_worker(
     running: Running, db: asyncpg.Connection[Any]
 ) -> None:
-    delay = FAST.takeover_delay
+    delay = LEASE.takeover_delay
     async with db.transaction():  # one commit: the supervisor never sees the tracker without its heartbeat
         tracker = await make_tracker(db)
         # Another host's worker beat 2 s short of the delay ago: it may still be in its lease grace.

@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 import asyncpg
+import msgspec
 import pytest
 
+from seeonline.lease import Lease
 from seeonline.sandbox import Account, SandboxServer
 from seeonline.settings import Settings
 from supervisor.worker.options import WorkerOptions
@@ -25,7 +27,6 @@ logging.getLogger("telethon").setLevel(logging.ERROR)
 
 # Short timings so the tests do not wait on production spacing.
 FAST = WorkerOptions(
-    heartbeat_interval=0.5,
     resync_interval=30.0,
     resolve_interval=0.05,
     contact_interval=0.0,
@@ -34,11 +35,11 @@ FAST = WorkerOptions(
     reconnect_max=0.5,
     lock_probe_interval=0.5,
     lock_probe_timeout=2.0,
-    lease_grace=1.5,
     call_retry_base=1.0,
     reconcile_interval=2.0,
     ingest_linger=0.002,
 )
+FAST_LEASE = Lease(grace=1.5, heartbeat_interval=0.5)
 
 
 @dataclass
@@ -93,8 +94,10 @@ def run_worker_in_process(settings: Settings) -> WorkerRunner:
     """``async with run_worker_in_process(tracker_id) as worker``: a worker task on this loop, stopped on exit."""
 
     @contextlib.asynccontextmanager
-    async def run(tracker_id: int, options: WorkerOptions = FAST) -> AsyncIterator[RunningWorker]:
-        worker = TrackerWorker(tracker_id, settings, options)
+    async def run(
+        tracker_id: int, options: WorkerOptions = FAST, lease: Lease = FAST_LEASE
+    ) -> AsyncIterator[RunningWorker]:
+        worker = TrackerWorker(tracker_id, msgspec.structs.replace(settings, lease=lease), options)
         task = asyncio.get_running_loop().create_task(worker.run())
         try:
             yield RunningWorker(worker, task)

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import signal
+import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias
 
 import asyncpg
-import msgspec
 import pytest
 
 from seeonline.channels import TRACKER_LOCK_SPACE
+from seeonline.lease import Lease
 from seeonline.sandbox import SandboxServer
 from supervisor import trackers
 from supervisor.worker.options import EXIT_LOCK_HELD, EXIT_RETIRED
@@ -21,7 +24,7 @@ from supervisor.worker.tracker import TrackerWorker
 from tests.conftest import PostgresServer
 from tests.polling import wait_until
 from tests.worker import builders
-from tests.worker.conftest import FAST, TrackerFactory, WorkerRunner
+from tests.worker.conftest import FAST_LEASE, TrackerFactory, WorkerRunner
 
 Connection: TypeAlias = "asyncpg.Connection[Any]"
 
@@ -125,7 +128,9 @@ async def test_second_worker_for_a_tracker_exits_with_lock_held(
         assert await running.exit_code() == EXIT_LOCK_HELD
 
 
-async def test_status_flips_during_a_postgres_restart_are_all_written_exactly_once(
+@pytest.mark.parametrize("outage", [0.0, 30.0, 60.0], ids=["restart", "down_30s", "down_60s"])
+async def test_status_flips_during_a_postgres_outage_are_all_written_exactly_once(
+    outage: float,
     sandbox: SandboxServer,
     db: Connection,
     database_url: str,
@@ -141,34 +146,40 @@ async def test_status_flips_during_a_postgres_restart_are_all_written_exactly_on
     target_id = await db.fetchval("SELECT id FROM targets WHERE username = 'restart_target'")
     await db.close()
     check = await asyncpg.connect(database_url)
-    # A grace far longer than the outage: the lock comes back within it.
-    options = msgspec.structs.replace(FAST, lease_grace=30.0)
-    async with run_worker_in_process(tracker.tracker_id, options) as running:
+    # The production lease (a managed Postgres failover takes 30-60 s): the lock comes back within its grace.
+    async with (
+        run_worker_in_process(tracker.tracker_id, lease=Lease()) as running,
+        _session_overlaps(sandbox, account_id) as overlaps,
+    ):
         worker = running.worker
         assert [s for s, _ in await wait_until(lambda: builders.statuses(check, row))] == [False]
         await wait_until(lambda: _true(_resynced(worker)))
         await check.close()
         session = _live_connections(sandbox, account_id)
         assert len(session) == 1
-        flips = [True, False, True, False, True]
+        flips = [True, False] * max(3, int(outage // 6))
+        down_at = time.monotonic()
         server.stop()
         await wait_until(lambda: _true(not worker.control.connected))
         for online in flips:
             sandbox.world.set_status("restart_target", online=online)
             # Observed while Postgres is down (Telegram is still connected): buffered, not written.
             await wait_until(functools.partial(_observed, worker, target_id, online))
+            await asyncio.sleep(outage / len(flips))
+        await asyncio.sleep(max(down_at + outage - time.monotonic(), 0.0))
         assert _live_connections(sandbox, account_id) == session
         server.start()
         check = await asyncpg.connect(database_url)
-        rows = await wait_until(lambda: _rows_when(check, row, 1 + len(flips)))
+        rows = await wait_until(lambda: _rows_when(check, row, 1 + len(flips)), timeout=30)
         assert [s for s, _ in rows] == [False, *flips]
         await wait_until(lambda: _true(running.worker.control.connected))
         # Seamless: the same Telegram connection all along, and the worker carried on.
         assert _live_connections(sandbox, account_id) == session
         assert not running.task.done()
-        sandbox.world.set_status("restart_target", online=False)
+        sandbox.world.set_status("restart_target", online=True)
         rows = await wait_until(lambda: _rows_when(check, row, 2 + len(flips)))
-        assert [s for s, _ in rows] == [False, *flips, False]
+        assert [s for s, _ in rows] == [False, *flips, True]
+    assert overlaps == []
     await check.close()
 
 
@@ -219,18 +230,8 @@ async def test_after_a_lock_loss_longer_than_the_grace_a_successor_never_shares_
     sandbox.world.add_person("leased_target")
     await builders.subscribe(db, "leased_target", tracker.tracker_id)
     await db.close()
-    # The supervisor's rule, with the shortest delay it allows for the workers' timings.
-    takeover_delay = FAST.heartbeat_interval + FAST.lease_grace + 1.0
-    overlaps: list[list[int]] = []
-    watching = True
-
-    async def watch() -> None:
-        while watching:
-            live = _live_connections(sandbox, account_id)
-            if len(live) > 1:
-                overlaps.append(live)
-            await asyncio.sleep(0.02)
-
+    # The supervisor's rule, for the workers' timings.
+    takeover_delay = FAST_LEASE.takeover_delay
     async with run_worker_in_process(tracker.tracker_id) as first:
         await wait_until(lambda: _true(_resynced(first.worker)))
         assert len(_live_connections(sandbox, account_id)) == 1
@@ -238,16 +239,15 @@ async def test_after_a_lock_loss_longer_than_the_grace_a_successor_never_shares_
         taken_over = asyncio.Event()
         reconnect = first.worker.control.connect
 
-        async def partitioned() -> None:
+        async def partitioned(**kwargs: float) -> None:
             if not taken_over.is_set():
                 raise ConnectionRefusedError("partitioned (test)")
-            await reconnect()
+            await reconnect(**kwargs)
 
         monkeypatch.setattr(first.worker.control, "connect", partitioned)
         server.restart()  # the first worker's lock is gone with its connection
-        watcher = asyncio.create_task(watch())
         check = await asyncpg.connect(database_url)
-        try:
+        async with _session_overlaps(sandbox, account_id) as overlaps:
 
             async def may_take_over() -> bool:
                 rows = await trackers.runnable_trackers(check, takeover_delay)
@@ -263,10 +263,7 @@ async def test_after_a_lock_loss_longer_than_the_grace_a_successor_never_shares_
                 assert await first.exit_code() == EXIT_LOCK_HELD
                 assert not second.task.done()
                 assert len(_live_connections(sandbox, account_id)) == 1
-        finally:
-            watching = False
-            await watcher
-            await check.close()
+        await check.close()
     assert overlaps == []
 
 
@@ -291,6 +288,27 @@ async def test_a_silently_unresponsive_lock_connection_ends_the_lease(
             assert await running.exit_code() == EXIT_LOCK_HELD
         finally:
             os.kill(holder, signal.SIGCONT)
+
+
+@contextlib.asynccontextmanager
+async def _session_overlaps(sandbox: SandboxServer, account_id: int) -> AsyncIterator[list[list[int]]]:
+    """Every moment (sampled every 20 ms) at which the account had more than one live connection."""
+    overlaps: list[list[int]] = []
+
+    async def watch() -> None:
+        while True:
+            live = _live_connections(sandbox, account_id)
+            if len(live) > 1:
+                overlaps.append(live)
+            await asyncio.sleep(0.02)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        yield overlaps
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
 
 
 def _live_connections(sandbox: SandboxServer, account_id: int) -> list[int]:
