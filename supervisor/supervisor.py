@@ -200,7 +200,7 @@ class Supervisor:
             cleared = await trackers.clear_stale_fatal(connection)
             if cleared:
                 log.info("fatal_cleared", tracker_account_ids=cleared)
-            await housekeeping(connection, self.settings.status_retention_months)
+            await housekeeping(connection, self.settings.status_retention_months, self.settings.move_unresolved_after)
             runnable = {
                 t.id: t for t in await trackers.runnable_trackers(connection, self.settings.lease.takeover_delay)
             }

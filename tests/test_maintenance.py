@@ -53,7 +53,7 @@ async def test_housekeeping_hands_waiting_targets_to_a_tracker_whose_flood_wait_
     await put_in_flood_wait(db, account["id"], "300 milliseconds")
     assert (await client.get(f"/tracked-users/{tracked['id']}")).json()["tracker_account_id"] is None
     await asyncio.sleep(0.4)  # the wait is over; no row changed
-    await housekeeping(db, retention_months=0)
+    await housekeeping(db, retention_months=0, move_unresolved_after=600.0)
     assert (await client.get(f"/tracked-users/{tracked['id']}")).json()["tracker_account_id"] == account["id"]
 
 

@@ -10,9 +10,11 @@
 -- Domain errors are raised with SQLSTATE SO4xx: MESSAGE is the stable code, DETAIL the text,
 -- HINT the offending field.
 
--- Trackers that may receive targets now (the contract's "usable").
+-- Trackers that may receive targets now (the contract's "usable"). ``enrolling``: not paused by a long
+-- flood wait on resolving usernames, so a new target there is watched at once.
 CREATE OR REPLACE VIEW so_usable_trackers AS
-SELECT s.tracker_account_id, s.id AS setting_id, s.max_users, s.current_users
+SELECT s.tracker_account_id, s.id AS setting_id, s.max_users, s.current_users,
+       coalesce(h.enrolment_paused_until <= now(), true) AS enrolling
 FROM tracker_settings s
 JOIN tracker_accounts a ON a.id = s.tracker_account_id
 LEFT JOIN tracker_health h ON h.tracker_account_id = s.tracker_account_id
@@ -27,12 +29,14 @@ LANGUAGE sql STABLE AS $$
     SELECT EXISTS (SELECT 1 FROM so_usable_trackers WHERE tracker_account_id = p_tracker)
 $$;
 
--- The usable tracker with the most free slots, other than p_except.
-CREATE OR REPLACE FUNCTION so_least_loaded_tracker(p_except bigint DEFAULT NULL) RETURNS bigint
-LANGUAGE sql STABLE AS $$
+-- The usable tracker with the most free slots, other than p_except; one that is enrolling first
+-- (a paused one still beats no tracker at all), or only those with p_enrolling_only.
+CREATE OR REPLACE FUNCTION so_least_loaded_tracker(p_except bigint DEFAULT NULL, p_enrolling_only boolean DEFAULT false)
+RETURNS bigint LANGUAGE sql STABLE AS $$
     SELECT tracker_account_id FROM so_usable_trackers
     WHERE current_users < max_users AND tracker_account_id IS DISTINCT FROM p_except
-    ORDER BY max_users - current_users DESC, tracker_account_id
+      AND (enrolling OR NOT p_enrolling_only)
+    ORDER BY enrolling DESC, max_users - current_users DESC, tracker_account_id
     LIMIT 1
 $$;
 
@@ -57,7 +61,7 @@ BEGIN
             SELECT s.tracker_account_id INTO candidate
             FROM tracker_settings s JOIN so_usable_trackers u ON u.tracker_account_id = s.tracker_account_id
             WHERE s.current_users < s.max_users
-            ORDER BY s.max_users - s.current_users DESC, s.tracker_account_id
+            ORDER BY u.enrolling DESC, s.max_users - s.current_users DESC, s.tracker_account_id
             LIMIT 1 FOR UPDATE OF s SKIP LOCKED;
         END IF;
         IF candidate IS NULL THEN
@@ -206,5 +210,42 @@ DECLARE
 BEGIN
     moved := so_drain_tracker(p_tracker, false, true);
     PERFORM so_pickup_waiting();
+    RETURN moved;
+END $$;
+
+-- Targets still waiting for their username to be resolved by a tracker whose enrolment is paused for
+-- longer than p_pause_over (a long flood wait on contacts.resolveUsername) go to an enrolling tracker
+-- with a free slot, least-loaded first. Without one they stay: paused trackers never trade targets,
+-- so a wait that hits every tracker causes no cascade. Returns how many moved.
+CREATE OR REPLACE FUNCTION so_move_unresolved(p_pause_over interval) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    target record;
+    destination bigint;
+    moved integer := 0;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM tracker_health WHERE enrolment_paused_until > now() + p_pause_over) THEN
+        RETURN 0;
+    END IF;
+    PERFORM so_begin_rebalance();
+    FOR target IN
+        SELECT t.id, t.tracker_account_id
+        FROM targets t
+        JOIN tracker_health h ON h.tracker_account_id = t.tracker_account_id
+        WHERE h.enrolment_paused_until > now() + p_pause_over
+          AND NOT EXISTS (
+              SELECT 1 FROM tracker_peers p WHERE p.tracker_account_id = t.tracker_account_id AND p.target_id = t.id
+          )
+        ORDER BY t.id
+        FOR UPDATE OF t
+    LOOP
+        destination := so_least_loaded_tracker(target.tracker_account_id, true);
+        EXIT WHEN destination IS NULL;
+        UPDATE tracker_settings SET current_users = current_users - 1
+        WHERE tracker_account_id = target.tracker_account_id;
+        UPDATE tracker_settings SET current_users = current_users + 1 WHERE tracker_account_id = destination;
+        UPDATE targets SET tracker_account_id = destination, visibility = 'unknown' WHERE id = target.id;
+        moved := moved + 1;
+    END LOOP;
     RETURN moved;
 END $$;

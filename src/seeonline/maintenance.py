@@ -47,15 +47,25 @@ async def drop_expired_status_partitions(
     return sorted(dropped)
 
 
-async def housekeeping(connection: Any, retention_months: int) -> None:
+async def move_unresolved(connection: Any, pause_over: float) -> int:
+    """Move targets waiting for a tracker whose enrolment is paused longer than ``pause_over`` seconds."""
+    moved: int = await connection.fetchval("SELECT so_move_unresolved(make_interval(secs => $1))", pause_over)
+    return moved
+
+
+async def housekeeping(connection: Any, retention_months: int, move_unresolved_after: float) -> None:
     """What the supervisor does on each reconcile pass, besides running workers.
 
     Waiting targets are offered free slots again (a flood wait that ended frees capacity without any
-    row changing), partitions are kept ahead, and expired months are dropped.
+    row changing), targets stuck behind a long enrolment pause move to a tracker that can resolve
+    them, partitions are kept ahead, and expired months are dropped.
     """
     assigned = await connection.fetchval("SELECT so_pickup_waiting()")
     if assigned:
         log.info("waiting_targets_assigned", count=assigned)
+    moved = await move_unresolved(connection, move_unresolved_after)
+    if moved:
+        log.info("unresolved_targets_moved", count=moved)
     await ensure_status_partitions(connection)
     if retention_months:
         await drop_expired_status_partitions(connection, retention_months)

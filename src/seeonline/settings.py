@@ -31,6 +31,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     reconcile_interval: float = 30.0
     status_retention_months: int = 0  # 0 keeps the status log forever
     lease: Lease = Lease()  # SEEONLINE_LEASE_GRACE sets its grace; see seeonline.lease
+    # Targets waiting to be resolved by a tracker whose enrolment is paused longer than this move elsewhere.
+    move_unresolved_after: float = 600.0
 
     @property
     def asyncpg_dsn(self) -> str:
@@ -57,6 +59,7 @@ ENV_NAMES: dict[str, str] = {
     "reconcile_interval": "SEEONLINE_RECONCILE_INTERVAL",
     "status_retention_months": "SEEONLINE_STATUS_RETENTION_MONTHS",
     "lease": "SEEONLINE_LEASE_GRACE",
+    "move_unresolved_after": "SEEONLINE_MOVE_UNRESOLVED_AFTER",
 }
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -128,6 +131,9 @@ def _validate(settings: Settings) -> None:
         raise SettingsError(msg)
     if settings.lease.grace < 0:
         msg = "SEEONLINE_LEASE_GRACE: must be 0 or more seconds"
+        raise SettingsError(msg)
+    if settings.move_unresolved_after < 0:
+        msg = "SEEONLINE_MOVE_UNRESOLVED_AFTER: must be 0 or more seconds"
         raise SettingsError(msg)
     if settings.reconcile_interval <= 0:
         msg = "SEEONLINE_RECONCILE_INTERVAL: must be positive"

@@ -26,6 +26,7 @@ import asyncpg
 from seeonline.channels import CHANNEL_TARGETS, TRACKER_LOCK_SPACE
 from seeonline.db_errors import DATABASE_ERRORS
 from seeonline.logging import get_logger
+from seeonline.maintenance import move_unresolved
 
 log = get_logger("supervisor.worker.control")
 
@@ -67,6 +68,7 @@ class TrackerRow:
     is_active: bool
     is_auth: bool
     health: str | None
+    enrolment_paused_until: datetime | None
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,8 @@ class TargetRow:
 
 
 LOAD_TRACKER = """
-SELECT a.telegram_id, a.api_id, a.api_hash_encrypted, s.session_encrypted, a.is_active, a.is_auth, h.state AS health
+SELECT a.telegram_id, a.api_id, a.api_hash_encrypted, s.session_encrypted, a.is_active, a.is_auth, h.state AS health,
+       h.enrolment_paused_until
 FROM tracker_accounts a
 LEFT JOIN tracker_settings s ON s.tracker_account_id = a.id
 LEFT JOIN tracker_health h ON h.tracker_account_id = a.id
@@ -117,9 +120,10 @@ ON CONFLICT (tracker_account_id) DO UPDATE SET
 """
 
 HEARTBEAT = """
-INSERT INTO tracker_health (tracker_account_id, state, last_heartbeat_at, last_error) VALUES ($1, $2, now(), $3)
+INSERT INTO tracker_health (tracker_account_id, state, last_heartbeat_at, last_error, enrolment_paused_until)
+VALUES ($1, $2, now(), $3, $4)
 ON CONFLICT (tracker_account_id) DO UPDATE SET last_heartbeat_at = now(), state = EXCLUDED.state,
-    last_error = EXCLUDED.last_error
+    last_error = EXCLUDED.last_error, enrolment_paused_until = EXCLUDED.enrolment_paused_until
 WHERE tracker_health.state NOT IN ('auth_lost', 'banned', 'fatal', 'flood_wait')
 """
 
@@ -244,14 +248,21 @@ class ControlDb:
                 "DELETE FROM tracker_peers WHERE tracker_account_id = $1 AND target_id = $2", self.tracker_id, target_id
             )
 
-    async def heartbeat(self, state: str, error: str | None = None) -> bool:
+    async def heartbeat(
+        self, state: str, error: str | None = None, *, enrolment_paused_until: datetime | None = None
+    ) -> bool:
         """Record that the worker is alive, in ``state`` (never overrides a state that stops the tracker).
 
         Returns whether ``last_heartbeat_at`` was written (not when a stopping state is kept).
         """
         async with self._use() as connection:
-            status: str = await connection.execute(HEARTBEAT, self.tracker_id, state, error)
+            status: str = await connection.execute(HEARTBEAT, self.tracker_id, state, error, enrolment_paused_until)
         return status.endswith(" 1")
+
+    async def move_unresolved(self, pause_over: float) -> int:
+        """Hand targets this tracker cannot resolve for longer than ``pause_over`` s to enrolling trackers."""
+        async with self._use() as connection:
+            return await move_unresolved(connection, pause_over)
 
     async def set_health(
         self, state: str, *, until: datetime | None = None, error: str | None = None, was: str | None = None

@@ -15,6 +15,16 @@ from supervisor.worker.book import StatusBook, TargetState
 
 log = get_logger("supervisor.worker.telegram")
 
+ENROLMENT = "enrolment"  # resolving usernames and adding contacts: new targets wait, watched ones do not
+CONTACT_CLEANUP = "contact_cleanup"  # removing contacts that left this tracker
+# A long flood wait on one of these pauses that kind of call for this tracker only; the tracker keeps
+# watching. A long flood wait on anything else (what tracking itself needs) retires the tracker.
+PAUSABLE: dict[type, str] = {
+    functions.contacts.ResolveUsernameRequest: ENROLMENT,
+    functions.contacts.AddContactRequest: ENROLMENT,
+    functions.contacts.DeleteContactsRequest: CONTACT_CLEANUP,
+}
+
 NOT_FOUND_ERRORS = (errors.UsernameNotOccupiedError, errors.UsernameInvalidError)
 STALE_PEER_ERRORS = (errors.ContactIdInvalidError, errors.UserIdInvalidError, errors.PeerIdInvalidError)
 
@@ -31,29 +41,73 @@ class ShortFloodWaitError(Exception):
         self.seconds = seconds
 
 
+class PausedError(Exception):
+    """A kind of call is paused by a flood wait for this tracker (``seconds`` left)."""
+
+    def __init__(self, kind: str, seconds: float) -> None:
+        super().__init__(f"{kind} paused for {seconds:.0f} s")
+        self.kind = kind
+        self.seconds = seconds
+
+
 Retire = Callable[[str, float | None, str], Awaitable[None]]
+Pause = Callable[[str, float, str], None]
 
 
 class TelegramSide:
     """Wraps the Telethon client: every call goes through ``call`` so floods and revoked keys are handled once."""
 
-    def __init__(self, client: TelegramClient, book: StatusBook, *, short_flood_wait: float, retire: Retire) -> None:
+    def __init__(
+        self,
+        client: TelegramClient,
+        book: StatusBook,
+        *,
+        short_flood_wait: float,
+        retire: Retire,
+        on_pause: Pause,
+    ) -> None:
         self.client = client
         self.book = book
         self.short_flood_wait = short_flood_wait
         self.retire = retire
+        self.on_pause = on_pause
         self.resyncs = 0
         self._last_resolve = float("-inf")
+        self._paused_until: dict[str, float] = {}  # kind -> monotonic end of its flood wait
+
+    def pause(self, kind: str, seconds: float) -> None:
+        """Make calls of ``kind`` raise ``PausedError`` for ``seconds`` (also used for a persisted pause)."""
+        self._paused_until[kind] = time.monotonic() + seconds
+
+    def paused_for(self, kind: str) -> float:
+        """Seconds left of the pause of ``kind`` (0 when it is not paused)."""
+        return max(self._paused_until.get(kind, 0.0) - time.monotonic(), 0.0)
+
+    def next_pause_end(self) -> float | None:
+        """Seconds until the first current pause ends, if any."""
+        left = [seconds for kind in self._paused_until if (seconds := self.paused_for(kind)) > 0]
+        return min(left) if left else None
 
     async def call(self, request: Any) -> Any:
-        """Invoke ``request``; a long flood wait or a dead session retires the tracker (raises ``RetiredError``)."""
+        """Invoke ``request``; a long flood wait pauses its kind (``PausedError``) or retires the tracker.
+
+        A dead session retires it too (``RetiredError``).
+        """
+        kind = PAUSABLE.get(type(request))
+        if kind is not None and (left := self.paused_for(kind)) > 0:
+            raise PausedError(kind, left)
         try:
             return await self.client(request)
         except errors.FloodWaitError as exc:
             seconds = float(exc.seconds)
             if seconds <= self.short_flood_wait:
                 raise ShortFloodWaitError(seconds) from exc
-            await self.retire("flood_wait", seconds, f"{type(request).__name__}: FLOOD_WAIT_{exc.seconds}")
+            error = f"{type(request).__name__}: FLOOD_WAIT_{exc.seconds}"
+            if kind is not None:
+                self.pause(kind, seconds)
+                self.on_pause(kind, seconds, error)
+                raise PausedError(kind, seconds) from exc
+            await self.retire("flood_wait", seconds, error)
             raise RetiredError from exc
         except errors.UserDeactivatedBanError as exc:
             await self.retire("banned", None, f"{type(request).__name__}: {exc.message}")

@@ -50,12 +50,20 @@ from supervisor.ingest import StatusWriter
 from supervisor.worker.book import StatusBook, TargetState
 from supervisor.worker.control import LOCK_CONNECT_TIMEOUT, ControlDb, LockHeldError, TargetRow
 from supervisor.worker.options import EXIT_CRASHED, EXIT_LOCK_HELD, EXIT_OK, EXIT_RETIRED, WorkerOptions
-from supervisor.worker.telegram import RetiredError, ShortFloodWaitError, TelegramSide
+from supervisor.worker.telegram import (
+    CONTACT_CLEANUP,
+    ENROLMENT,
+    PausedError,
+    RetiredError,
+    ShortFloodWaitError,
+    TelegramSide,
+)
 from supervisor.worker.waiting import wait_event
 
 TELEGRAM_ERRORS = (OSError, ConnectionError, TimeoutError)
 TELEGRAM_CONNECT_TIMEOUT = 30.0  # one Telegram connect attempt, when no lease grace bounds it sooner
 RETAKE_SPACING = (0.25, 0.5)  # seconds between lock re-take attempts during the grace, jittered
+MAX_DELETE_ATTEMPTS = 5  # contacts.deleteContacts tries for the contacts of targets that left
 
 
 class TrackerWorker:
@@ -91,7 +99,11 @@ class TrackerWorker:
         self._call_errors: dict[int | str, str] = {}
         self._call_failures: dict[int | str, int] = {}
         self._retry_at: dict[int, float] = {}
-        self._leaving: list[tuple[int, int]] = []
+        self._leaving: list[tuple[int, int]] = []  # contacts of targets that left: (user id, access hash)
+        self._leaving_failures = 0
+        self._leaving_retry_at = 0.0  # monotonic: after a failed contacts.deleteContacts
+        self._enrolment_paused_until: datetime | None = None  # persisted with every heartbeat
+        self._move_unresolved = False  # a pause longer than move_unresolved_after: hand unresolved targets on
 
     def request_stop(self) -> None:
         """Stop gracefully: flush what was observed, release the lock, return EXIT_OK."""
@@ -135,8 +147,17 @@ class TrackerWorker:
         self.client.add_event_handler(self._on_status, events.Raw(types.UpdateUserStatus))
         self._hook_reconnect(self.client)
         self.telegram = TelegramSide(
-            self.client, self.book, short_flood_wait=self.options.short_flood_wait, retire=self._retire
+            self.client,
+            self.book,
+            short_flood_wait=self.options.short_flood_wait,
+            retire=self._retire,
+            on_pause=self._paused,
         )
+        if row.enrolment_paused_until is not None:
+            left = (row.enrolment_paused_until - datetime.now(UTC)).total_seconds()
+            if left > 0:  # a flood wait a previous worker of this tracker hit: never resolve into it again
+                self.telegram.pause(ENROLMENT, left)
+                self._enrolment_paused_until = row.enrolment_paused_until
         self.writer.start()
         sent = time.monotonic()
         await self.control.set_health("ok", was=row.health)  # writes last_heartbeat_at too
@@ -232,6 +253,17 @@ class TrackerWorker:
         self.health = state
         self._finish(EXIT_RETIRED)
 
+    def _paused(self, kind: str, seconds: float, error: str) -> None:
+        """A long flood wait on ``kind`` of call: the tracker keeps watching, only that kind waits."""
+        until = datetime.now(UTC) + timedelta(seconds=seconds)
+        self.log.warning("worker_calls_paused", kind=kind, until=until.isoformat(), error=error)
+        self._call_errors.pop(kind, None)
+        self._call_errors[kind] = f"{error}; {kind} paused until {until.isoformat(timespec='seconds')}"
+        if kind == ENROLMENT:
+            self._enrolment_paused_until = until
+            self._move_unresolved = seconds > self.settings.move_unresolved_after
+        self._beat.set()
+
     def _tracker_hidden(self, by_me: bool) -> None:
         wanted = "privacy_misconfigured" if by_me else "ok"
         if self.health in ("ok", "privacy_misconfigured") and self.health != wanted:
@@ -247,8 +279,14 @@ class TrackerWorker:
             if self.health in ("ok", "privacy_misconfigured"):
                 sent = time.monotonic()
                 with contextlib.suppress(*DATABASE_ERRORS, ConnectionError):
-                    if await self.control.heartbeat(self.health, self.health_error or self._last_call_error()):
+                    error = self.health_error or self._last_call_error()
+                    paused = self._enrolment_paused_until
+                    if await self.control.heartbeat(self.health, error, enrolment_paused_until=paused):
                         self._last_beat = sent
+                    if self._move_unresolved:
+                        moved = await self.control.move_unresolved(self.settings.move_unresolved_after)
+                        self._move_unresolved = False
+                        self.log.info("worker_unresolved_targets_moved", count=moved)
 
     async def _control_loop(self) -> None:
         while True:
@@ -452,6 +490,8 @@ class TrackerWorker:
             self.book.add(state)
             if row.user_id is not None and row.access_hash is not None:
                 self.book.bind(state, row.user_id, row.access_hash)
+                # Back before its contact was removed: keep the contact.
+                self._leaving = [peer for peer in self._leaving if peer[0] != row.user_id]
             added += 1
         if added or gone:
             self.log.info("worker_targets_reconciled", added=added, removed=len(gone), total=len(self.book.targets))
@@ -480,13 +520,12 @@ class TrackerWorker:
 
     async def _enrol_pending(self) -> None:
         assert self.telegram is not None
-        if self._leaving:
-            leaving, self._leaving = self._leaving, []
-            try:
-                await self.telegram.delete_contacts(leaving)
-            except errors.RPCError as exc:
-                # Not retried: a stale contact only pushes statuses nobody here watches.
-                self.log.warning("worker_delete_contacts_failed", error=_describe(exc), contacts=len(leaving))
+        for kind in (ENROLMENT, CONTACT_CLEANUP):
+            if not self.telegram.paused_for(kind):
+                self._call_recovered(kind)
+        await self._delete_leaving()
+        if self.telegram.paused_for(ENROLMENT):
+            return  # new targets wait for the flood wait to end (or move, see so_move_unresolved)
         now = time.monotonic()
         for target_id in sorted(self.book.targets):
             state = self.book.targets.get(target_id)
@@ -498,9 +537,42 @@ class TrackerWorker:
                 continue  # the resync already asked for will tell whether it is still a contact
             try:
                 await self._enrol_one(state)
+            except PausedError:
+                return
             except errors.RPCError as exc:
                 delay = self._call_failed(target_id, exc)
                 self.log.warning("worker_target_rpc_error", target_id=target_id, error=_describe(exc), retry_in=delay)
+
+    async def _delete_leaving(self) -> None:
+        """Remove the contacts of targets that left; kept for a retry while Telegram says wait or is away."""
+        assert self.telegram is not None
+        if not self._leaving or self.telegram.paused_for(CONTACT_CLEANUP) or self._leaving_retry_at > time.monotonic():
+            return
+        leaving, self._leaving = self._leaving, []
+        try:
+            await self.telegram.delete_contacts(leaving)
+        except PausedError:
+            self._leaving = leaving + self._leaving
+        except errors.RPCError as exc:
+            self._leaving_failures += 1
+            self._leaving_retry_at = time.monotonic() + self.options.call_retry_base * 2.0 ** (
+                self._leaving_failures - 1
+            )
+            # A stale contact only pushes statuses nobody here watches: give up after a few tries.
+            if self._leaving_failures < MAX_DELETE_ATTEMPTS:
+                self._leaving = leaving + self._leaving
+            self.log.warning(
+                "worker_delete_contacts_failed",
+                error=_describe(exc),
+                contacts=len(leaving),
+                attempt=self._leaving_failures,
+            )
+        except BaseException:
+            self._leaving = leaving + self._leaving
+            raise
+        else:
+            self._leaving_failures = 0
+        self._leaving_retry_at = 0.0  # monotonic: after a failed contacts.deleteContacts
 
     async def _enrol_one(self, state: TargetState) -> None:
         assert self.telegram is not None
@@ -542,9 +614,13 @@ class TrackerWorker:
         return next(reversed(self._call_errors.values()), None)
 
     def _next_retry_in(self) -> float | None:
-        if not self._retry_at:
-            return None
-        return max(min(self._retry_at.values()) - time.monotonic(), 0.0)
+        waits = [max(at - time.monotonic(), 0.0) for at in self._retry_at.values()]
+        pause_end = self.telegram.next_pause_end() if self.telegram is not None else None
+        if self._leaving and self.telegram is not None and not self.telegram.paused_for(CONTACT_CLEANUP):
+            waits.append(max(self._leaving_retry_at - time.monotonic(), 0.0))
+        if pause_end is not None:
+            waits.append(pause_end + 0.01)
+        return min(waits) if waits else None
 
     async def _resolve(self, state: TargetState) -> bool:
         assert self.telegram is not None

@@ -34,14 +34,15 @@ async def _target_tracker(db: Connection, username: str) -> int | None:
     return value
 
 
-async def test_long_flood_wait_retires_the_tracker_and_moves_its_targets(
+async def test_long_flood_wait_on_get_statuses_retires_the_tracker_and_moves_its_targets(
     sandbox: SandboxServer, db: Connection, make_tracker: TrackerFactory, run_worker_in_process: WorkerRunner
 ) -> None:
     flooded = await make_tracker()
     spare = await make_tracker()
     sandbox.world.add_person("flooded_target")
     await builders.subscribe(db, "flooded_target", flooded.tracker_id)
-    sandbox.inject_fault("contacts.resolveUsername", "FLOOD_WAIT_3600", account=flooded.account)
+    # Tracking itself is blocked: the tracker cannot keep watching, so it retires.
+    sandbox.inject_fault("contacts.getStatuses", "FLOOD_WAIT_3600", account=flooded.account)
     async with run_worker_in_process(flooded.tracker_id) as running:
         assert await running.exit_code() == EXIT_RETIRED
     health = await db.fetchrow(
@@ -55,6 +56,136 @@ async def test_long_flood_wait_retires_the_tracker_and_moves_its_targets(
     assert await _target_tracker(db, "flooded_target") == spare.tracker_id
     counts = await db.fetch("SELECT current_users FROM tracker_settings ORDER BY tracker_account_id")
     assert [r["current_users"] for r in counts] == [0, 1]
+
+
+async def _health(db: Connection, tracker_id: int) -> asyncpg.Record:
+    row: asyncpg.Record | None = await db.fetchrow(
+        "SELECT state, last_error, enrolment_paused_until FROM tracker_health WHERE tracker_account_id = $1", tracker_id
+    )
+    assert row is not None
+    return row
+
+
+async def _flip_is_recorded(sandbox: SandboxServer, db: Connection, username: str, row: int, online: bool) -> None:
+    sandbox.world.set_status(username, online=online)
+    await wait_until(lambda: _last_state_is(db, row, online), what=f"{username} recorded online={online}")
+
+
+async def _last_state_is(db: Connection, row: int, online: bool) -> bool:
+    rows = await builders.statuses(db, row)
+    return bool(rows) and rows[-1][0] is online
+
+
+@pytest.mark.parametrize(("wait", "moves"), [(3600, True), (300, False)], ids=["longer_than_setting", "shorter"])
+async def test_long_flood_wait_on_resolve_pauses_enrolment_and_the_tracker_keeps_watching(
+    wait: int,
+    moves: bool,
+    sandbox: SandboxServer,
+    db: Connection,
+    make_tracker: TrackerFactory,
+    run_worker_in_process: WorkerRunner,
+) -> None:
+    flooded = await make_tracker()
+    spare = await make_tracker()
+    sandbox.world.add_person("watched_target")
+    sandbox.world.add_person("newcomer_target")
+    watched = await builders.subscribe(db, "watched_target", flooded.tracker_id)
+    async with run_worker_in_process(flooded.tracker_id) as running:
+        await wait_until(lambda: builders.statuses(db, watched))
+        sandbox.inject_fault("contacts.resolveUsername", f"FLOOD_WAIT_{wait}", account=flooded.account)
+        await builders.subscribe(db, "newcomer_target", flooded.tracker_id)
+
+        async def paused() -> asyncpg.Record | None:
+            health = await _health(db, flooded.tracker_id)
+            return health if health["enrolment_paused_until"] is not None else None
+
+        health = await wait_until(paused)
+        expected = datetime.now(UTC) + timedelta(seconds=wait)
+        assert abs((health["enrolment_paused_until"] - expected).total_seconds()) < 60
+        assert health["state"] == "ok"
+        assert f"FLOOD_WAIT_{wait}" in health["last_error"]
+        # Targets it already watches keep flowing.
+        await _flip_is_recorded(sandbox, db, "watched_target", watched, online=True)
+        await _flip_is_recorded(sandbox, db, "watched_target", watched, online=False)
+        assert not running.task.done()
+        # The newcomer moves to a tracker that can resolve it only when the wait is longer than the setting.
+        destination = spare.tracker_id if moves else flooded.tracker_id
+        await wait_until(lambda: _is(_target_tracker(db, "newcomer_target"), destination))
+        assert await _target_tracker(db, "watched_target") == flooded.tracker_id
+        assert len(sandbox.calls_to("contacts.resolveUsername", flooded.account)) == 2  # never asked again
+    counts = await db.fetch("SELECT current_users FROM tracker_settings ORDER BY tracker_account_id")
+    assert [r["current_users"] for r in counts] == ([1, 1] if moves else [2, 0])
+
+
+async def test_the_same_resolve_flood_wait_on_every_tracker_retires_none_and_moves_nothing(
+    sandbox: SandboxServer, db: Connection, make_tracker: TrackerFactory, run_worker_in_process: WorkerRunner
+) -> None:
+    first, second = await make_tracker(), await make_tracker()
+    for name in ("first_watched", "second_watched", "first_new", "second_new"):
+        sandbox.world.add_person(name)
+    first_watched = await builders.subscribe(db, "first_watched", first.tracker_id)
+    second_watched = await builders.subscribe(db, "second_watched", second.tracker_id)
+    async with run_worker_in_process(first.tracker_id) as one, run_worker_in_process(second.tracker_id) as two:
+        await wait_until(lambda: builders.statuses(db, first_watched))
+        await wait_until(lambda: builders.statuses(db, second_watched))
+        sandbox.inject_fault("contacts.resolveUsername", "FLOOD_WAIT_3600")
+        await builders.subscribe(db, "first_new", first.tracker_id)
+        await builders.subscribe(db, "second_new", second.tracker_id)
+
+        async def both_paused() -> bool:
+            rows = [await _health(db, t.tracker_id) for t in (first, second)]
+            return all(r["enrolment_paused_until"] is not None and r["state"] == "ok" for r in rows)
+
+        await wait_until(both_paused)
+        await asyncio.sleep(1.0)  # a cascade would show now: nothing may move between paused trackers
+        assert await _target_tracker(db, "first_new") == first.tracker_id
+        assert await _target_tracker(db, "second_new") == second.tracker_id
+        await _flip_is_recorded(sandbox, db, "first_watched", first_watched, online=True)
+        await _flip_is_recorded(sandbox, db, "second_watched", second_watched, online=True)
+        assert not one.task.done() and not two.task.done()
+
+
+async def test_a_restarted_worker_honours_the_persisted_enrolment_pause(
+    sandbox: SandboxServer, db: Connection, make_tracker: TrackerFactory, run_worker_in_process: WorkerRunner
+) -> None:
+    tracker = await make_tracker()
+    sandbox.world.add_person("patient_newcomer")
+    sandbox.inject_fault("contacts.resolveUsername", "FLOOD_WAIT_300", account=tracker.account, count=1)
+    await builders.subscribe(db, "patient_newcomer", tracker.tracker_id)
+    async with run_worker_in_process(tracker.tracker_id):
+
+        async def paused() -> bool:
+            return (await _health(db, tracker.tracker_id))["enrolment_paused_until"] is not None
+
+        await wait_until(paused)
+    # The fault is used up: only the persisted pause keeps the next worker from resolving into the wait.
+    async with run_worker_in_process(tracker.tracker_id) as running:
+        await wait_until(lambda: _true(_resynced(running.worker)))
+        await asyncio.sleep(0.5)
+        assert len(sandbox.calls_to("contacts.resolveUsername", tracker.account)) == 1
+        assert (await _health(db, tracker.tracker_id))["enrolment_paused_until"] is not None
+
+
+async def test_contacts_of_targets_that_left_are_deleted_after_a_failed_attempt(
+    sandbox: SandboxServer, db: Connection, make_tracker: TrackerFactory, run_worker_in_process: WorkerRunner
+) -> None:
+    tracker = await make_tracker()
+    person = sandbox.world.add_person("leaving_target")
+    row = await builders.subscribe(db, "leaving_target", tracker.tracker_id)
+    sandbox.inject_fault("contacts.deleteContacts", "FROZEN_METHOD_INVALID", account=tracker.account, code=420, count=1)
+    async with run_worker_in_process(tracker.tracker_id):
+        await wait_until(lambda: builders.statuses(db, row))
+        assert person.id in sandbox.world.users[tracker.account.id].contacts
+        await db.execute("SELECT so_unsubscribe(ARRAY[$1]::bigint[])", row)
+        await wait_until(lambda: _true(person.id not in sandbox.world.users[tracker.account.id].contacts))
+    assert [c.error for c in sandbox.calls_to("contacts.deleteContacts", tracker.account)] == [
+        "FROZEN_METHOD_INVALID",
+        None,
+    ]
+
+
+async def _is(value: Any, expected: object) -> bool:
+    return bool(await value == expected)
 
 
 async def test_short_flood_wait_is_slept_through(

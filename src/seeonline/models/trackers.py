@@ -62,4 +62,6 @@ class TrackerHealth(Base):
     state_until: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
     last_heartbeat_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # A long flood wait on resolving usernames pauses enrolment until then; the tracker keeps watching.
+    enrolment_paused_until: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
     updated_at: Mapped[datetime.datetime] = updated_at_column()

@@ -13,7 +13,8 @@ TRACKER_ACCOUNTS = Resource(
         'is_active', r.is_active, 'is_auth', r.is_auth,
         'health', json_build_object(
             'state', coalesce(h.state, 'stopped'), 'state_until', h.state_until,
-            'last_heartbeat_at', h.last_heartbeat_at, 'last_error', h.last_error),
+            'last_heartbeat_at', h.last_heartbeat_at, 'last_error', h.last_error,
+            'enrolment_paused_until', CASE WHEN h.enrolment_paused_until > now() THEN h.enrolment_paused_until END),
         'created_at', r.created_at, 'updated_at', r.updated_at)""",
     filters={
         "id": Filter(parse_int, "r.id = {}"),

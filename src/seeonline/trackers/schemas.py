@@ -59,6 +59,7 @@ class TrackerHealthOut(msgspec.Struct):
     state_until: datetime.datetime | None
     last_heartbeat_at: datetime.datetime | None
     last_error: str | None
+    enrolment_paused_until: datetime.datetime | None  # new usernames wait for a flood wait to end
 
 
 class TrackerAccountOut(msgspec.Struct):
