@@ -19,7 +19,7 @@ from typing import Any
 
 from telethon.tl import types
 
-from supervisor.ingest import StatusWriter, Transition
+from supervisor.worker.ingest import StatusWriter, Transition
 
 _TICK = timedelta(microseconds=1)
 HIDDEN_STATUSES = (types.UserStatusRecently, types.UserStatusLastWeek, types.UserStatusLastMonth)

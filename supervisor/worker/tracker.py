@@ -1,43 +1,25 @@
-"""One tracker's worker: lock, session, Telegram connection, target reconciliation, enrolment, heartbeats.
+"""One tracker's worker: its lease, Telegram connection, resync, targets, enrolment and heartbeats.
 
 Loops (each restarts its own work after errors; an unexpected exception ends the worker as crashed;
 an unexpected Telegram ``RPCError`` for one target or one resync is logged, shown in the tracker's
-``last_error`` and retried with backoff, while the other targets carry on):
+``last_error`` and retried with backoff, while the other targets carry on, see ``call_errors``):
 ``telegram`` connects and reconnects the client; ``resync`` runs ``contacts.getStatuses`` after every
 (re)connect and on a timer; ``reconcile`` re-reads the tracker's targets on NOTIFY, on reconnect of
-the control connection and on a timer; ``enrol`` resolves new targets (spaced, once per tracker,
-persisted) and adds them as contacts; ``control`` watches the lock and re-takes it when Postgres
-comes back; ``heartbeat`` keeps tracker_health fresh.
-
-The advisory lock is a lease on the Telegram session (see ``seeonline.lease``: two connections of one
-session kill it, AUTH_KEY_DUPLICATED), with a grace period so a Postgres outage loses nothing. When the
-lock connection is lost (or a probe of it fails or times out) the worker keeps Telegram connected and
-keeps buffering what it observes while it re-takes the lock (an attempt every half second or so,
-jittered), for up to ``lease.grace`` seconds, and never past ``last heartbeat + heartbeat_interval +
-grace``; a Telegram connect in that time is bounded by what is left of the grace. Re-taken in time: it
-carries on (the buffer flushes). Not re-taken in time: it disconnects Telegram and holds its expiry
-timers, keeps trying, and on re-taking the lock re-reads its targets, reconnects and resyncs. If
-another worker took the lock meanwhile, this one flushes what it can and exits with EXIT_LOCK_HELD.
-
-Why another host cannot overlap: a supervisor does not start a tracker whose heartbeat is younger
-than ``lease.takeover_delay`` unless it ran that tracker's last worker itself (``supervisor.trackers``).
-The heartbeat is written only through the lock connection, and the worker measures its grace from the
-moment it sent its last successful heartbeat, so it has let go of Telegram before that heartbeat is
-``takeover_delay`` old.
+the control connection and on a timer; ``enrol`` resolves new targets and adds them as contacts
+(``enrolment``); ``control`` keeps the lock, a lease on the Telegram session (``lease``);
+``heartbeat`` keeps tracker_health fresh.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
 from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from telethon import TelegramClient, errors, events
-from telethon.errors.rpcerrorlist import rpc_errors_dict
 from telethon.tl import types
 
 from seeonline.db_errors import DATABASE_ERRORS
@@ -46,24 +28,17 @@ from seeonline.logging import get_logger
 from seeonline.secrets import SecretKeyError, decrypt
 from seeonline.settings import Settings
 from seeonline.telegram.client import build_client
-from supervisor.ingest import StatusWriter
 from supervisor.worker.book import StatusBook, TargetState
-from supervisor.worker.control import LOCK_CONNECT_TIMEOUT, ControlDb, LockHeldError, TargetRow
+from supervisor.worker.call_errors import CallErrors, describe
+from supervisor.worker.control import ControlDb, LockHeldError, TargetRow
+from supervisor.worker.enrolment import TELEGRAM_ERRORS, Enrolment
+from supervisor.worker.ingest import StatusWriter
+from supervisor.worker.lease import LeaseKeeper
 from supervisor.worker.options import EXIT_CRASHED, EXIT_LOCK_HELD, EXIT_OK, EXIT_RETIRED, WorkerOptions
-from supervisor.worker.telegram import (
-    CONTACT_CLEANUP,
-    ENROLMENT,
-    PausedError,
-    RetiredError,
-    ShortFloodWaitError,
-    TelegramSide,
-)
+from supervisor.worker.telegram import ENROLMENT, RetiredError, ShortFloodWaitError, TelegramSide
 from supervisor.worker.waiting import wait_event
 
-TELEGRAM_ERRORS = (OSError, ConnectionError, TimeoutError)
 TELEGRAM_CONNECT_TIMEOUT = 30.0  # one Telegram connect attempt, when no lease grace bounds it sooner
-RETAKE_SPACING = (0.25, 0.5)  # seconds between lock re-take attempts during the grace, jittered
-MAX_DELETE_ATTEMPTS = 5  # contacts.deleteContacts tries for the contacts of targets that left
 
 
 class TrackerWorker:
@@ -89,19 +64,21 @@ class TrackerWorker:
         self._enrol = asyncio.Event()
         self._beat = asyncio.Event()
         self._connected = asyncio.Event()
-        self._lease = asyncio.Event()  # set while we hold the tracker's lock or are in its grace: Telegram may connect
-        self._last_beat: float | None = None  # monotonic time the last written heartbeat was sent
-        self._grace_ends: float | None = None  # monotonic deadline while the lock is lost and the grace runs
-        self._telegram_gate = asyncio.Lock()  # serializes connecting and disconnecting the client
         self._resynced = asyncio.Event()
-        self._not_found_until: dict[int, float] = {}
-        # Unexpected Telegram errors, by target id (or "resync"): the message, failures in a row, retry time.
-        self._call_errors: dict[int | str, str] = {}
-        self._call_failures: dict[int | str, int] = {}
-        self._retry_at: dict[int, float] = {}
-        self._leaving: list[tuple[int, int]] = []  # contacts of targets that left: (user id, access hash)
-        self._leaving_failures = 0
-        self._leaving_retry_at = 0.0  # monotonic: after a failed contacts.deleteContacts
+        self._telegram_gate = asyncio.Lock()  # serializes connecting and disconnecting the client
+        self.keeper = LeaseKeeper(
+            self.control,
+            self.lease,
+            self.options,
+            release=self._let_go_of_telegram,
+            retaken=self._lock_retaken,
+            lost=lambda: self._finish(EXIT_LOCK_HELD),
+            log=self.log,
+        )
+        self.call_errors = CallErrors(
+            retry_base=self.options.call_retry_base, retry_max=self.options.call_retry_max, on_change=self._beat.set
+        )
+        self.enrolment: Enrolment | None = None
         self._enrolment_paused_until: datetime | None = None  # persisted with every heartbeat
         self._move_unresolved = False  # a pause longer than move_unresolved_after: hand unresolved targets on
 
@@ -119,7 +96,6 @@ class TrackerWorker:
         except LockHeldError:
             self.log.info("worker_lock_held_elsewhere")
             return EXIT_LOCK_HELD
-        self._lease.set()
         try:
             return await self._run_locked()
         finally:
@@ -158,17 +134,29 @@ class TrackerWorker:
             if left > 0:  # a flood wait a previous worker of this tracker hit: never resolve into it again
                 self.telegram.pause(ENROLMENT, left)
                 self._enrolment_paused_until = row.enrolment_paused_until
+        self.enrolment = Enrolment(
+            telegram=self.telegram,
+            book=self.book,
+            control=self.control,
+            writer=self.writer,
+            options=self.options,
+            call_errors=self.call_errors,
+            wake=self._enrol,
+            ready=self._resynced,
+            connected=self._connected,
+            log=self.log,
+        )
         self.writer.start()
         sent = time.monotonic()
         await self.control.set_health("ok", was=row.health)  # writes last_heartbeat_at too
-        self._last_beat = sent
+        self.keeper.last_beat = sent
         self.log.info("worker_started", targets_reconcile_interval=self._reconcile_interval)
         loops = [
             self._guard("telegram", self._telegram_loop()),
             self._guard("resync", self._resync_loop()),
             self._guard("reconcile", self._reconcile_loop()),
-            self._guard("enrol", self._enrol_loop()),
-            self._guard("control", self._control_loop()),
+            self._guard("enrol", self.enrolment.run()),
+            self._guard("control", self.keeper.run()),
             self._guard("heartbeat", self._heartbeat_loop()),
         ]
         code = await self._wait_for_outcome()
@@ -257,8 +245,7 @@ class TrackerWorker:
         """A long flood wait on ``kind`` of call: the tracker keeps watching, only that kind waits."""
         until = datetime.now(UTC) + timedelta(seconds=seconds)
         self.log.warning("worker_calls_paused", kind=kind, until=until.isoformat(), error=error)
-        self._call_errors.pop(kind, None)
-        self._call_errors[kind] = f"{error}; {kind} paused until {until.isoformat(timespec='seconds')}"
+        self.call_errors.note(kind, f"{error}; {kind} paused until {until.isoformat(timespec='seconds')}")
         if kind == ENROLMENT:
             self._enrolment_paused_until = until
             self._move_unresolved = seconds > self.settings.move_unresolved_after
@@ -279,97 +266,29 @@ class TrackerWorker:
             if self.health in ("ok", "privacy_misconfigured"):
                 sent = time.monotonic()
                 with contextlib.suppress(*DATABASE_ERRORS, ConnectionError):
-                    error = self.health_error or self._last_call_error()
+                    error = self.health_error or self.call_errors.latest()
                     paused = self._enrolment_paused_until
                     if await self.control.heartbeat(self.health, error, enrolment_paused_until=paused):
-                        self._last_beat = sent
+                        self.keeper.last_beat = sent
                     if self._move_unresolved:
                         moved = await self.control.move_unresolved(self.settings.move_unresolved_after)
                         self._move_unresolved = False
                         self.log.info("worker_unresolved_targets_moved", count=moved)
 
-    async def _control_loop(self) -> None:
-        while True:
-            while not await wait_event(self.control.lost, self.options.lock_probe_interval):
-                await self.control.probe(self.options.lock_probe_timeout)
-            grace = self._grace_left()
-            self._grace_ends = time.monotonic() + grace
-            self.log.warning("worker_control_connection_lost", grace=round(grace, 3))
-            expiry = asyncio.get_running_loop().create_task(self._end_grace_after(grace), name="worker-lease-grace")
-            try:
-                rows = await self._retake_lock()
-            except LockHeldError:
-                self.log.error("worker_lock_taken_while_disconnected")
-                if self._lease.is_set():  # the grace timer still sleeps: let go of the session now
-                    expiry.cancel()
-                    await self._release_lease()
-                self._finish(EXIT_LOCK_HELD)
-                return
-            finally:
-                if self._lease.is_set():
-                    expiry.cancel()  # still in grace: nothing was released
-                await asyncio.wait({expiry})  # a release under way completes first
-                self._grace_ends = None
-            # Targets may have moved while the lock was not ours: re-read them before anything resumes.
-            self._apply_targets(rows)
-            resumed = not self._lease.is_set()
-            self.log.info("worker_control_reconnected", within_grace=not resumed)
-            if resumed:
-                self.book.resume()
-                self._lease.set()  # Telegram connects again, and resyncs
-            self._reconcile_soon()
-            self._beat.set()
+    # --- the lease ------------------------------------------------------------------------------
 
-    def _grace_left(self) -> float:
-        """How long Telegram may stay connected without the lock (see the module's docstring)."""
-        if self._last_beat is None:
-            return 0.0
-        until = self._last_beat + self.lease.heartbeat_interval + self.lease.grace
-        return max(min(self.lease.grace, until - time.monotonic()), 0.0)
-
-    async def _end_grace_after(self, grace: float) -> None:
-        await asyncio.sleep(grace)
-        self.log.warning("worker_lease_grace_over", grace=round(grace, 3))
-        await self._release_lease()
-
-    async def _retake_lock(self) -> list[TargetRow]:
-        """Reconnect the control connection until it holds the lock again; returns the targets (LockHeldError).
-
-        During the grace every half second or so (jittered, so workers do not reconnect in lockstep), each
-        attempt bounded by what is left of the grace; after it, with a jittered backoff.
-        """
-        delay = RETAKE_SPACING[1]
-        while True:
-            await self.control.close()
-            in_grace = self._lease.is_set()
-            try:
-                await self.control.connect(timeout=self._connect_budget(LOCK_CONNECT_TIMEOUT))
-                return await self.control.load_targets()
-            except LockHeldError:
-                raise
-            except (*DATABASE_ERRORS, ConnectionError) as exc:
-                if in_grace:
-                    pause = random.uniform(*RETAKE_SPACING)  # noqa: S311 - jitter, not a secret
-                else:
-                    delay = min(delay * 2, self.options.reconnect_max)
-                    pause = random.uniform(delay / 2, delay)  # noqa: S311
-                self.log.info("worker_control_reconnect_failed", error=repr(exc), retry_in=round(pause, 3))
-                self.control.lost.set()
-                await asyncio.sleep(pause)
-
-    def _connect_budget(self, timeout: float) -> float:
-        """``timeout``, or less when the lock is lost and the grace ends sooner (at least 0.1 s)."""
-        if self._grace_ends is None or not self._lease.is_set():
-            return timeout
-        return max(min(timeout, self._grace_ends - time.monotonic()), 0.1)
-
-    async def _release_lease(self) -> None:
-        """The lock may be someone else's now: stop using the session before anything else."""
-        self._lease.clear()
+    async def _let_go_of_telegram(self) -> None:
         self._connected.clear()
         self.book.pause()
         async with self._telegram_gate:
             await self._disconnect_telegram()
+
+    def _lock_retaken(self, rows: list[TargetRow], resumed: bool) -> None:
+        self._apply_targets(rows)
+        if resumed:
+            self.book.resume()  # Telegram connects again (the keeper sets ``held``), and resyncs
+        self._reconcile_soon()
+        self._beat.set()
 
     # --- Telegram connection and resync -------------------------------------------------------
 
@@ -390,17 +309,17 @@ class TrackerWorker:
         assert self.client is not None
         delay = 0.2
         while True:
-            await self._lease.wait()
+            await self.keeper.held.wait()
             failure: BaseException | None = None
             async with self._telegram_gate:
-                if not self._lease.is_set():
+                if not self.keeper.held.is_set():
                     continue  # lost while we waited for the gate
                 try:
                     # Bounded by the grace, so a release waiting for the gate never outlasts it.
-                    await asyncio.wait_for(self.client.connect(), self._connect_budget(TELEGRAM_CONNECT_TIMEOUT))
+                    await asyncio.wait_for(self.client.connect(), self.keeper.connect_budget(TELEGRAM_CONNECT_TIMEOUT))
                 except TELEGRAM_ERRORS as exc:
                     failure = exc
-                if failure is None and not self._lease.is_set():
+                if failure is None and not self.keeper.held.is_set():
                     await self._disconnect_telegram()  # the grace ended while connecting
                     continue
             if failure is not None:
@@ -438,12 +357,12 @@ class TrackerWorker:
                 self._resync.set()
                 continue
             except errors.RPCError as exc:
-                delay = self._call_failed("resync", exc)
-                self.log.warning("worker_resync_rpc_error", error=_describe(exc), retry_in=delay)
+                delay = self.call_errors.failed("resync", exc)
+                self.log.warning("worker_resync_rpc_error", error=describe(exc), retry_in=delay)
                 await asyncio.sleep(delay)
                 self._resync.set()
                 continue
-            self._call_recovered("resync")
+            self.call_errors.recovered("resync")
             self.log.debug("worker_resynced", contacts=len(contacts))
             self._resynced.set()
             self._enrol.set()
@@ -471,11 +390,11 @@ class TrackerWorker:
     def _apply_targets(self, rows: list[TargetRow]) -> None:
         wanted = {row.target_id: row for row in rows}
         gone = [tid for tid in self.book.targets if tid not in wanted]
+        assert self.enrolment is not None
         for target_id in gone:
-            self._call_recovered(target_id)
             state = self.book.remove(target_id)
-            if state is not None and state.is_contact and state.user_id and state.access_hash:
-                self._leaving.append((state.user_id, state.access_hash))
+            if state is not None:
+                self.enrolment.target_left(state)
         added = 0
         for target_id, row in wanted.items():
             if target_id in self.book.targets:
@@ -490,8 +409,7 @@ class TrackerWorker:
             self.book.add(state)
             if row.user_id is not None and row.access_hash is not None:
                 self.book.bind(state, row.user_id, row.access_hash)
-                # Back before its contact was removed: keep the contact.
-                self._leaving = [peer for peer in self._leaving if peer[0] != row.user_id]
+                self.enrolment.target_returned(row.user_id)
             added += 1
         if added or gone:
             self.log.info("worker_targets_reconciled", added=added, removed=len(gone), total=len(self.book.targets))
@@ -499,150 +417,3 @@ class TrackerWorker:
             if added and self._resynced.is_set():
                 # Newly assigned targets may already be contacts (this tracker watched them before).
                 self._resync.set()
-
-    async def _enrol_loop(self) -> None:
-        assert self.telegram is not None
-        while True:
-            await wait_event(self._enrol, self._next_retry_in())
-            self._enrol.clear()
-            await self._resynced.wait()
-            await self._connected.wait()
-            try:
-                await self._enrol_pending()
-            except ShortFloodWaitError as wait:
-                self.log.info("worker_flood_wait_sleeping", seconds=wait.seconds)
-                await asyncio.sleep(wait.seconds)
-                self._enrol.set()
-            except (*TELEGRAM_ERRORS, *DATABASE_ERRORS, ConnectionError, ValueError) as exc:
-                self.log.warning("worker_enrol_failed", error=repr(exc))
-                await asyncio.sleep(1.0)
-                self._enrol.set()
-
-    async def _enrol_pending(self) -> None:
-        assert self.telegram is not None
-        for kind in (ENROLMENT, CONTACT_CLEANUP):
-            if not self.telegram.paused_for(kind):
-                self._call_recovered(kind)
-        await self._delete_leaving()
-        if self.telegram.paused_for(ENROLMENT):
-            return  # new targets wait for the flood wait to end (or move, see so_move_unresolved)
-        now = time.monotonic()
-        for target_id in sorted(self.book.targets):
-            state = self.book.targets.get(target_id)
-            if state is None or state.is_contact or self._not_found_until.get(target_id, 0.0) > now:
-                continue
-            if self._retry_at.get(target_id, 0.0) > now:
-                continue  # an unexpected error earlier: its retry comes later
-            if state.user_id is not None and not state.contact_checked:
-                continue  # the resync already asked for will tell whether it is still a contact
-            try:
-                await self._enrol_one(state)
-            except PausedError:
-                return
-            except errors.RPCError as exc:
-                delay = self._call_failed(target_id, exc)
-                self.log.warning("worker_target_rpc_error", target_id=target_id, error=_describe(exc), retry_in=delay)
-
-    async def _delete_leaving(self) -> None:
-        """Remove the contacts of targets that left; kept for a retry while Telegram says wait or is away."""
-        assert self.telegram is not None
-        if not self._leaving or self.telegram.paused_for(CONTACT_CLEANUP) or self._leaving_retry_at > time.monotonic():
-            return
-        leaving, self._leaving = self._leaving, []
-        try:
-            await self.telegram.delete_contacts(leaving)
-        except PausedError:
-            self._leaving = leaving + self._leaving
-        except errors.RPCError as exc:
-            self._leaving_failures += 1
-            self._leaving_retry_at = time.monotonic() + self.options.call_retry_base * 2.0 ** (
-                self._leaving_failures - 1
-            )
-            # A stale contact only pushes statuses nobody here watches: give up after a few tries.
-            if self._leaving_failures < MAX_DELETE_ATTEMPTS:
-                self._leaving = leaving + self._leaving
-            self.log.warning(
-                "worker_delete_contacts_failed",
-                error=_describe(exc),
-                contacts=len(leaving),
-                attempt=self._leaving_failures,
-            )
-        except BaseException:
-            self._leaving = leaving + self._leaving
-            raise
-        else:
-            self._leaving_failures = 0
-        self._leaving_retry_at = 0.0  # monotonic: after a failed contacts.deleteContacts
-
-    async def _enrol_one(self, state: TargetState) -> None:
-        assert self.telegram is not None
-        target_id = state.target_id
-        if state.user_id is None and not await self._resolve(state):
-            return
-        if self.book.targets.get(target_id) is not state:
-            return  # moved away while we were resolving
-        if await self.telegram.add_contact(state):
-            self.log.info("worker_target_enrolled", target_id=target_id, visibility=state.visibility)
-            self._call_recovered(target_id)
-        else:
-            self.log.warning("worker_peer_stale", target_id=target_id)
-            await self.control.forget_peer(target_id)
-            state.user_id = state.access_hash = None
-            self._enrol.set()
-        await asyncio.sleep(self.options.contact_interval)
-
-    def _call_failed(self, key: int | str, exc: errors.RPCError) -> float:
-        """Remember an unexpected Telegram error (shown in last_error); returns the delay before its retry."""
-        failures = self._call_failures.get(key, 0) + 1
-        self._call_failures[key] = failures
-        delay = min(self.options.call_retry_base * 2.0 ** (failures - 1), self.options.call_retry_max)
-        if isinstance(key, int):
-            self._retry_at[key] = time.monotonic() + delay
-        self._call_errors.pop(key, None)  # re-inserted: the newest error is shown
-        self._call_errors[key] = f"target {key}: {_describe(exc)}" if isinstance(key, int) else _describe(exc)
-        self._beat.set()
-        return delay
-
-    def _call_recovered(self, key: int | str) -> None:
-        self._call_failures.pop(key, None)
-        if isinstance(key, int):
-            self._retry_at.pop(key, None)
-        if self._call_errors.pop(key, None) is not None:
-            self._beat.set()
-
-    def _last_call_error(self) -> str | None:
-        return next(reversed(self._call_errors.values()), None)
-
-    def _next_retry_in(self) -> float | None:
-        waits = [max(at - time.monotonic(), 0.0) for at in self._retry_at.values()]
-        pause_end = self.telegram.next_pause_end() if self.telegram is not None else None
-        if self._leaving and self.telegram is not None and not self.telegram.paused_for(CONTACT_CLEANUP):
-            waits.append(max(self._leaving_retry_at - time.monotonic(), 0.0))
-        if pause_end is not None:
-            waits.append(pause_end + 0.01)
-        return min(waits) if waits else None
-
-    async def _resolve(self, state: TargetState) -> bool:
-        assert self.telegram is not None
-        user = await self.telegram.resolve(state, self.options.resolve_interval)
-        if user is None:
-            self.log.info("worker_target_not_found", target_id=state.target_id)
-            self._not_found_until[state.target_id] = time.monotonic() + self.options.not_found_retry
-            if state.visibility != "not_found":
-                state.visibility = "not_found"
-                self.writer.set_visibility(state.target_id, "not_found")
-            return False
-        # Persist before using it: a restart must never resolve this username again.
-        await self.control.save_peer(state.target_id, user.id, user.access_hash)
-        self.book.bind(state, user.id, user.access_hash)
-        return True
-
-
-# Telethon's classes for known errors keep no error name (their ``message`` is the base class's).
-_ERROR_NAMES: dict[type, str] = {cls: name for name, cls in rpc_errors_dict.items()}
-
-
-def _describe(exc: errors.RPCError) -> str:
-    """E.g. ``AddContactRequest: 420 FROZEN_METHOD_INVALID``."""
-    request = type(exc.request).__name__ if exc.request is not None else "request"
-    return f"{request}: {exc.code} {_ERROR_NAMES.get(type(exc), exc.message)}"

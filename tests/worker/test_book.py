@@ -8,8 +8,8 @@ from typing import Any, TypeAlias
 import asyncpg
 from telethon.tl import types
 
-from supervisor.ingest import StatusWriter, Transition, write_batch
 from supervisor.worker.book import StatusBook, TargetState
+from supervisor.worker.ingest import StatusWriter, Transition, write_batch
 from tests.worker.builders import bare_target, statuses
 
 Connection: TypeAlias = "asyncpg.Connection[Any]"

@@ -9,7 +9,7 @@ from typing import Any, TypeAlias
 import asyncpg
 
 from seeonline.channels import CHANNEL_STATUSES
-from supervisor.ingest import StatusWriter, Transition, write_batch
+from supervisor.worker.ingest import StatusWriter, Transition, write_batch
 from tests.conftest import PostgresServer
 from tests.worker.builders import at, bare_target, statuses
 

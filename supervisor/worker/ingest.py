@@ -24,7 +24,7 @@ from seeonline.db_errors import DATABASE_ERRORS
 from seeonline.logging import get_logger
 from supervisor.worker.waiting import wait_event
 
-log = get_logger("supervisor.ingest")
+log = get_logger("supervisor.worker.ingest")
 
 VISIBILITIES = ("unknown", "visible", "hidden", "hidden_by_tracker_privacy", "not_found")
 
