@@ -25,6 +25,7 @@ import asyncpg
 
 from seeonline.channels import CHANNEL_TARGETS, TRACKER_LOCK_SPACE
 from seeonline.db_errors import DATABASE_ERRORS
+from seeonline.health import RETIRED_STATES, RUNNING_STATES, HealthState, sql_list
 from seeonline.logging import get_logger
 from seeonline.maintenance import move_unresolved
 
@@ -127,8 +128,11 @@ ON CONFLICT (tracker_account_id) DO UPDATE SET last_heartbeat_at = now(), state 
 WHERE tracker_health.state NOT IN ('auth_lost', 'banned', 'fatal', 'flood_wait')
 """
 
-# Leaving 'ok' for a state the slot engine cannot use: drain in the same transaction (brief: lock order).
-UNUSABLE_STATES = ("flood_wait", "auth_lost", "banned")
+# A clean stop shows as stopped, unless a state that explains why the tracker cannot run is kept.
+MARK_STOPPED = f"""
+UPDATE tracker_health SET state = 'stopped', state_until = NULL
+WHERE tracker_account_id = $1 AND state IN ({sql_list(RUNNING_STATES)})
+"""
 
 
 class ControlDb:
@@ -271,7 +275,8 @@ class ControlDb:
 
         Returns how many targets the drain moved away.
         """
-        rebalance = state in UNUSABLE_STATES or (was or "ok") in (*UNUSABLE_STATES, "fatal")
+        # Entering or leaving a state the slot engine cannot use drains or refills in the same transaction.
+        rebalance = state in RETIRED_STATES or (was or HealthState.OK) in {*RETIRED_STATES, HealthState.FATAL}
         async with self._use() as connection, connection.transaction():
             if rebalance:
                 await connection.execute("SELECT so_begin_rebalance()")
@@ -286,8 +291,4 @@ class ControlDb:
     async def mark_stopped(self) -> None:
         """On a clean stop, show the tracker as stopped unless a worse state explains why."""
         async with self._use() as connection:
-            await connection.execute(
-                "UPDATE tracker_health SET state = 'stopped', state_until = NULL"
-                " WHERE tracker_account_id = $1 AND state IN ('ok', 'privacy_misconfigured')",
-                self.tracker_id,
-            )
+            await connection.execute(MARK_STOPPED, self.tracker_id)

@@ -172,6 +172,8 @@ class StatusWriter:
         self.rows_written = 0
         self.batches = 0
         self.failures = 0
+        self.failing_since: float | None = None  # monotonic time writes began to fail (None: they work)
+        self.last_error: str | None = None
 
     # --- producer side ------------------------------------------------------------------------
 
@@ -252,14 +254,23 @@ class StatusWriter:
             while self._buffer or self._visibility:
                 try:
                     await self._write_once()
-                except DATABASE_ERRORS as exc:
+                except Exception as exc:
+                    # Postgres away, or a bug: either way the batch stays buffered and is retried; the
+                    # worker's health shows ``writer_failing`` meanwhile.
                     self.failures += 1
-                    log.warning("status_write_failed", error=f"{type(exc).__name__}: {exc}", pending=self.pending)
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    if self.failing_since is None:
+                        self.failing_since = time.monotonic()
+                    if isinstance(exc, DATABASE_ERRORS):
+                        log.warning("status_write_failed", error=self.last_error, pending=self.pending)
+                    else:
+                        log.exception("status_write_crashed", pending=self.pending)
                     await self._drop_connection()
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, self.max_retry_delay)
                 else:
                     delay = 0.05
+                    self.failing_since = self.last_error = None
             if not self._buffer and not self._visibility:
                 self._urgent.clear()
 

@@ -30,5 +30,10 @@ class WorkerOptions(msgspec.Struct, frozen=True, kw_only=True):
     reconnect_max: float = 10.0  # cap of the backoff between reconnect attempts (after the lease's grace)
     lock_probe_interval: float = 3.0  # how often the lock connection is probed (a silent partition ends the lease)
     lock_probe_timeout: float = 5.0  # a probe slower than this counts as a lost lock
+    call_timeout: float = 30.0  # any one Telegram call
+    resync_retry_max: float = 60.0  # cap of the backoff after failed contacts.getStatuses calls
+    unreachable_after: float = 30.0  # health: connecting -> telegram_unreachable after this long without Telegram
+    resync_stuck_after: float = 60.0  # health: resync_stuck when a resync asked for is not done after this long
+    writer_failing_after: float = 10.0  # health: writer_failing when nothing could be written for this long
     reconcile_interval: float | None = None  # None: the setting SEEONLINE_RECONCILE_INTERVAL
     ingest_linger: float = 0.005  # the status writer's batching pause

@@ -10,6 +10,7 @@ from typing import Any
 from telethon import TelegramClient, errors
 from telethon.tl import functions, types
 
+from seeonline.health import HealthState
 from seeonline.logging import get_logger
 from supervisor.worker.book import StatusBook, TargetState
 
@@ -50,7 +51,7 @@ class PausedError(Exception):
         self.seconds = seconds
 
 
-Retire = Callable[[str, float | None, str], Awaitable[None]]
+Retire = Callable[[HealthState, float | None, str], Awaitable[None]]
 Pause = Callable[[str, float, str], None]
 
 
@@ -65,8 +66,10 @@ class TelegramSide:
         short_flood_wait: float,
         retire: Retire,
         on_pause: Pause,
+        call_timeout: float,
     ) -> None:
         self.client = client
+        self.call_timeout = call_timeout
         self.book = book
         self.short_flood_wait = short_flood_wait
         self.retire = retire
@@ -97,7 +100,8 @@ class TelegramSide:
         if kind is not None and (left := self.paused_for(kind)) > 0:
             raise PausedError(kind, left)
         try:
-            return await self.client(request)
+            # A call Telegram never answers (a half-dead connection) must not hold its loop forever.
+            return await asyncio.wait_for(self.client(request), self.call_timeout)
         except errors.FloodWaitError as exc:
             seconds = float(exc.seconds)
             if seconds <= self.short_flood_wait:
@@ -107,13 +111,13 @@ class TelegramSide:
                 self.pause(kind, seconds)
                 self.on_pause(kind, seconds, error)
                 raise PausedError(kind, seconds) from exc
-            await self.retire("flood_wait", seconds, error)
+            await self.retire(HealthState.FLOOD_WAIT, seconds, error)
             raise RetiredError from exc
         except errors.UserDeactivatedBanError as exc:
-            await self.retire("banned", None, f"{type(request).__name__}: {exc.message}")
+            await self.retire(HealthState.BANNED, None, f"{type(request).__name__}: {exc.message}")
             raise RetiredError from exc
         except errors.UnauthorizedError as exc:
-            await self.retire("auth_lost", None, f"{type(request).__name__}: {exc.message}")
+            await self.retire(HealthState.AUTH_LOST, None, f"{type(request).__name__}: {exc.message}")
             raise RetiredError from exc
 
     async def resync(self) -> set[int]:

@@ -23,6 +23,7 @@ from telethon import TelegramClient, errors, events
 from telethon.tl import types
 
 from seeonline.db_errors import DATABASE_ERRORS
+from seeonline.health import RUNNING_STATES, HealthState
 from seeonline.lease import TELEGRAM_DISCONNECT_TIMEOUT
 from seeonline.logging import get_logger
 from seeonline.secrets import SecretKeyError, decrypt
@@ -51,8 +52,11 @@ class TrackerWorker:
         self.lease = settings.lease
         self.log = get_logger("supervisor.worker").bind(tracker_account_id=tracker_id)
         self.stopping = asyncio.Event()
-        self.health = "ok"
+        self.health = HealthState.OK  # what the tracker is; heartbeats may show a transient state over it
         self.health_error: str | None = None
+        self._telegram_lost_at: float | None = time.monotonic()  # None while connected to Telegram
+        self._telegram_error: str | None = None
+        self._resync_wanted_since: float | None = None  # a resync is due and has not succeeded since
         self.control = ControlDb(settings.asyncpg_dsn, tracker_id, on_targets_changed=self._reconcile_soon)
         self.writer = StatusWriter(settings.asyncpg_dsn, linger=self.options.ingest_linger)
         self.book = StatusBook(self.writer, on_tracker_hidden=self._tracker_hidden)
@@ -128,6 +132,7 @@ class TrackerWorker:
             short_flood_wait=self.options.short_flood_wait,
             retire=self._retire,
             on_pause=self._paused,
+            call_timeout=self.options.call_timeout,
         )
         if row.enrolment_paused_until is not None:
             left = (row.enrolment_paused_until - datetime.now(UTC)).total_seconds()
@@ -148,7 +153,7 @@ class TrackerWorker:
         )
         self.writer.start()
         sent = time.monotonic()
-        await self.control.set_health("ok", was=row.health)  # writes last_heartbeat_at too
+        await self.control.set_health(HealthState.CONNECTING, was=row.health)  # writes last_heartbeat_at too
         self.keeper.last_beat = sent
         self.log.info("worker_started", targets_reconcile_interval=self._reconcile_interval)
         loops = [
@@ -221,7 +226,7 @@ class TrackerWorker:
 
     # --- health -------------------------------------------------------------------------------
 
-    async def _retire(self, state: str, seconds: float | None, error: str) -> None:
+    async def _retire(self, state: HealthState, seconds: float | None, error: str) -> None:
         """Persist an unusable health state (moving the targets away), then end the worker."""
         until = None if seconds is None else datetime.now(UTC) + timedelta(seconds=seconds)
         self.log.warning("worker_retiring", state=state, until=until, error=error)
@@ -252,23 +257,37 @@ class TrackerWorker:
         self._beat.set()
 
     def _tracker_hidden(self, by_me: bool) -> None:
-        wanted = "privacy_misconfigured" if by_me else "ok"
-        if self.health in ("ok", "privacy_misconfigured") and self.health != wanted:
+        wanted = HealthState.PRIVACY_MISCONFIGURED if by_me else HealthState.OK
+        if self.health in RUNNING_STATES and self.health != wanted:
             self.health = wanted
             self.health_error = "the tracker hides its own last seen; targets show as hidden" if by_me else None
             self.log.warning("worker_tracker_privacy", health=wanted)
             self._beat.set()
 
+    def _shown_health(self) -> tuple[HealthState, str | None]:
+        """The state and error a heartbeat reports: why a running worker is not fully working, if it is not."""
+        now = time.monotonic()
+        if self._telegram_lost_at is not None:
+            lost_long = now - self._telegram_lost_at >= self.options.unreachable_after
+            return (HealthState.TELEGRAM_UNREACHABLE if lost_long else HealthState.CONNECTING), self._telegram_error
+        failing_since = self.writer.failing_since
+        if failing_since is not None and now - failing_since >= self.options.writer_failing_after:
+            return HealthState.WRITER_FAILING, f"status writes failing: {self.writer.last_error}"
+        wanted = self._resync_wanted_since
+        if wanted is not None and now - wanted >= self.options.resync_stuck_after:
+            return HealthState.RESYNC_STUCK, self.call_errors.latest() or "contacts.getStatuses not answered"
+        return self.health, self.health_error or self.call_errors.latest()
+
     async def _heartbeat_loop(self) -> None:
         while True:
             await wait_event(self._beat, self.lease.heartbeat_interval)
             self._beat.clear()
-            if self.health in ("ok", "privacy_misconfigured"):
+            if self.health in RUNNING_STATES:
                 sent = time.monotonic()
                 with contextlib.suppress(*DATABASE_ERRORS, ConnectionError):
-                    error = self.health_error or self.call_errors.latest()
+                    state, error = self._shown_health()
                     paused = self._enrolment_paused_until
-                    if await self.control.heartbeat(self.health, error, enrolment_paused_until=paused):
+                    if await self.control.heartbeat(state, error, enrolment_paused_until=paused):
                         self.keeper.last_beat = sent
                     if self._move_unresolved:
                         moved = await self.control.move_unresolved(self.settings.move_unresolved_after)
@@ -323,16 +342,22 @@ class TrackerWorker:
                     await self._disconnect_telegram()  # the grace ended while connecting
                     continue
             if failure is not None:
+                self._telegram_error = f"cannot connect to Telegram: {failure!r}"
                 self.log.warning("worker_telegram_connect_failed", error=repr(failure), retry_in=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.options.reconnect_max)
                 continue
             delay = 0.2
             self._connected.set()
+            self._telegram_lost_at = self._telegram_error = None
+            self._beat.set()
             self._resync.set()
             with contextlib.suppress(Exception):
                 await self.client.disconnected
             self._connected.clear()
+            self._telegram_lost_at = time.monotonic()
+            self._telegram_error = "disconnected from Telegram"
+            self._beat.set()
             error = getattr(self.client, "_updates_error", None)
             self.log.warning("worker_telegram_disconnected", error=repr(error) if error else None)
             if error is not None:
@@ -344,6 +369,8 @@ class TrackerWorker:
         while True:
             await wait_event(self._resync, self.options.resync_interval)
             self._resync.clear()
+            if self._resync_wanted_since is None:
+                self._resync_wanted_since = time.monotonic()
             await self._connected.wait()
             try:
                 contacts = await self.telegram.resync()
@@ -357,11 +384,12 @@ class TrackerWorker:
                 self._resync.set()
                 continue
             except errors.RPCError as exc:
-                delay = self.call_errors.failed("resync", exc)
+                delay = min(self.call_errors.failed("resync", exc), self.options.resync_retry_max)
                 self.log.warning("worker_resync_rpc_error", error=describe(exc), retry_in=delay)
-                await asyncio.sleep(delay)
+                await wait_event(self._resync, delay)  # a reconnect asks again sooner
                 self._resync.set()
                 continue
+            self._resync_wanted_since = None
             self.call_errors.recovered("resync")
             self.log.debug("worker_resynced", contacts=len(contacts))
             self._resynced.set()

@@ -38,6 +38,11 @@ FAST = WorkerOptions(
     call_retry_base=1.0,
     reconcile_interval=2.0,
     ingest_linger=0.002,
+    call_timeout=3.0,
+    resync_retry_max=1.0,
+    unreachable_after=1.0,
+    resync_stuck_after=1.5,
+    writer_failing_after=0.5,
 )
 FAST_LEASE = Lease(grace=1.5, heartbeat_interval=0.5)
 

@@ -8,6 +8,7 @@ from advanced_alchemy.types import DateTimeUTC
 from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from seeonline.health import HealthState, sql_list
 from seeonline.models.base import AuditedTable, Base, updated_at_column
 
 
@@ -48,12 +49,7 @@ class TrackerHealth(Base):
     """What the tracker's worker last reported; ``state`` decides whether the tracker is usable."""
 
     __tablename__ = "tracker_health"
-    __table_args__ = (
-        CheckConstraint(
-            "state IN ('ok', 'flood_wait', 'auth_lost', 'banned', 'privacy_misconfigured', 'stopped', 'fatal')",
-            name="state_known",
-        ),
-    )
+    __table_args__ = (CheckConstraint(f"state IN ({sql_list(HealthState)})", name="state_known"),)
 
     tracker_account_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("tracker_accounts.id", ondelete="CASCADE"), primary_key=True

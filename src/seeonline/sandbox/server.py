@@ -76,6 +76,15 @@ class SandboxServer:
                 await asyncio.wait_for(self._server.wait_closed(), 2)
             self._server = None
 
+    async def go_offline(self) -> None:
+        """A Telegram outage: every connection dropped, new ones refused, until ``go_online``."""
+        self.requested_port = self.port
+        await self.stop()
+
+    async def go_online(self) -> None:
+        """End an outage: listen again on the same port."""
+        await self.start()
+
     async def __aenter__(self) -> SandboxServer:
         await self.start()
         return self

@@ -1,0 +1,42 @@
+"""A tracker's health states: what its worker last reported (``tracker_health.state``)."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+
+
+class HealthState(enum.StrEnum):
+    """Every state ``tracker_health.state`` may hold."""
+
+    STOPPED = "stopped"  # no worker runs it (yet, or it stopped cleanly)
+    OK = "ok"
+    CONNECTING = "connecting"  # its worker runs but is not connected to Telegram (yet, or again)
+    TELEGRAM_UNREACHABLE = "telegram_unreachable"  # ... and has not been for a while
+    WRITER_FAILING = "writer_failing"  # observed changes are buffered but cannot be written
+    RESYNC_STUCK = "resync_stuck"  # contacts.getStatuses asked for and not answered for a while
+    PRIVACY_MISCONFIGURED = "privacy_misconfigured"  # the tracker hides its own last seen
+    FLOOD_WAIT = "flood_wait"  # until state_until: what tracking needs is flood-limited
+    AUTH_LOST = "auth_lost"
+    BANNED = "banned"
+    FATAL = "fatal"  # its worker kept dying right after start
+
+
+# What a running worker reports: the tracker keeps its targets (the slot engine may still use it).
+RUNNING_STATES = frozenset(
+    {
+        HealthState.OK,
+        HealthState.CONNECTING,
+        HealthState.TELEGRAM_UNREACHABLE,
+        HealthState.WRITER_FAILING,
+        HealthState.RESYNC_STUCK,
+        HealthState.PRIVACY_MISCONFIGURED,
+    }
+)
+# A worker that finds its tracker in one of these retires: the slot engine moves its targets away.
+RETIRED_STATES = frozenset({HealthState.FLOOD_WAIT, HealthState.AUTH_LOST, HealthState.BANNED})
+
+
+def sql_list(values: Iterable[str]) -> str:
+    """``'a', 'b'``: values for an SQL ``IN (...)``, in a stable order."""
+    return ", ".join(f"'{value}'" for value in sorted(values))

@@ -1,0 +1,88 @@
+"""A running worker's health tells the truth: cut off from Telegram, failing writes, a stuck resync."""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+
+import asyncpg
+
+from seeonline.sandbox import SandboxServer
+from tests.polling import wait_until
+from tests.worker import builders
+from tests.worker.conftest import TrackerFactory, WorkerRunner
+
+Connection: TypeAlias = "asyncpg.Connection[Any]"
+
+
+async def _health_is(db: Connection, tracker_id: int, state: str, error_part: str | None = None) -> bool:
+    row = await db.fetchrow("SELECT state, last_error FROM tracker_health WHERE tracker_account_id = $1", tracker_id)
+    if row is None or row["state"] != state:
+        return False
+    return error_part is None or error_part in (row["last_error"] or "")
+
+
+async def test_health_shows_telegram_unreachable_and_recovers_without_losing_later_flips(
+    sandbox: SandboxServer, db: Connection, make_tracker: TrackerFactory, run_worker_in_process: WorkerRunner
+) -> None:
+    tracker = await make_tracker()
+    sandbox.world.add_person("outage_target")
+    row = await builders.subscribe(db, "outage_target", tracker.tracker_id)
+    async with run_worker_in_process(tracker.tracker_id) as running:
+        await wait_until(lambda: builders.statuses(db, row))
+        await wait_until(lambda: _health_is(db, tracker.tracker_id, "ok"))
+        await sandbox.go_offline()
+        await wait_until(lambda: _health_is(db, tracker.tracker_id, "connecting"))
+        await wait_until(lambda: _health_is(db, tracker.tracker_id, "telegram_unreachable", "Telegram"))
+        await sandbox.go_online()
+        await wait_until(lambda: _health_is(db, tracker.tracker_id, "ok"))
+        sandbox.world.set_status("outage_target", online=True)
+        rows = await wait_until(lambda: _rows_when(db, row, 2))
+        assert [online for online, _ in rows] == [False, True]
+        assert not running.task.done()
+
+
+async def test_health_shows_failing_status_writes_and_the_buffered_flip_is_written_after(
+    sandbox: SandboxServer, db: Connection, make_tracker: TrackerFactory, run_worker_in_process: WorkerRunner
+) -> None:
+    tracker = await make_tracker()
+    sandbox.world.add_person("buffered_target")
+    row = await builders.subscribe(db, "buffered_target", tracker.tracker_id)
+    async with run_worker_in_process(tracker.tracker_id) as running:
+        await wait_until(lambda: builders.statuses(db, row))
+        # Writes of status rows fail (the tracker's lock connection stays fine, so heartbeats go on).
+        await db.execute(
+            "CREATE FUNCTION refuse_statuses() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN RAISE EXCEPTION 'status writes refused (test)'; END $$;"
+            " CREATE TRIGGER refuse_statuses BEFORE INSERT ON online_statuses"
+            " FOR EACH STATEMENT EXECUTE FUNCTION refuse_statuses()"
+        )
+        sandbox.world.set_status("buffered_target", online=True)
+        await wait_until(lambda: _health_is(db, tracker.tracker_id, "writer_failing", "status writes refused"))
+        await db.execute("DROP TRIGGER refuse_statuses ON online_statuses")
+        rows = await wait_until(lambda: _rows_when(db, row, 2))
+        assert [online for online, _ in rows] == [False, True]
+        await wait_until(lambda: _health_is(db, tracker.tracker_id, "ok"))
+        assert not running.task.done()
+
+
+async def test_a_resync_telegram_never_answers_times_out_shows_as_stuck_and_recovers(
+    sandbox: SandboxServer, db: Connection, make_tracker: TrackerFactory, run_worker_in_process: WorkerRunner
+) -> None:
+    tracker = await make_tracker()
+    sandbox.world.add_person("quiet_target")
+    row = await builders.subscribe(db, "quiet_target", tracker.tracker_id)
+    async with run_worker_in_process(tracker.tracker_id) as running:
+        await wait_until(lambda: builders.statuses(db, row))
+        fault = sandbox.inject_fault("contacts.getStatuses", delay=600.0, account=tracker.account)
+        sandbox.drop_connections(tracker.account)  # the reconnect asks for a resync, which never returns
+        await wait_until(lambda: _health_is(db, tracker.tracker_id, "resync_stuck"))
+        sandbox.clear_faults(fault.id)
+        await wait_until(lambda: _health_is(db, tracker.tracker_id, "ok"))
+        sandbox.world.set_status("quiet_target", online=True)
+        await wait_until(lambda: _rows_when(db, row, 2))
+        assert not running.task.done()
+
+
+async def _rows_when(db: Connection, tracked_user_id: int, n: int) -> list[tuple[bool, Any]] | None:
+    rows = await builders.statuses(db, tracked_user_id)
+    return rows if len(rows) >= n else None
