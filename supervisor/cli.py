@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import os
 import signal
 
 import click
 import msgspec
+from setproctitle import setproctitle
 
 from seeonline.logging import configure_logging, get_logger
+from seeonline.parent_death import die_with_parent, expected_parent_from_env
 from seeonline.settings import SettingsError, load_settings
-from supervisor.process import ProcessOptions, WorkerTarget, set_parent_death_signal
+from supervisor.process import ProcessOptions, WorkerTarget
 
 log = get_logger("supervisor.cli")
 
@@ -43,10 +44,9 @@ def supervisor(
     stop_grace: float, start_seconds: float, fatal_after: int, exit_with_parent: bool, worker_target: str | None
 ) -> None:
     """Run one tracker worker process per runnable tracker account."""
-    if exit_with_parent:
-        set_parent_death_signal(signal.SIGTERM)
-        if os.getppid() == 1:
-            raise SystemExit(1)
+    if exit_with_parent and not die_with_parent(signal.SIGTERM, expected_parent_from_env()):
+        raise SystemExit(1)  # the parent died before the signal was armed
+    setproctitle("seeonline supervisor")
     try:
         settings = load_settings()
     except (SettingsError, ValueError) as exc:

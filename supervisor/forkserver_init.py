@@ -11,13 +11,16 @@ import gc
 import os
 import signal
 
-from supervisor.process import SUPERVISOR_PID_ENV, set_parent_death_signal
+from setproctitle import setproctitle
+
+from seeonline.parent_death import die_with_parent
+from supervisor.process import FORKSERVER_PID_ENV, SUPERVISOR_PID_ENV
 
 _expected_parent = os.environ.get(SUPERVISOR_PID_ENV)
-if _expected_parent is not None:
-    set_parent_death_signal(signal.SIGKILL)
-    if str(os.getppid()) != _expected_parent:  # the supervisor died before the signal was armed
-        os._exit(1)
+if _expected_parent is not None and not die_with_parent(signal.SIGKILL, int(_expected_parent)):
+    os._exit(1)  # the supervisor died before the signal was armed
+os.environ[FORKSERVER_PID_ENV] = str(os.getpid())  # inherited by every worker forked from here
+setproctitle("seeonline supervisor forkserver")
 
 # Objects imported so far are shared copy-on-write with every worker; keep the collector off them.
 gc.collect()

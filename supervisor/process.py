@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import enum
 import multiprocessing
 import multiprocessing.context
@@ -30,18 +29,19 @@ import time
 from collections.abc import Callable
 
 import msgspec
+from setproctitle import setproctitle
 
 from seeonline.logging import configure_logging, get_logger
+from seeonline.parent_death import die_with_parent
 from seeonline.settings import Settings
 
 WorkerTarget = Callable[[int, Settings], int]
 
 EXIT_LOCK_HELD = 3  # the worker found its tracker's advisory lock held elsewhere
 EXIT_RETIRED = 4  # the worker found its tracker unrunnable (its health says why) or Postgres unreachable: no crash
-SUPERVISOR_PID_ENV = "SEEONLINE_SUPERVISOR_PID"
+SUPERVISOR_PID_ENV = "SEEONLINE_SUPERVISOR_PID"  # the forkserver's expected parent
+FORKSERVER_PID_ENV = "SEEONLINE_FORKSERVER_PID"  # set in the forkserver: its workers' expected parent
 DEFAULT_PRELOAD = ("telethon", "asyncpg", "seeonline.telegram.client", "supervisor.worker.main")
-_PR_SET_NAME = 15
-_PR_SET_PDEATHSIG = 1
 
 log = get_logger(__name__)
 
@@ -69,12 +69,6 @@ class ProcessOptions(msgspec.Struct, frozen=True, kw_only=True):
     lock_retry: float = 1.0  # retry delay after EXIT_LOCK_HELD
     stop_grace: float = 10.0  # SIGTERM → SIGKILL
     orphan_grace: float = 10.0  # a child whose parent died kills itself after this long
-
-
-def set_parent_death_signal(sig: int) -> None:
-    """Ask the kernel to send ``sig`` to this process when its parent thread exits (Linux)."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
 
 
 def forkserver_context(preload: tuple[str, ...] = DEFAULT_PRELOAD) -> multiprocessing.context.ForkServerContext:
@@ -105,13 +99,12 @@ def _watch_parent(parent: int, grace: float) -> None:
 
 def child_main(target: WorkerTarget, tracker_id: int, settings: Settings, orphan_grace: float) -> None:
     """Entry point in the forked child: arm the death signals, configure logging, run the worker."""
-    set_parent_death_signal(signal.SIGTERM)
-    parent = os.getppid()
-    if parent == 1:
+    # Forked by the forkserver, which announced its pid: a different parent means it died meanwhile.
+    parent = int(os.environ.get(FORKSERVER_PID_ENV, "0")) or os.getppid()
+    if not die_with_parent(signal.SIGTERM, parent):
         os._exit(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # ^C reaches the whole group; the supervisor decides
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None).prctl(_PR_SET_NAME, f"so-worker-{tracker_id}".encode()[:15], 0, 0, 0)
+    setproctitle(f"seeonline worker tracker={tracker_id}")
     threading.Thread(target=_watch_parent, args=(parent, orphan_grace), daemon=True, name="orphan-watch").start()
     configure_logging(settings.log_level, json=settings.log_json)
     sys.exit(target(tracker_id, settings))

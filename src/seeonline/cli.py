@@ -16,6 +16,7 @@ from alembic.util import CommandError
 from seeonline import migrations
 from seeonline.database.routines import RoutinesDriftError
 from seeonline.logging import configure_logging, get_logger
+from seeonline.parent_death import PARENT_PID_ENV
 from seeonline.settings import Settings, SettingsError, load_settings
 
 log = get_logger("seeonline.cli")
@@ -230,4 +231,5 @@ def start_supervisor_process(settings: Settings) -> subprocess.Popen[bytes]:
     # The child's environment is readable only by this user (/proc/<pid>/environ is 0400).
     env["SEEONLINE_SECRET_KEY"] = settings.secret_key or ""
     # --exit-with-parent: a supervisor must not outlive `seeonline run`, even after a kill -9.
+    env[PARENT_PID_ENV] = str(os.getpid())
     return subprocess.Popen([sys.executable, "-m", "seeonline", "supervisor", "--exit-with-parent"], env=env)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import shutil
 import signal
@@ -31,6 +30,7 @@ from urllib.parse import quote
 import asyncpg
 import psutil
 
+from seeonline import parent_death
 from seeonline.logging import get_logger
 from seeonline.postgres_install import EmbeddedPostgresError, RunAs, first_blocked, install_root, run_as
 
@@ -46,8 +46,6 @@ MAX_SOCKET_PATH = 107
 # Rotate the server log at start once it passes this size, keeping one old copy.
 MAX_LOG_BYTES = 10 * 1024 * 1024
 LOG_TAIL_LINES = 25
-# PR_SET_PDEATHSIG from <linux/prctl.h>.
-_PR_SET_PDEATHSIG = 1
 # SIGINT is Postgres' "fast" shutdown: it disconnects clients, checkpoints and exits cleanly within a bounded
 # time. SIGTERM ("smart") would wait forever for clients in other processes; SIGQUIT ("immediate") skips the
 # checkpoint and forces crash recovery on the next start.
@@ -81,16 +79,11 @@ def _make_preexec(parent_pid: int) -> Any:
     """A preexec_fn that ties the child's life to the spawning thread (runs after subprocess drops to ``user``)."""
     if not sys.platform.startswith("linux"):
         return None
-    # Looked up before fork: the child should do as little as possible between fork and exec.
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-    prctl.restype = ctypes.c_int
-    sig = int(PARENT_DEATH_SIGNAL)
+    check = parent_death.arm(PARENT_DEATH_SIGNAL)
 
     def preexec() -> None:
         # Setting the uid clears the death signal, so this must run after the switch, as preexec_fn does.
-        prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
-        if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        if not check(parent_pid):  # the parent died before the signal was armed
             os._exit(1)
 
     return preexec

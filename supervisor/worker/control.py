@@ -49,6 +49,7 @@ UNREACHABLE_ERRORS = (
     TimeoutError,
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,  # class 53, e.g. too many connections: wait, do not crash
     asyncpg.InterfaceError,
     asyncpg.InternalClientError,
 )

@@ -26,7 +26,8 @@ class WorkerOptions(msgspec.Struct, frozen=True, kw_only=True):
     call_retry_base: float = 5.0  # after an unexpected Telegram error for a target (or a resync), retry after this
     call_retry_max: float = 600.0  # ... doubling per consecutive failure up to this
     retire_grace: float = 15.0  # after retiring, wait this long for the supervisor's SIGTERM, then exit
-    flush_timeout: float = 8.0  # on stop, how long to keep trying to write buffered transitions
+    # On stop, the budget for disconnecting and writing what is buffered; below ProcessOptions.stop_grace (10 s).
+    flush_timeout: float = 8.0
     reconnect_max: float = 10.0  # cap of the backoff between reconnect attempts (after the lease's grace)
     lock_probe_interval: float = 3.0  # how often the lock connection is probed (a silent partition ends the lease)
     lock_probe_timeout: float = 5.0  # a probe slower than this counts as a lost lock

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
@@ -206,9 +207,12 @@ class TrackerWorker:
         return asyncio.get_running_loop().create_task(guarded(), name=f"worker-{name}")
 
     async def _shutdown(self, code: int) -> None:
+        # One budget for the whole stop, inside the supervisor's stop grace: the writer keeps writing
+        # while Telegram disconnects, so that time counts towards the flush.
+        deadline = time.monotonic() + self.options.flush_timeout
         await self._disconnect_telegram()
         self.book.close()
-        flushed = await self.writer.close(within=self.options.flush_timeout)
+        flushed = await self.writer.close(within=max(deadline - time.monotonic(), 0.5))
         if code == EXIT_OK:
             with contextlib.suppress(*DATABASE_ERRORS, ConnectionError):
                 await self.control.mark_stopped()
@@ -343,8 +347,9 @@ class TrackerWorker:
                     continue
             if failure is not None:
                 self._telegram_error = f"cannot connect to Telegram: {failure!r}"
-                self.log.warning("worker_telegram_connect_failed", error=repr(failure), retry_in=delay)
-                await asyncio.sleep(delay)
+                pause = random.uniform(delay / 2, delay)  # noqa: S311 - jitter: trackers do not reconnect in lockstep
+                self.log.warning("worker_telegram_connect_failed", error=repr(failure), retry_in=round(pause, 3))
+                await asyncio.sleep(pause)
                 delay = min(delay * 2, self.options.reconnect_max)
                 continue
             delay = 0.2

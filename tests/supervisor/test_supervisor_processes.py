@@ -158,3 +158,15 @@ async def test_two_supervisors_never_run_a_tracker_twice_and_fail_over(
         await watcher
     assert violations == []
     assert holders(supervisors.control) == {}
+
+
+async def test_ps_names_the_supervisor_and_each_worker_by_its_tracker(
+    supervisors: SupervisorProcesses, db: asyncpg.Connection[Any]
+) -> None:
+    trackers = [await make_tracker(db) for _ in range(2)]
+    supervisor = supervisors.start("titled")
+    await wait_until(lambda: all(events_of(supervisors.control, "acquired", t) for t in trackers), what="2 workers")
+    titles = {" ".join(p.cmdline()).strip() for p in [psutil.Process(supervisor.pid), *descendants(supervisor.pid)]}
+    assert "seeonline supervisor" in titles
+    assert "seeonline supervisor forkserver" in titles
+    assert {f"seeonline worker tracker={t}" for t in trackers} <= titles

@@ -7,6 +7,8 @@ import contextlib
 import functools
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -22,7 +24,7 @@ from seeonline.sandbox import SandboxServer
 from supervisor import trackers
 from supervisor.worker.options import EXIT_LOCK_HELD, EXIT_RETIRED
 from supervisor.worker.tracker import TrackerWorker
-from tests.conftest import PostgresServer
+from tests.conftest import SECRET_KEY, PostgresServer
 from tests.polling import wait_until
 from tests.worker import builders
 from tests.worker.conftest import FAST_LEASE, TrackerFactory, WorkerRunner
@@ -466,3 +468,23 @@ async def _rows_when(db: Connection, tracked_user_id: int, n: int) -> list[tuple
 
 async def _true(value: bool) -> bool:
     return value
+
+
+@pytest.mark.parametrize("cause", ["down", "too_many_connections"])
+async def test_a_worker_that_cannot_get_a_postgres_connection_at_start_retires_instead_of_crashing(
+    cause: str, db: Connection, database_url: str, make_tracker: TrackerFactory
+) -> None:
+    tracker = await make_tracker()
+    if cause == "down":
+        url = "postgresql://postgres@127.0.0.1:1/nowhere"
+    else:  # SQLSTATE 53300, as when the server's max_connections is used up
+        await db.execute("CREATE ROLE so_crowded LOGIN CONNECTION LIMIT 0")
+        url = database_url.replace("postgres@", "so_crowded@", 1)
+        assert "so_crowded@" in url
+    env = {**os.environ, "DATABASE_URL": url, "SEEONLINE_SECRET_KEY": SECRET_KEY}
+    command = [sys.executable, "-m", "seeonline", "worker", str(tracker.tracker_id)]
+    result = await asyncio.to_thread(subprocess.run, command, env=env, capture_output=True, timeout=60, check=False)
+    # A crash counts towards FATAL; an outage or a full server must not make the tracker fatal.
+    assert result.returncode == EXIT_RETIRED, result.stderr.decode()[-2000:]
+    if cause != "down":
+        await db.execute("DROP ROLE so_crowded")
