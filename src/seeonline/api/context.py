@@ -12,6 +12,7 @@ from seeonline.api.database import StreamSource
 from seeonline.api.params import parse_bool
 
 if TYPE_CHECKING:
+    from seeonline.logins.service import LoginService
     from seeonline.people.service import PeopleService
     from seeonline.statuses.service import StatusService
     from seeonline.trackers.service import TrackerService
@@ -28,6 +29,7 @@ class Services:
     trackers: TrackerService
     people: PeopleService
     statuses: StatusService
+    logins: LoginService
 
 
 def services(request: AnyRequest) -> Services:
