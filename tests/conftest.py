@@ -172,7 +172,7 @@ async def same_loop_client(settings: Settings) -> AsyncIterator[httpx.AsyncClien
     if lifespan.done():
         await lifespan  # start-up failed: raise its error
     try:
-        transport = httpx.ASGITransport(app=app)
+        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]  # Litestar types its ASGI events precisely
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
             http.headers["X-API-Key"] = API_KEY
             yield http

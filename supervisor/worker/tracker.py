@@ -7,7 +7,8 @@ an unexpected Telegram ``RPCError`` for one target or one resync is logged, show
 (re)connect and on a timer; ``reconcile`` re-reads the tracker's targets on NOTIFY, on reconnect of
 the control connection and on a timer; ``enrol`` resolves new targets (spaced, once per tracker,
 persisted) and adds them as contacts; ``control`` watches the lock and re-takes it when Postgres
-comes back; ``heartbeat`` keeps tracker_health fresh.
+comes back; ``heartbeat`` keeps tracker_health fresh; ``privacy`` checks the tracker's own last-seen rule
+(``supervisor.worker.privacy``).
 
 The advisory lock is a lease on the Telegram session (two connections of one session kill it:
 AUTH_KEY_DUPLICATED), with a grace period so a short Postgres outage loses nothing. When the lock
@@ -43,10 +44,12 @@ from seeonline.logging import get_logger
 from seeonline.secrets import SecretKeyError, decrypt
 from seeonline.settings import Settings
 from seeonline.telegram.client import build_client
+from seeonline.telegram.privacy import HIDDEN_DETAIL, PrivacyReport
 from supervisor.ingest import StatusWriter
 from supervisor.worker.book import StatusBook, TargetState
 from supervisor.worker.control import ControlDb, LockHeldError, TargetRow
 from supervisor.worker.options import EXIT_CRASHED, EXIT_LOCK_HELD, EXIT_OK, EXIT_RETIRED, WorkerOptions
+from supervisor.worker.privacy import PrivacyWatch
 from supervisor.worker.telegram import RetiredError, ShortFloodWaitError, TelegramSide
 from supervisor.worker.waiting import wait_event
 
@@ -64,7 +67,18 @@ class TrackerWorker:
         self.stopping = asyncio.Event()
         self.health = "ok"
         self.health_error: str | None = None
-        self.control = ControlDb(settings.asyncpg_dsn, tracker_id, on_targets_changed=self._reconcile_soon)
+        self.control = ControlDb(
+            settings.asyncpg_dsn,
+            tracker_id,
+            on_targets_changed=self._reconcile_soon,
+            on_privacy_requested=self._privacy_requested,
+        )
+        self.privacy = PrivacyWatch(
+            self.control,
+            self._privacy_checked,
+            interval=self.options.privacy_interval,
+            symptom_spacing=self.options.privacy_symptom_spacing,
+        )
         self.writer = StatusWriter(settings.asyncpg_dsn, linger=self.options.ingest_linger)
         self.book = StatusBook(self.writer, on_tracker_hidden=self._tracker_hidden)
         self.client: TelegramClient | None = None
@@ -132,7 +146,9 @@ class TrackerWorker:
         )
         self.writer.start()
         sent = time.monotonic()
-        await self.control.set_health("ok", was=row.health)  # writes last_heartbeat_at too
+        if row.health == "privacy_misconfigured":  # stays so (without targets) until the privacy check says otherwise
+            self.health, self.health_error = row.health, HIDDEN_DETAIL
+        await self.control.set_health(self.health, error=self.health_error, was=row.health)  # and last_heartbeat_at
         self._last_beat = sent
         self.log.info("worker_started", targets_reconcile_interval=self._reconcile_interval)
         loops = [
@@ -142,6 +158,7 @@ class TrackerWorker:
             self._guard("enrol", self._enrol_loop()),
             self._guard("control", self._control_loop()),
             self._guard("heartbeat", self._heartbeat_loop()),
+            self._guard("privacy", self.privacy.run(self.client, self._connected)),
         ]
         code = await self._wait_for_outcome()
         for task in loops:
@@ -226,12 +243,21 @@ class TrackerWorker:
         self._finish(EXIT_RETIRED)
 
     def _tracker_hidden(self, by_me: bool) -> None:
-        wanted = "privacy_misconfigured" if by_me else "ok"
-        if self.health in ("ok", "privacy_misconfigured") and self.health != wanted:
-            self.health = wanted
-            self.health_error = "the tracker hides its own last seen; targets show as hidden" if by_me else None
-            self.log.warning("worker_tracker_privacy", health=wanted)
-            self._beat.set()
+        if by_me:  # a symptom only: the privacy check (account.getPrivacy) decides the health
+            self.privacy.symptom()
+
+    def _privacy_requested(self) -> None:
+        self.privacy.requested()
+
+    async def _privacy_checked(self, report: PrivacyReport) -> None:
+        """Enter or leave privacy_misconfigured (the state change moves targets away, or brings them)."""
+        wanted = "ok" if report.ok else "privacy_misconfigured"
+        if self.health not in ("ok", "privacy_misconfigured") or self.health == wanted:
+            return
+        error = None if report.ok else report.detail
+        moved = await self.control.set_health(wanted, error=error, was=self.health)
+        self.health, self.health_error = wanted, error
+        self.log.warning("worker_tracker_privacy", health=wanted, targets_moved=moved)
 
     async def _heartbeat_loop(self) -> None:
         while True:
@@ -271,6 +297,7 @@ class TrackerWorker:
                 self.book.resume()
                 self._lease.set()  # Telegram connects again, and resyncs
             self._reconcile_soon()
+            self.privacy.requested()  # a request may have come while we were not listening
             self._beat.set()
 
     def _grace_left(self) -> float:

@@ -180,6 +180,7 @@ async def test_relogin_replaces_the_session_and_restores_is_auth(
     row = await db.fetchrow(
         "SELECT session_encrypted, max_users FROM tracker_settings WHERE tracker_account_id = $1", tracker_id
     )
+    assert row is not None
     assert row["session_encrypted"] != old and row["max_users"] == 9
     assert await db.fetchval("SELECT count(*) FROM tracker_accounts") == 1
 

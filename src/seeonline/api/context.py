@@ -38,7 +38,12 @@ def services(request: AnyRequest) -> Services:
     return found
 
 
+def query_flag(request: AnyRequest, name: str) -> bool:
+    """An optional boolean query parameter (``?name=true``); false when absent."""
+    raw = request.query_params.get(name)
+    return parse_bool(name, raw) if raw not in (None, "") else False
+
+
 def force_flag(request: AnyRequest) -> bool:
     """``?force=true`` on deletes that would leave targets without a tracker."""
-    raw = request.query_params.get("force")
-    return parse_bool("force", raw) if raw not in (None, "") else False
+    return query_flag(request, "force")
