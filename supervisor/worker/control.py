@@ -312,10 +312,13 @@ class ControlDb:
             await connection.execute(RECORD_PRIVACY_CHECK, self.tracker_id, seq, ok, fixed, detail)
 
     async def mark_stopped(self) -> None:
-        """On a clean stop, show the tracker as stopped unless a worse state explains why."""
+        """On a clean stop, show the tracker as stopped unless a worse state explains why.
+
+        privacy_misconfigured stays: it is still true, and ``stopped`` would make the tracker usable.
+        """
         async with self._use() as connection:
             await connection.execute(
                 "UPDATE tracker_health SET state = 'stopped', state_until = NULL"
-                " WHERE tracker_account_id = $1 AND state IN ('ok', 'privacy_misconfigured')",
+                " WHERE tracker_account_id = $1 AND state = 'ok'",
                 self.tracker_id,
             )

@@ -103,8 +103,11 @@ class LoginStore:
             raise not_found(RESOURCE)
         try:
             return self._checked(record, states)
-        except ApiError:
-            await self.release(login_id)
+        except ApiError as exc:
+            if exc.code == "code_expired":  # an expired login's pre-login session is of no further use
+                await self.release(login_id, session_encrypted=None, phone_code_hash=None)
+            else:
+                await self.release(login_id)
             raise
 
     def _checked(self, record: Any, states: tuple[str, ...]) -> LoginRow:

@@ -117,7 +117,7 @@ def telegram_errors(what: str) -> Iterator[None]:
             raise ApiError(status, detail, code=code, field=field) from None
         if isinstance(exc, errors.ServerError):
             raise _unreachable(f"Telegram had an internal error ({exc.code})") from None
-        log.warning("login_telegram_refused", step=what, error=type(exc).__name__, code=exc.code)
+        log.warning("login_telegram_refused", step=what, error=type(exc).__name__, rpc_code=exc.code)
         detail = f"Telegram refused {what}: {exc.code} {type(exc).__name__}"
         raise ApiError(502, detail, code="telegram_error") from None
     except (OSError, TimeoutError) as exc:
