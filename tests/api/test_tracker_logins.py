@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, TypeAlias
 
@@ -216,6 +217,24 @@ async def test_unreachable_telegram_is_503_with_retry_after(
     response = await api.post("/tracker-logins/", json=body(account))
     assert (response.status_code, response.json()["code"]) == (503, "telegram_unavailable")
     assert response.headers["retry-after"] == "5"
+
+
+async def test_something_else_on_telegrams_address_is_503_too(
+    api: Api, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def answer_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(64)
+        writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    proxy = await asyncio.start_server(answer_http, "127.0.0.1", 0)
+    try:
+        monkeypatch.setenv(DC_ENV, f"127.0.0.1:{proxy.sockets[0].getsockname()[1]}")
+        response = await api.post("/tracker-logins/", json=body(sandbox.world.add_account()))
+    finally:
+        proxy.close()
+    assert (response.status_code, response.json()["code"]) == (503, "telegram_unavailable")
 
 
 async def test_routes_answer_with_and_without_a_trailing_slash(api: Api, sandbox: SandboxServer) -> None:

@@ -28,6 +28,16 @@ log = get_logger(__name__)
 STEP_TIMEOUT = 30.0
 UNREACHABLE_RETRY_AFTER = 5
 PHONE_FLOOD_RETRY_AFTER = 3600
+# No Telegram answers there: a network failure, or something else on that address (a proxy answering HTTP
+# makes Telethon read a truncated packet, an EOFError).
+UNREACHABLE = (
+    OSError,
+    TimeoutError,
+    EOFError,
+    errors.InvalidBufferError,
+    errors.SecurityError,
+    errors.TypeNotFoundError,
+)
 
 
 @dataclass(frozen=True)
@@ -120,7 +130,7 @@ def telegram_errors(what: str) -> Iterator[None]:
         log.warning("login_telegram_refused", step=what, error=type(exc).__name__, rpc_code=exc.code)
         detail = f"Telegram refused {what}: {exc.code} {type(exc).__name__}"
         raise ApiError(502, detail, code="telegram_error") from None
-    except (OSError, TimeoutError) as exc:
+    except UNREACHABLE as exc:
         log.warning("login_telegram_unreachable", step=what, error=type(exc).__name__)
         raise _unreachable("Telegram is unreachable, retry shortly") from None
 
