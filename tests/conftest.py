@@ -6,6 +6,8 @@ commit from many connections or processes stay isolated from each other.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import secrets
 import tempfile
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
@@ -22,6 +25,7 @@ from seeonline.api.app import create_app
 from seeonline.embedded_postgres import EmbeddedPostgres
 from seeonline.sandbox import SandboxServer, World
 from seeonline.settings import Settings, load_settings, to_asyncpg_dsn
+from seeonline.telegram.client import DC_ENV, RSA_KEY_ENV
 
 API_KEY = "test-api-key-0123456789"
 SECRET_KEY = "test-secret-key-0123456789abcdef0123456789"
@@ -132,8 +136,53 @@ async def sandbox() -> AsyncIterator[SandboxServer]:
 
 
 @pytest.fixture
+def login_env(sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The test-only settings that point a fresh login at the sandbox and trust its RSA key (set and returned)."""
+    key = tmp_path / "sandbox.pem"
+    key.write_text(sandbox.rsa_public_key_pem())
+    env = {DC_ENV: f"127.0.0.1:{sandbox.port}", RSA_KEY_ENV: str(key)}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+@pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Any]]:
     """An authenticated HTTP client for the app."""
     async with AsyncTestClient(app=create_app(settings)) as test_client:
         test_client.headers["X-API-Key"] = API_KEY
         yield test_client
+
+
+@contextlib.asynccontextmanager
+async def same_loop_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client running the app on the caller's event loop (litestar's test client runs it on a thread
+    of its own and blocks this loop meanwhile, so an in-process sandbox could not answer the app's logins)."""
+    app = create_app(settings)
+    started, finish = asyncio.Event(), asyncio.Event()
+
+    async def serve() -> None:
+        # The lifespan's task group must be entered and left by one task; fixtures tear down in another.
+        async with app.lifespan():
+            started.set()
+            await finish.wait()
+
+    lifespan = asyncio.get_running_loop().create_task(serve())
+    await asyncio.wait([lifespan, asyncio.ensure_future(started.wait())], return_when=asyncio.FIRST_COMPLETED)
+    if lifespan.done():
+        await lifespan  # start-up failed: raise its error
+    try:
+        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]  # Litestar types its ASGI events precisely
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            http.headers["X-API-Key"] = API_KEY
+            yield http
+    finally:
+        finish.set()
+        await lifespan
+
+
+@pytest.fixture
+async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An authenticated HTTP client for the app, on the test's own event loop (see ``same_loop_client``)."""
+    async with same_loop_client(settings) as http:
+        yield http

@@ -10,7 +10,8 @@ DECLARE
     audited text;
 BEGIN
     FOREACH audited IN ARRAY ARRAY[
-        'tracker_accounts', 'tracker_settings', 'tracker_health', 'telegram_users', 'tracked_users', 'targets'
+        'tracker_accounts', 'tracker_settings', 'tracker_health', 'telegram_users', 'tracked_users', 'targets',
+        'tracker_logins'
     ] LOOP
         EXECUTE format(
             'CREATE OR REPLACE TRIGGER %I BEFORE UPDATE ON %I FOR EACH ROW EXECUTE FUNCTION so_set_updated_at()',

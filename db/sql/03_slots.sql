@@ -10,8 +10,10 @@
 -- Domain errors are raised with SQLSTATE SO4xx: MESSAGE is the stable code, DETAIL the text,
 -- HINT the offending field.
 
--- Trackers that may receive targets now (the contract's "usable"). ``enrolling``: not paused by a long
--- flood wait on resolving usernames, so a new target there is watched at once.
+-- Trackers that may receive targets now (the contract's "usable"). A tracker that hides its own last
+-- seen (privacy_misconfigured) sees no exact statuses, so it is not usable; its worker still runs,
+-- to re-check and fix the setting. ``enrolling``: not paused by a long flood wait on resolving
+-- usernames, so a new target there is watched at once.
 CREATE OR REPLACE VIEW so_usable_trackers AS
 SELECT s.tracker_account_id, s.id AS setting_id, s.max_users, s.current_users,
        coalesce(h.enrolment_paused_until <= now(), true) AS enrolling
@@ -21,7 +23,7 @@ LEFT JOIN tracker_health h ON h.tracker_account_id = s.tracker_account_id
 WHERE a.is_active
   AND a.is_auth
   AND s.session_encrypted IS NOT NULL
-  AND coalesce(h.state, 'stopped') NOT IN ('auth_lost', 'banned', 'fatal')
+  AND coalesce(h.state, 'stopped') NOT IN ('auth_lost', 'banned', 'fatal', 'privacy_misconfigured')
   AND NOT (coalesce(h.state, 'stopped') = 'flood_wait' AND coalesce(h.state_until, 'infinity') > now());
 
 CREATE OR REPLACE FUNCTION so_tracker_usable(p_tracker bigint) RETURNS boolean

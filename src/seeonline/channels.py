@@ -4,6 +4,7 @@
 CHANNEL_TRACKERS = "seeonline_trackers"  # a tracker's row, setting or health changed (payload: tracker id)
 CHANNEL_TARGETS = "seeonline_targets"  # a tracker's target set changed (payload: tracker id)
 CHANNEL_STATUSES = "seeonline_statuses"  # status rows were inserted (payload: highest new id)
+CHANNEL_PRIVACY = "seeonline_privacy"  # a tracker's privacy check was requested (payload: tracker id)
 
 # Advisory locks. The single-key and the two-key forms never collide in Postgres.
 REBALANCE_LOCK = 0x5EE0_0001  # serializes drains and pick-ups of waiting targets
@@ -14,6 +15,7 @@ SQL_PLACEHOLDERS = {
     "@CHANNEL_TRACKERS@": CHANNEL_TRACKERS,
     "@CHANNEL_TARGETS@": CHANNEL_TARGETS,
     "@CHANNEL_STATUSES@": CHANNEL_STATUSES,
+    "@CHANNEL_PRIVACY@": CHANNEL_PRIVACY,
     "@REBALANCE_LOCK@": str(REBALANCE_LOCK),
     "@PARTITION_LOCK@": str(PARTITION_LOCK),
 }

@@ -46,6 +46,7 @@ class LazyGroup(click.Group):
     lazy_commands: ClassVar[dict[str, str]] = {
         "sandbox": "seeonline.sandbox.cli:sandbox",
         "supervisor": "supervisor.cli:supervisor",
+        "tracker": "seeonline.logins.cli:tracker",
         "worker": "supervisor.worker.cli:worker",
     }
 

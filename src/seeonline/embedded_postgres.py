@@ -34,7 +34,7 @@ from seeonline import parent_death
 from seeonline.logging import get_logger
 from seeonline.postgres_install import EmbeddedPostgresError, RunAs, first_blocked, install_root, run_as
 
-__all__ = ["EmbeddedPostgres", "EmbeddedPostgresError", "find_free_port"]
+__all__ = ["EmbeddedPostgres", "EmbeddedPostgresError", "find_free_port", "running_server_port"]
 
 log = get_logger(__name__)
 
@@ -136,6 +136,17 @@ def _server_using(data_dir: Path) -> int | None:
         with contextlib.suppress(psutil.Error):
             if proc.info["name"] == "postgres" and Path(proc.cwd()) == real:
                 return int(proc.pid)
+    return None
+
+
+def running_server_port(data_dir: Path) -> int | None:
+    """The TCP port of a live server (started by another process) working in ``data_dir``, or None."""
+    if _server_using(Path(data_dir).absolute()) is None:
+        return None
+    lines = _read_pid_file(Path(data_dir).absolute()) or []
+    # postmaster.pid: pid, data dir, start time, port, socket dir, listen address, ...
+    with contextlib.suppress(ValueError, IndexError):
+        return int(lines[3])
     return None
 
 

@@ -15,14 +15,14 @@ class HealthState(enum.StrEnum):
     TELEGRAM_UNREACHABLE = "telegram_unreachable"  # ... and has not been for a while
     WRITER_FAILING = "writer_failing"  # observed changes are buffered but cannot be written
     RESYNC_STUCK = "resync_stuck"  # contacts.getStatuses asked for and not answered for a while
-    PRIVACY_MISCONFIGURED = "privacy_misconfigured"  # the tracker hides its own last seen
+    PRIVACY_MISCONFIGURED = "privacy_misconfigured"  # hides its own last seen: its worker runs, it gets no targets
     FLOOD_WAIT = "flood_wait"  # until state_until: what tracking needs is flood-limited
     AUTH_LOST = "auth_lost"
     BANNED = "banned"
     FATAL = "fatal"  # its worker kept dying right after start
 
 
-# What a running worker reports: the tracker keeps its targets (the slot engine may still use it).
+# What a running worker reports (its heartbeats go on).
 RUNNING_STATES = frozenset(
     {
         HealthState.OK,
@@ -35,6 +35,8 @@ RUNNING_STATES = frozenset(
 )
 # A worker that finds its tracker in one of these retires: the slot engine moves its targets away.
 RETIRED_STATES = frozenset({HealthState.FLOOD_WAIT, HealthState.AUTH_LOST, HealthState.BANNED})
+# The slot engine gives these trackers no targets: entering one drains the tracker, leaving one refills it.
+UNUSABLE_STATES = RETIRED_STATES | {HealthState.PRIVACY_MISCONFIGURED}
 
 
 def sql_list(values: Iterable[str]) -> str:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 
 from seeonline import migrations
-from seeonline.embedded_postgres import EmbeddedPostgres
+from seeonline.embedded_postgres import SUPERUSER, EmbeddedPostgres, running_server_port
 from seeonline.logging import get_logger
 from seeonline.secrets import generate_secret_key
 
@@ -58,6 +60,23 @@ def start_embedded_database(data_dir: Path) -> tuple[EmbeddedPostgres, str]:
     migrations.upgrade(url)
     log.info("embedded_postgres_ready", data_dir=str(data_dir / "postgres"), port=server.port)
     return server, url
+
+
+@contextlib.contextmanager
+def local_database(data_dir: Path) -> Iterator[str]:
+    """The URL of ``seeonline run``'s own database: on its running server, or on one started for the block.
+
+    Call from the main thread (see ``start_embedded_database``).
+    """
+    port = running_server_port(data_dir / "postgres")
+    if port is not None:
+        yield f"postgresql://{SUPERUSER}@127.0.0.1:{port}/{DATABASE_NAME}"
+        return
+    server, url = start_embedded_database(data_dir)
+    try:
+        yield url
+    finally:
+        server.stop()
 
 
 def has_tracker_accounts(url: str) -> bool:

@@ -10,7 +10,22 @@ from typing import Any
 import structlog
 
 # Keys whose values are credentials: replaced before any renderer sees them.
-SECRET_KEYS = frozenset({"api_hash", "session_string", "api_key", "x-api-key", "secret_key", "password", "auth_key"})
+SECRET_KEYS = frozenset(
+    {
+        "api_hash",
+        "session_string",
+        "session",
+        "api_key",
+        "x-api-key",
+        "secret_key",
+        "password",
+        "auth_key",
+        "code",
+        "login_code",
+        "phone_code",
+        "phone_code_hash",
+    }
+)
 REDACTED = "[redacted]"
 
 

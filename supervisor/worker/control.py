@@ -23,9 +23,9 @@ from typing import Any
 
 import asyncpg
 
-from seeonline.channels import CHANNEL_TARGETS, TRACKER_LOCK_SPACE
+from seeonline.channels import CHANNEL_PRIVACY, CHANNEL_TARGETS, TRACKER_LOCK_SPACE
 from seeonline.db_errors import DATABASE_ERRORS
-from seeonline.health import RETIRED_STATES, RUNNING_STATES, HealthState, sql_list
+from seeonline.health import RUNNING_STATES, UNUSABLE_STATES, HealthState, sql_list
 from seeonline.logging import get_logger
 from seeonline.maintenance import move_unresolved
 
@@ -132,17 +132,41 @@ WHERE tracker_health.state NOT IN ('auth_lost', 'banned', 'fatal', 'flood_wait')
 # A clean stop shows as stopped, unless a state that explains why the tracker cannot run is kept.
 MARK_STOPPED = f"""
 UPDATE tracker_health SET state = 'stopped', state_until = NULL
-WHERE tracker_account_id = $1 AND state IN ({sql_list(RUNNING_STATES)})
+WHERE tracker_account_id = $1 AND state IN ({sql_list(RUNNING_STATES - UNUSABLE_STATES)})
+"""
+
+PENDING_PRIVACY_CHECK = """
+SELECT requested_seq, fix_requested FROM tracker_privacy_checks
+WHERE tracker_account_id = $1 AND requested_seq > done_seq
+"""
+
+# done_seq never goes back; the fix request is cleared only if no newer request arrived meanwhile.
+RECORD_PRIVACY_CHECK = """
+INSERT INTO tracker_privacy_checks (tracker_account_id, done_seq, checked_at, privacy_ok, fixed, detail)
+VALUES ($1, $2, now(), $3, $4, $5)
+ON CONFLICT (tracker_account_id) DO UPDATE SET
+    done_seq = greatest(tracker_privacy_checks.done_seq, EXCLUDED.done_seq),
+    fix_requested = tracker_privacy_checks.fix_requested AND tracker_privacy_checks.requested_seq > EXCLUDED.done_seq,
+    checked_at = EXCLUDED.checked_at, privacy_ok = EXCLUDED.privacy_ok, fixed = EXCLUDED.fixed,
+    detail = EXCLUDED.detail
 """
 
 
 class ControlDb:
     """The lock-holding, listening, query-running connection of one worker."""
 
-    def __init__(self, dsn: str, tracker_id: int, *, on_targets_changed: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        tracker_id: int,
+        *,
+        on_targets_changed: Callable[[], None],
+        on_privacy_requested: Callable[[], None] | None = None,
+    ) -> None:
         self.dsn = dsn
         self.tracker_id = tracker_id
         self.on_targets_changed = on_targets_changed
+        self.on_privacy_requested = on_privacy_requested
         self.lost = asyncio.Event()
         self._connection: asyncpg.Connection[Any] | None = None
         self._busy = asyncio.Lock()
@@ -164,6 +188,7 @@ class ControlDb:
             if not locked:
                 raise LockHeldError(self.tracker_id)
             await connection.add_listener(CHANNEL_TARGETS, self._on_notify)
+            await connection.add_listener(CHANNEL_PRIVACY, self._on_privacy_notify)
         except BaseException:
             connection.terminate()
             raise
@@ -191,6 +216,10 @@ class ControlDb:
     def _on_notify(self, _connection: Any, _pid: int, _channel: str, payload: object) -> None:
         if str(payload) == str(self.tracker_id):
             self.on_targets_changed()
+
+    def _on_privacy_notify(self, _connection: Any, _pid: int, _channel: str, payload: object) -> None:
+        if str(payload) == str(self.tracker_id) and self.on_privacy_requested is not None:
+            self.on_privacy_requested()
 
     def _on_terminated(self, _connection: Any) -> None:
         self.lost.set()
@@ -277,7 +306,7 @@ class ControlDb:
         Returns how many targets the drain moved away.
         """
         # Entering or leaving a state the slot engine cannot use drains or refills in the same transaction.
-        rebalance = state in RETIRED_STATES or (was or HealthState.OK) in {*RETIRED_STATES, HealthState.FATAL}
+        rebalance = state in UNUSABLE_STATES or (was or HealthState.OK) in {*UNUSABLE_STATES, HealthState.FATAL}
         async with self._use() as connection, connection.transaction():
             if rebalance:
                 await connection.execute("SELECT so_begin_rebalance()")
@@ -289,7 +318,21 @@ class ControlDb:
             await connection.execute("SELECT so_pickup_waiting()")
         return 0
 
+    async def pending_privacy_check(self) -> tuple[int, bool] | None:
+        """The newest unanswered privacy-check request: (its sequence number, whether to fix), or None."""
+        async with self._use() as connection:
+            row = await connection.fetchrow(PENDING_PRIVACY_CHECK, self.tracker_id)
+        return None if row is None else (int(row[0]), bool(row[1]))
+
+    async def record_privacy_check(self, seq: int, *, ok: bool, fixed: bool, detail: str) -> None:
+        """Store a check's result, answering every request up to ``seq`` (0: an unrequested check)."""
+        async with self._use() as connection:
+            await connection.execute(RECORD_PRIVACY_CHECK, self.tracker_id, seq, ok, fixed, detail)
+
     async def mark_stopped(self) -> None:
-        """On a clean stop, show the tracker as stopped unless a worse state explains why."""
+        """On a clean stop, show the tracker as stopped unless a worse state explains why.
+
+        privacy_misconfigured stays: it is still true, and ``stopped`` would make the tracker usable.
+        """
         async with self._use() as connection:
             await connection.execute(MARK_STOPPED, self.tracker_id)

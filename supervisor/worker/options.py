@@ -38,3 +38,5 @@ class WorkerOptions(msgspec.Struct, frozen=True, kw_only=True):
     writer_failing_after: float = 10.0  # health: writer_failing when nothing could be written for this long
     reconcile_interval: float | None = None  # None: the setting SEEONLINE_RECONCILE_INTERVAL
     ingest_linger: float = 0.005  # the status writer's batching pause
+    privacy_interval: float = 3600.0  # re-check the tracker's own last-seen rule this often (and at start, on request)
+    privacy_symptom_spacing: float = 60.0  # a target seen with by_me triggers a check at most this often

@@ -7,7 +7,8 @@ an unexpected Telegram ``RPCError`` for one target or one resync is logged, show
 (re)connect and on a timer; ``reconcile`` re-reads the tracker's targets on NOTIFY, on reconnect of
 the control connection and on a timer; ``enrol`` resolves new targets and adds them as contacts
 (``enrolment``); ``control`` keeps the lock, a lease on the Telegram session (``lease``);
-``heartbeat`` keeps tracker_health fresh.
+``heartbeat`` keeps tracker_health fresh; ``privacy`` checks the tracker's own last-seen rule
+(``privacy``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from seeonline.logging import get_logger
 from seeonline.secrets import SecretKeyError, decrypt
 from seeonline.settings import Settings
 from seeonline.telegram.client import build_client
+from seeonline.telegram.privacy import HIDDEN_DETAIL, PrivacyReport
 from supervisor.worker.book import StatusBook, TargetState
 from supervisor.worker.call_errors import CallErrors, describe
 from supervisor.worker.control import ControlDb, LockHeldError, TargetRow
@@ -37,6 +39,7 @@ from supervisor.worker.enrolment import TELEGRAM_ERRORS, Enrolment
 from supervisor.worker.ingest import StatusWriter
 from supervisor.worker.lease import LeaseKeeper
 from supervisor.worker.options import EXIT_CRASHED, EXIT_LOCK_HELD, EXIT_OK, EXIT_RETIRED, WorkerOptions
+from supervisor.worker.privacy import PrivacyWatch
 from supervisor.worker.telegram import ENROLMENT, RetiredError, ShortFloodWaitError, TelegramSide
 from supervisor.worker.waiting import wait_event
 
@@ -58,7 +61,18 @@ class TrackerWorker:
         self._telegram_lost_at: float | None = time.monotonic()  # None while connected to Telegram
         self._telegram_error: str | None = None
         self._resync_wanted_since: float | None = None  # a resync is due and has not succeeded since
-        self.control = ControlDb(settings.asyncpg_dsn, tracker_id, on_targets_changed=self._reconcile_soon)
+        self.control = ControlDb(
+            settings.asyncpg_dsn,
+            tracker_id,
+            on_targets_changed=self._reconcile_soon,
+            on_privacy_requested=self._privacy_requested,
+        )
+        self.privacy = PrivacyWatch(
+            self.control,
+            self._privacy_checked,
+            interval=self.options.privacy_interval,
+            symptom_spacing=self.options.privacy_symptom_spacing,
+        )
         self.writer = StatusWriter(settings.asyncpg_dsn, linger=self.options.ingest_linger)
         self.book = StatusBook(self.writer, on_tracker_hidden=self._tracker_hidden)
         self.client: TelegramClient | None = None
@@ -154,7 +168,10 @@ class TrackerWorker:
         )
         self.writer.start()
         sent = time.monotonic()
-        await self.control.set_health(HealthState.CONNECTING, was=row.health)  # writes last_heartbeat_at too
+        if row.health == HealthState.PRIVACY_MISCONFIGURED:  # stays so (without targets) until a check says otherwise
+            self.health, self.health_error = HealthState.PRIVACY_MISCONFIGURED, HIDDEN_DETAIL
+        starting = HealthState.CONNECTING if self.health is HealthState.OK else self.health
+        await self.control.set_health(starting, error=self.health_error, was=row.health)  # and last_heartbeat_at
         self.keeper.last_beat = sent
         self.log.info("worker_started", targets_reconcile_interval=self._reconcile_interval)
         loops = [
@@ -164,6 +181,7 @@ class TrackerWorker:
             self._guard("enrol", self.enrolment.run()),
             self._guard("control", self.keeper.run()),
             self._guard("heartbeat", self._heartbeat_loop()),
+            self._guard("privacy", self.privacy.run(self.client, self._connected)),
         ]
         code = await self._wait_for_outcome()
         for task in loops:
@@ -261,15 +279,26 @@ class TrackerWorker:
         self._beat.set()
 
     def _tracker_hidden(self, by_me: bool) -> None:
-        wanted = HealthState.PRIVACY_MISCONFIGURED if by_me else HealthState.OK
-        if self.health in RUNNING_STATES and self.health != wanted:
-            self.health = wanted
-            self.health_error = "the tracker hides its own last seen; targets show as hidden" if by_me else None
-            self.log.warning("worker_tracker_privacy", health=wanted)
-            self._beat.set()
+        if by_me:  # a symptom only: the privacy check (account.getPrivacy) decides the health
+            self.privacy.symptom()
+
+    def _privacy_requested(self) -> None:
+        self.privacy.requested()
+
+    async def _privacy_checked(self, report: PrivacyReport) -> None:
+        """Enter or leave privacy_misconfigured (the state change moves targets away, or brings them)."""
+        wanted = HealthState.OK if report.ok else HealthState.PRIVACY_MISCONFIGURED
+        if self.health not in (HealthState.OK, HealthState.PRIVACY_MISCONFIGURED) or self.health == wanted:
+            return
+        error = None if report.ok else report.detail
+        moved = await self.control.set_health(wanted, error=error, was=self.health)
+        self.health, self.health_error = wanted, error
+        self.log.warning("worker_tracker_privacy", health=wanted, targets_moved=moved)
 
     def _shown_health(self) -> tuple[HealthState, str | None]:
         """The state and error a heartbeat reports: why a running worker is not fully working, if it is not."""
+        if self.health is not HealthState.OK:
+            return self.health, self.health_error or self.call_errors.latest()  # e.g. without targets
         now = time.monotonic()
         if self._telegram_lost_at is not None:
             lost_long = now - self._telegram_lost_at >= self.options.unreachable_after
@@ -311,6 +340,7 @@ class TrackerWorker:
         if resumed:
             self.book.resume()  # Telegram connects again (the keeper sets ``held``), and resyncs
         self._reconcile_soon()
+        self.privacy.requested()  # a request may have come while we were not listening
         self._beat.set()
 
     # --- Telegram connection and resync -------------------------------------------------------

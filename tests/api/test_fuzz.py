@@ -6,7 +6,9 @@ query strings and path values) and sends them, with the API key, to ``seeonline 
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -18,6 +20,7 @@ from schemathesis.core.failures import FailureGroup
 from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
+from seeonline.sandbox.process import sandbox_command
 from tests.api.live_server import running_api
 from tests.conftest import API_KEY, PostgresServer, new_database
 
@@ -32,16 +35,43 @@ async def fuzz_database(postgres_server: PostgresServer, template_database: str)
 
 
 @pytest.fixture(scope="module")
-def api_server(fuzz_database: str) -> Iterator[str]:
+def sandbox_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """``seeonline sandbox`` in a subprocess, so the fuzzed logins reach a Telegram; yields its ready line."""
+    manifest = tmp_path_factory.mktemp("fuzz-sandbox") / "manifest.json"
+    command = [*sandbox_command(), "sandbox", "--port", "0", "--control-port", "0", "--trackers", "1"]
+    command += ["--people", "0", "--manifest", str(manifest), "--exit-with-parent"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert process.stdout is not None
+        ready: dict[str, Any] = json.loads(process.stdout.readline())
+        ready["tracker"] = json.loads(manifest.read_text())["trackers"][0]
+        yield ready
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def api_server(fuzz_database: str, sandbox_process: dict[str, Any]) -> Iterator[str]:
     """``seeonline api`` in a subprocess, with a few rows so generated ids sometimes exist."""
-    with running_api(fuzz_database) as base:
-        seed(base)
+    with running_api(fuzz_database, **sandbox_process["login_env"]) as base:
+        seed(base, sandbox_process["tracker"])
         yield base
 
 
-def seed(base: str) -> None:
+def seed(base: str, sandbox_tracker: dict[str, Any]) -> None:
     headers = {"X-API-Key": API_KEY}
     with httpx.Client(base_url=base, headers=headers) as http:
+        login = http.post(
+            "/tracker-logins/",
+            json={
+                "api_id": sandbox_tracker["api_id"],
+                "api_hash": sandbox_tracker["api_hash"],
+                "phone_number": sandbox_tracker["phone"],
+                "max_users": 1,
+            },
+        )
+        assert login.status_code == 201, login.text
         account = http.post(
             "/tracker-accounts/",
             json={"telegram_id": 1, "api_id": 1, "api_hash": "fuzz-hash-1", "is_active": True, "is_auth": True},

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 import pytest
 from telethon import errors
@@ -10,15 +10,6 @@ from telethon import errors
 from seeonline.sandbox import SandboxServer
 from seeonline.telegram import build_client
 from seeonline.telegram.client import DC_ENV, RSA_KEY_ENV
-
-
-@pytest.fixture
-def login_env(sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The test-only settings that point a fresh login at the sandbox and trust its RSA key."""
-    key = tmp_path / "sandbox.pem"
-    key.write_text(sandbox.rsa_public_key_pem())
-    monkeypatch.setenv(DC_ENV, f"127.0.0.1:{sandbox.port}")
-    monkeypatch.setenv(RSA_KEY_ENV, str(key))
 
 
 @pytest.mark.usefixtures("login_env")
@@ -105,3 +96,71 @@ def test_build_client_ignores_overrides_when_unset(monkeypatch: pytest.MonkeyPat
     client = build_client(None, 1, "hash")
     assert client.flood_sleep_threshold == 0
     assert client.session.server_address is None
+
+
+@pytest.mark.usefixtures("login_env")
+async def test_a_code_only_works_on_the_key_that_asked_for_it_and_expires(sandbox: SandboxServer) -> None:
+    account = sandbox.world.add_account()
+    asking = build_client(None, account.api_id, account.api_hash)
+    other = build_client(None, account.api_id, account.api_hash)
+    await asking.connect()
+    await other.connect()
+    try:
+        sent = await asking.send_code_request(account.phone)
+        with pytest.raises(errors.PhoneCodeExpiredError):
+            await other.sign_in(account.phone, account.login_code, phone_code_hash=sent.phone_code_hash)
+        sandbox.logins.code_ttl = 0.0
+        with pytest.raises(errors.PhoneCodeExpiredError):
+            await asking.sign_in(account.phone, account.login_code, phone_code_hash=sent.phone_code_hash)
+    finally:
+        await asking.disconnect()
+        await other.disconnect()
+
+
+@pytest.mark.usefixtures("login_env")
+async def test_resend_flood_limit_banned_phone_and_unknown_app(sandbox: SandboxServer) -> None:
+    from telethon.tl import functions, types  # noqa: PLC0415
+
+    account = sandbox.world.add_account()
+    banned = sandbox.world.add_account(banned=True)
+    sandbox.logins.max_codes = 2
+    client = build_client(None, account.api_id, account.api_hash)
+    await client.connect()
+    try:
+        with pytest.raises(errors.PhoneNumberBannedError):
+            await client.send_code_request(banned.phone)
+        with pytest.raises(errors.ApiIdInvalidError):
+            await client(functions.auth.SendCodeRequest(account.phone, 1, "nope", types.CodeSettings()))
+        # Telethon remembers a flood wait per request type, so the flood comes last.
+        sent = await client(
+            functions.auth.SendCodeRequest(account.phone, account.api_id, account.api_hash, types.CodeSettings())
+        )
+        resent = await client(functions.auth.ResendCodeRequest(account.phone, sent.phone_code_hash))
+        assert isinstance(resent.type, types.auth.SentCodeTypeSms)
+        with pytest.raises(errors.PhoneCodeExpiredError):  # the old hash was replaced
+            await client.sign_in(account.phone, account.login_code, phone_code_hash=sent.phone_code_hash)
+        with pytest.raises(errors.FloodWaitError) as flood:
+            await client(
+                functions.auth.SendCodeRequest(account.phone, account.api_id, account.api_hash, types.CodeSettings())
+            )
+        assert flood.value.seconds > 3500
+        me = await client.sign_in(account.phone, account.login_code, phone_code_hash=resent.phone_code_hash)
+        assert me.id == account.id
+    finally:
+        await client.disconnect()
+
+
+async def test_account_privacy_rule_can_be_read_and_set(sandbox: SandboxServer, connect: Any) -> None:
+    from telethon.tl import functions, types  # noqa: PLC0415
+
+    account = sandbox.world.add_account(privacy="nobody")
+    key = types.InputPrivacyKeyStatusTimestamp()
+    async with connect(account) as client:
+        rules = (await client(functions.account.GetPrivacyRequest(key=key))).rules
+        assert [type(r) for r in rules] == [types.PrivacyValueDisallowAll]
+        await client(functions.account.SetPrivacyRequest(key=key, rules=[types.InputPrivacyValueAllowAll()]))
+        rules = (await client(functions.account.GetPrivacyRequest(key=key))).rules
+        assert [type(r) for r in rules] == [types.PrivacyValueAllowAll]
+        with pytest.raises(errors.PrivacyKeyInvalidError):
+            await client(functions.account.GetPrivacyRequest(key=types.InputPrivacyKeyPhoneCall()))
+    assert account.user.privacy == "everybody"

@@ -252,3 +252,32 @@ async def test_a_postgres_outage_across_worker_restarts_does_not_make_the_tracke
             await wait_until(flowing, timeout=30, what="statuses to flow again")
         finally:
             await db.close()
+
+
+@pytest.mark.usefixtures("login_env")
+async def test_a_tracker_logged_in_through_the_api_gets_a_worker_and_its_statuses_flow(
+    client: Client, api: Any, sandbox: SandboxServer, supervisor: Supervisor, db: asyncpg.Connection[Any]
+) -> None:
+    account = sandbox.world.add_account(password="pw-e2e")
+    login = await api.post(
+        "/tracker-logins/",
+        json={"api_id": account.api_id, "api_hash": account.api_hash, "phone_number": account.phone, "max_users": 3},
+    )
+    assert login.status_code == 201, login.text
+    login_id = login.json()["id"]
+    assert (await api.post(f"/tracker-logins/{login_id}/code", json={"code": "1 2 3 4 5"})).status_code == 200
+    done = (await api.post(f"/tracker-logins/{login_id}/password", json={"password": "pw-e2e"})).json()
+    assert (done["state"], done["privacy_ok"]) == ("done", True)
+    # The login's connection was closed before the tracker existed: the worker's is the only one since.
+    login_connections = {c.connection for c in sandbox.calls if c.method.startswith(("auth.", "account."))}
+
+    sandbox.world.add_person("dora_login", last_seen_ago=600)
+    tracked = await follow(client, await person(client), "dora_login")
+    assert tracked["tracker_account_id"] == done["tracker_account_id"]
+    await _flip_until_recorded(client, sandbox, "dora_login", tracked["id"], online=True)
+    worker_connections = {c.connection for c in sandbox.calls_to("contacts.addContact", account)}
+    assert worker_connections and not worker_connections & login_connections
+    health = await db.fetchval(
+        "SELECT state FROM tracker_health WHERE tracker_account_id = $1", done["tracker_account_id"]
+    )
+    assert health == "ok"

@@ -122,19 +122,6 @@ async def test_hidden_statuses_set_visibility_not_offline(
         assert [s for s, _ in await wait_until(lambda: builders.statuses(db, hidden_row))] == [True]
 
 
-async def test_a_tracker_hiding_its_own_last_seen_sees_by_me_and_reports_it(
-    sandbox: SandboxServer, db: Connection, make_tracker: TrackerFactory, run_worker_in_process: WorkerRunner
-) -> None:
-    tracker = await make_tracker(privacy="nobody")
-    sandbox.world.add_person("gina_open")
-    row = await builders.subscribe(db, "gina_open", tracker.tracker_id)
-    async with run_worker_in_process(tracker.tracker_id):
-        await wait_until(lambda: _visibility(db, "gina_open", "hidden_by_tracker_privacy"))
-        assert await db.fetchval("SELECT visible_online FROM tracked_users WHERE id = $1", row) is False
-        await wait_until(lambda: _health(db, tracker.tracker_id, "privacy_misconfigured"))
-        assert await builders.statuses(db, row) == []
-
-
 async def test_unknown_username_is_marked_not_found(
     sandbox: SandboxServer, db: Connection, make_tracker: TrackerFactory, run_worker_in_process: WorkerRunner
 ) -> None:

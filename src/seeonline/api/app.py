@@ -25,6 +25,8 @@ from seeonline.api.errors import (
 )
 from seeonline.api.metrics import metrics
 from seeonline.logging import get_logger
+from seeonline.logins.controllers import TrackerLoginController
+from seeonline.logins.service import LoginService
 from seeonline.maintenance import drop_expired_status_partitions, ensure_status_partitions
 from seeonline.people.controllers import TelegramUserController, TrackedUserController
 from seeonline.people.service import PeopleService
@@ -97,6 +99,7 @@ def create_app(settings: Settings) -> Litestar:
             trackers=TrackerService(pool, secret_key),
             people=PeopleService(pool),
             statuses=StatusService(pool),
+            logins=LoginService(pool, secret_key),
         )
         try:
             yield
@@ -112,6 +115,7 @@ def create_app(settings: Settings) -> Litestar:
             TelegramUserController,
             TrackedUserController,
             OnlineStatusController,
+            TrackerLoginController,
         ],
     )
     app = Litestar(

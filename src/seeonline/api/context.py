@@ -12,6 +12,7 @@ from seeonline.api.database import StreamSource
 from seeonline.api.params import parse_bool
 
 if TYPE_CHECKING:
+    from seeonline.logins.service import LoginService
     from seeonline.people.service import PeopleService
     from seeonline.statuses.service import StatusService
     from seeonline.trackers.service import TrackerService
@@ -28,6 +29,7 @@ class Services:
     trackers: TrackerService
     people: PeopleService
     statuses: StatusService
+    logins: LoginService
 
 
 def services(request: AnyRequest) -> Services:
@@ -36,7 +38,12 @@ def services(request: AnyRequest) -> Services:
     return found
 
 
+def query_flag(request: AnyRequest, name: str) -> bool:
+    """An optional boolean query parameter (``?name=true``); false when absent."""
+    raw = request.query_params.get(name)
+    return parse_bool(name, raw) if raw not in (None, "") else False
+
+
 def force_flag(request: AnyRequest) -> bool:
     """``?force=true`` on deletes that would leave targets without a tracker."""
-    raw = request.query_params.get("force")
-    return parse_bool("force", raw) if raw not in (None, "") else False
+    return query_flag(request, "force")

@@ -28,6 +28,7 @@ CONSTRAINT_FIELDS = {
     "fk_tracked_users_telegram_user_id": "telegram_user_id",
     "fk_online_statuses_tracked_user_id": "tracked_user_id",
     "fk_targets_tracker_account_id": "tracker_account_id",
+    "fk_tracker_privacy_checks_tracker_account_id": "tracker_account_id",
 }
 
 # SQLSTATEs raised by the slot engine's SQL (db/sql): SO<http status>.
@@ -37,12 +38,21 @@ DOMAIN_SQLSTATES = {"SO400": 400, "SO403": 403, "SO404": 404, "SO409": 409}
 class ApiError(Exception):
     """An error the client caused: becomes ``{"detail", "code"?, "field"?}`` with its status."""
 
-    def __init__(self, status: int, detail: str, *, code: str | None = None, field: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        code: str | None = None,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.code = code
         self.field = field
+        self.headers = headers
 
     def body(self) -> dict[str, Any]:
         """The JSON body of this error."""
@@ -109,7 +119,7 @@ def from_database_error(exc: asyncpg.PostgresError) -> ApiError | None:
 
 def api_error_handler(_request: Request[Any, Any, Any], exc: ApiError) -> Response[Any]:
     """Render an ``ApiError``."""
-    return Response(exc.body(), status_code=exc.status)
+    return Response(exc.body(), status_code=exc.status, headers=exc.headers)
 
 
 def http_exception_handler(_request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:

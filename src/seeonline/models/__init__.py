@@ -1,6 +1,7 @@
 """The database schema as SQLAlchemy models: the source Alembic compares migrations with."""
 
 from seeonline.models.base import Base
+from seeonline.models.logins import TrackerLogin, TrackerPrivacyCheck
 from seeonline.models.people import TelegramUser, TrackedUser
 from seeonline.models.statuses import OnlineStatus
 from seeonline.models.targets import Target, TrackerPeer
@@ -14,6 +15,8 @@ __all__ = [
     "TrackedUser",
     "TrackerAccount",
     "TrackerHealth",
+    "TrackerLogin",
     "TrackerPeer",
+    "TrackerPrivacyCheck",
     "TrackerSetting",
 ]

@@ -21,6 +21,7 @@ from seeonline.sandbox.manifest import build_manifest, write_manifest
 from seeonline.sandbox.privacy import Privacy
 from seeonline.sandbox.server import SandboxServer
 from seeonline.sandbox.world import World
+from seeonline.telegram.client import DC_ENV, RSA_KEY_ENV
 
 log = get_logger("seeonline.sandbox.cli")
 
@@ -73,6 +74,9 @@ async def run_sandbox(options: SandboxOptions, stop: asyncio.Event | None = None
     control = ControlServer(server, host=options.host, port=control_port)
     await _listen(control, fallback=options.control_port is None)
     write_manifest(options.manifest, build_manifest(server, control.port))
+    # A phone-code login against the sandbox needs its public key in a file (SEEONLINE_TELEGRAM_RSA_KEY).
+    key_file = options.manifest.with_name(options.manifest.stem + "-rsa-public.pem")
+    key_file.write_text(server.rsa_public_key_pem())
     if options.simulate > 0:
         server.start_simulation(options.simulate, rng)
     ready = {
@@ -80,6 +84,10 @@ async def run_sandbox(options: SandboxOptions, stop: asyncio.Event | None = None
         "port": server.port,
         "control_port": control.port,
         "manifest": str(options.manifest),
+        "login_env": {
+            DC_ENV: f"{server.public_host}:{server.port}",
+            RSA_KEY_ENV: str(key_file.absolute()),
+        },
     }
     sys.stdout.write(json.dumps(ready) + "\n")
     sys.stdout.flush()

@@ -203,7 +203,10 @@ class ControlServer:
             body.get("phone"),
             username=body.get("username"),
             password=body.get("password"),
+            password_hint=body.get("password_hint"),
             privacy=Privacy(body.get("privacy", "everybody")),
+            banned=bool(body.get("banned", False)),
+            premium=bool(body.get("premium", False)),
         )
         return tracker_entry(self.sandbox, account)
 

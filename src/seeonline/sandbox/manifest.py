@@ -37,7 +37,10 @@ def tracker_entry(server: SandboxServer, account: Account) -> dict[str, Any]:
         "session_string": server.session_string_for(account),
         "login_code": account.login_code,
         "password": account.password,
+        "password_hint": account.password_hint,
         "privacy": str(account.user.privacy),
+        "banned": account.banned,
+        "premium": account.user.premium,
     }
 
 

@@ -47,8 +47,8 @@ def status_seen_by(viewer: SandboxUser, target: SandboxUser, now: float) -> Any:
     """The ``UserStatus`` Telegram would show ``viewer`` for ``target`` at ``now``."""
     if viewer.id == target.id:
         return exact_status(target, now)
-    # Reciprocity: a user who hides their own last-seen from someone cannot see that person's.
-    by_me = not shares_last_seen_with(viewer, target.id)
+    # Reciprocity: a user who hides their own last-seen from someone cannot see that person's (Premium can).
+    by_me = not viewer.premium and not shares_last_seen_with(viewer, target.id)
     if shares_last_seen_with(target, viewer.id) and not by_me:
         return exact_status(target, now)
     ago = now - target.last_seen(now)

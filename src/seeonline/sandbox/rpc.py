@@ -94,6 +94,7 @@ class RpcDispatcher:
     def __init__(self, server: SandboxServer) -> None:
         self.server = server
         # Imported for their @handles registrations.
+        import seeonline.sandbox.handlers_account  # noqa: PLC0415
         import seeonline.sandbox.handlers_auth  # noqa: PLC0415
         import seeonline.sandbox.handlers_contacts  # noqa: PLC0415
         import seeonline.sandbox.handlers_users  # noqa: F401, PLC0415

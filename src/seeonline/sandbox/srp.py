@@ -66,7 +66,7 @@ class SrpChallenge:
         srp_id = struct.unpack("<q", os.urandom(8))[0]
         return cls(srp_id=srp_id, b=b, big_b=big_b, secret=secret)
 
-    def password_info(self) -> Any:
+    def password_info(self, hint: str | None = None) -> Any:
         """The ``account.password`` object Telethon feeds into ``compute_check``."""
         return types.account.Password(
             new_algo=types.PasswordKdfAlgoSHA256SHA256PBKDF2HMACSHA512iter100000SHA256ModPow(
@@ -78,6 +78,7 @@ class SrpChallenge:
             current_algo=self.secret.algo,
             srp_B=_pad(self.big_b),
             srp_id=self.srp_id,
+            hint=hint,
         )
 
     def verify(self, a_bytes: bytes, m1: bytes) -> bool:

@@ -56,6 +56,7 @@ class SandboxUser:
     online_until: float | None = None
     was_online: float = 0.0
     is_account: bool = False
+    premium: bool = False
 
     def is_online(self, now: float) -> bool:
         """Whether an online status is still unexpired at ``now``."""
@@ -77,6 +78,8 @@ class Account:
     api_hash: str
     password: str | None = None
     login_code: str = DEFAULT_LOGIN_CODE
+    password_hint: str | None = None
+    banned: bool = False  # auth.sendCode answers PHONE_NUMBER_BANNED
 
     @property
     def id(self) -> int:
@@ -127,6 +130,9 @@ class World:
         api_id: int | None = None,
         api_hash: str | None = None,
         login_code: str = DEFAULT_LOGIN_CODE,
+        password_hint: str | None = None,
+        banned: bool = False,
+        premium: bool = False,
     ) -> Account:
         """Create a tracker account (phones default to Telegram's 99966XYYYY test range)."""
         self._next_account += 1
@@ -138,6 +144,7 @@ class World:
             privacy=Privacy(privacy),
             is_account=True,
             was_online=time.time() - 60,
+            premium=premium,
         )
         self._insert(user, username)
         digest = hmac.new(self.secret, f"api:{user.id}".encode(), hashlib.sha256).hexdigest()
@@ -147,6 +154,8 @@ class World:
             api_hash=api_hash or digest[:32],
             password=password,
             login_code=login_code,
+            password_hint=password_hint,
+            banned=banned,
         )
         self.accounts[user.id] = account
         return account
@@ -258,6 +267,7 @@ class World:
             username=target.username,
             phone=target.phone if (is_self or contact) else None,
             status=self.status_view(viewer_id, target_id, now),
+            premium=target.premium or None,
         )
 
     def watchers(self, target_id: int) -> set[int]:
@@ -350,6 +360,13 @@ class World:
         if auth_key.key_id not in self.keys:
             self.register_key(auth_key, account_id)
         return auth_key
+
+    def find_app(self, api_id: int, api_hash: str) -> Account | None:
+        """The account whose API credentials these are (the sandbox's stand-in for registered apps)."""
+        for account in self.accounts.values():
+            if account.api_id == api_id and hmac.compare_digest(account.api_hash, api_hash):
+                return account
+        return None
 
     def account_for_key(self, key_id: int) -> Account | None:
         """The account logged in on this key, or None (unknown key, logged out, or revoked)."""

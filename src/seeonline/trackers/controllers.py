@@ -5,17 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Response, delete, get, patch, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
-from seeonline.api.context import AnyRequest, force_flag, services
+from seeonline.api.context import AnyRequest, force_flag, query_flag, services
 from seeonline.api.listing import fetch_one, json_response, list_response, path_id
 from seeonline.api.openapi import list_operation, query_operation, returns
 from seeonline.api.params import parse_int, parse_text
+from seeonline.trackers import privacy_checks
 from seeonline.trackers.resources import TRACKER_ACCOUNTS, TRACKER_SETTINGS
 from seeonline.trackers.schemas import (
     TrackerAccountCreate,
     TrackerAccountOut,
     TrackerAccountUpdate,
+    TrackerPrivacyCheckOut,
     TrackerSettingCreate,
     TrackerSettingOut,
     TrackerSettingUpdate,
@@ -60,6 +63,25 @@ class TrackerAccountController(Controller):
     async def delete_account(self, request: AnyRequest, account_id: FromPath[str]) -> None:
         """Delete a tracker account after moving its targets (409 insufficient_capacity unless ?force=true)."""
         await services(request).trackers.delete_account(path_id(account_id), force=force_flag(request))
+
+    @post(
+        "/{account_id:str}/privacy-check",
+        operation_class=query_operation("fix", described={"fix": "true: set the rule to everybody if it is not"}),
+        responses={**returns(TrackerPrivacyCheckOut), 202: ResponseSpec(TrackerPrivacyCheckOut, description="Pending")},
+        status_code=200,
+    )
+    async def check_privacy(self, request: AnyRequest, account_id: FromPath[str]) -> Response[bytes]:
+        """Ask the tracker's worker to check its last-seen privacy now (200 with the answer, 202 while pending)."""
+        pool, row_id = services(request).pool, path_id(account_id)
+        seq = await privacy_checks.request_check(pool, row_id, fix=query_flag(request, "fix"))
+        body, done = await privacy_checks.answer(pool, row_id, seq)
+        return json_response(body, 200 if done else 202)
+
+    @get("/{account_id:str}/privacy-check", responses=returns(TrackerPrivacyCheckOut))
+    async def privacy_check(self, request: AnyRequest, account_id: FromPath[str]) -> Response[bytes]:
+        """The tracker's last privacy check (its worker runs one at start and every hour)."""
+        body, _ = await privacy_checks.answer(services(request).pool, path_id(account_id))
+        return json_response(body)
 
     @patch("/by-telegram-id/{telegram_id:str}", responses=returns(TrackerAccountOut))
     async def update_by_telegram_id(

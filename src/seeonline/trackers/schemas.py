@@ -88,3 +88,16 @@ class TrackerSettingOut(msgspec.Struct):
     current_users: int
     created_at: datetime.datetime
     updated_at: datetime.datetime
+
+
+class TrackerPrivacyCheckOut(msgspec.Struct):
+    """A tracker's last-seen privacy check, as its worker last answered it (``pending`` until it does)."""
+
+    tracker_account_id: int
+    state: str  # pending | done
+    fix_requested: bool
+    privacy_ok: bool | None
+    fixed: bool
+    detail: str | None
+    requested_at: datetime.datetime | None
+    checked_at: datetime.datetime | None
