@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 
 from seeonline.maintenance import drop_expired_status_partitions, ensure_status_partitions, housekeeping
+from tests.worker import builders
 
 
 async def partitions(db: asyncpg.Connection[Any]) -> set[str]:
@@ -87,3 +88,43 @@ async def test_concurrent_partition_creation_is_safe(database_url: str) -> None:
 
     results = await asyncio.gather(*(ensure() for _ in range(4)))
     assert sorted(results) == [0, 0, 0, 3]
+
+
+async def test_housekeeping_closes_an_online_interval_nobody_closed_at_its_expires(db: asyncpg.Connection[Any]) -> None:
+    target, (first, second) = await builders.bare_target(db, "forgotten_online", subscribers=2)
+    went_online = datetime.datetime(2026, 12, 1, 9, 0, tzinfo=datetime.UTC)
+    expires = went_online + datetime.timedelta(minutes=5)
+    for tracked_user in (first, second):
+        await db.execute(
+            "INSERT INTO online_statuses (tracked_user_id, is_online, created_at) VALUES ($1, true, $2)",
+            tracked_user,
+            went_online,
+        )
+    # Its worker was killed while it was online; nobody runs it now.
+    await db.execute(
+        "UPDATE targets SET last_is_online = true, last_status_at = $2, online_expires_at = $3 WHERE id = $1",
+        target,
+        went_online,
+        expires,
+    )
+    still_open, _ = await builders.bare_target(db, "still_online", subscribers=1)
+    await db.execute(
+        "UPDATE targets SET last_is_online = true, last_status_at = now(), online_expires_at = now() + interval '1 min'"
+        " WHERE id = $1",
+        still_open,
+    )
+    await housekeeping(db, retention_months=0, move_unresolved_after=600.0)
+    for tracked_user in (first, second):
+        rows = await db.fetch(
+            "SELECT is_online, created_at FROM online_statuses WHERE tracked_user_id = $1 ORDER BY created_at",
+            tracked_user,
+        )
+        assert [(r["is_online"], r["created_at"]) for r in rows] == [(True, went_online), (False, expires)]
+    state = await db.fetchrow(
+        "SELECT last_is_online, last_status_at, online_expires_at FROM targets WHERE id = $1", target
+    )
+    assert state is not None
+    assert dict(state) == {"last_is_online": False, "last_status_at": expires, "online_expires_at": None}
+    assert await db.fetchval("SELECT last_is_online FROM targets WHERE id = $1", still_open) is True
+    await housekeeping(db, retention_months=0, move_unresolved_after=600.0)  # nothing twice
+    assert await db.fetchval("SELECT count(*) FROM online_statuses WHERE tracked_user_id = $1", first) == 2

@@ -15,6 +15,9 @@ from seeonline.logging import get_logger
 log = get_logger(__name__)
 
 MONTHS_AHEAD = 3
+# A worker closes an online interval at its ``expires`` itself; the housekeeping does it for intervals
+# nobody closed once they are this many seconds past it (a worker riding out an outage writes its own).
+EXPIRED_ONLINE_CLOSE_AFTER = 120.0
 PARTITION_NAME = re.compile(r"^online_statuses_p(\d{4})_(\d{2})$")
 
 
@@ -58,7 +61,8 @@ async def housekeeping(connection: Any, retention_months: int, move_unresolved_a
 
     Waiting targets are offered free slots again (a flood wait that ended frees capacity without any
     row changing), targets stuck behind a long enrolment pause move to a tracker that can resolve
-    them, partitions are kept ahead, and expired months are dropped.
+    them, online intervals nobody closed end at their ``expires``, partitions are kept ahead, and
+    expired months are dropped.
     """
     assigned = await connection.fetchval("SELECT so_pickup_waiting()")
     if assigned:
@@ -66,6 +70,11 @@ async def housekeeping(connection: Any, retention_months: int, move_unresolved_a
     moved = await move_unresolved(connection, move_unresolved_after)
     if moved:
         log.info("unresolved_targets_moved", count=moved)
+    closed = await connection.fetchval(
+        "SELECT so_close_expired_online(make_interval(secs => $1))", EXPIRED_ONLINE_CLOSE_AFTER
+    )
+    if closed:
+        log.info("expired_online_intervals_closed", count=closed)
     await ensure_status_partitions(connection)
     if retention_months:
         await drop_expired_status_partitions(connection, retention_months)

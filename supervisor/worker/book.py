@@ -148,6 +148,12 @@ class StatusBook:
         self.writer.submit(Transition(state.target_id, is_online, at))
 
     def _expire_at(self, state: TargetState, expires: datetime) -> None:
+        if state.expires != expires:
+            self.writer.set_expiry(state.target_id, expires)
+        self.restore_expiry(state, expires)
+
+    def restore_expiry(self, state: TargetState, expires: datetime) -> None:
+        """Close the target's online interval at ``expires`` unless a newer status comes (at once if past)."""
         state.cancel_expiry()
         state.expires = expires
         if not self.paused:

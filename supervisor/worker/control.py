@@ -82,6 +82,7 @@ class TargetRow:
     visibility: str
     last_is_online: bool | None
     last_status_at: datetime | None
+    online_expires_at: datetime | None
     user_id: int | None
     access_hash: int | None
 
@@ -96,7 +97,8 @@ WHERE a.id = $1
 """
 
 LOAD_TARGETS = """
-SELECT t.id AS target_id, t.username, t.visibility, t.last_is_online, t.last_status_at, p.user_id, p.access_hash
+SELECT t.id AS target_id, t.username, t.visibility, t.last_is_online, t.last_status_at, t.online_expires_at,
+       p.user_id, p.access_hash
 FROM targets t
 LEFT JOIN tracker_peers p ON p.target_id = t.id AND p.tracker_account_id = t.tracker_account_id
 WHERE t.tracker_account_id = $1

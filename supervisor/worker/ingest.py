@@ -64,7 +64,9 @@ latest AS (
     SELECT DISTINCT ON (target_id) target_id, is_online, at FROM changes ORDER BY target_id, at DESC
 ),
 moved AS (
-    UPDATE targets t SET last_is_online = l.is_online, last_status_at = l.at
+    -- Going offline ends the online interval's expiry; an online's expiry comes with UPDATE_EXPIRY.
+    UPDATE targets t SET last_is_online = l.is_online, last_status_at = l.at,
+                         online_expires_at = CASE WHEN l.is_online THEN t.online_expires_at END
     FROM latest l
     WHERE t.id = l.target_id
     RETURNING 1
@@ -91,6 +93,15 @@ WHERE u.target_id = w.target_id AND w.visibility <> 'unknown'
 """
 
 
+# When an online target's ``expires`` runs out (persisted, so whoever runs the target next, or the
+# supervisor's housekeeping, can close the interval at that time; see so_close_expired_online).
+UPDATE_EXPIRY = """
+UPDATE targets t SET online_expires_at = e.expires
+FROM unnest($1::bigint[], $2::timestamptz[]) AS e(target_id, expires)
+WHERE t.id = e.target_id AND t.last_is_online AND t.online_expires_at IS DISTINCT FROM e.expires
+"""
+
+
 class Transition(NamedTuple):
     """A target observed online or offline at ``at`` (timezone-aware)."""
 
@@ -114,6 +125,7 @@ async def write_batch(
     connection: asyncpg.Connection[Any],
     transitions: list[Transition],
     visibility: dict[int, str] | None = None,
+    expiries: dict[int, datetime] | None = None,
 ) -> BatchResult:
     """Write one batch in one transaction; safe to repeat (already-recorded transitions are skipped)."""
     began = time.perf_counter()
@@ -130,6 +142,8 @@ async def write_batch(
             changes, rows = int(record["changes"]), int(record["rows"])
         if visibility:
             await connection.execute(UPDATE_VISIBILITY, list(visibility), list(visibility.values()))
+        if expiries:
+            await connection.execute(UPDATE_EXPIRY, list(expiries), list(expiries.values()))
     return BatchResult(len(transitions), changes, rows, len(visibility or ()), time.perf_counter() - began)
 
 
@@ -161,6 +175,7 @@ class StatusWriter:
         self.on_commit = on_commit
         self._buffer: list[Transition] = []
         self._visibility: dict[int, str] = {}
+        self._expiries: dict[int, datetime] = {}
         self._wakeup = asyncio.Event()
         self._urgent = asyncio.Event()
         self._progress = asyncio.Event()
@@ -198,10 +213,15 @@ class StatusWriter:
         self._visibility[target_id] = visibility
         self._wakeup.set()
 
+    def set_expiry(self, target_id: int, expires: datetime) -> None:
+        """Queue when the target's current online status expires; only the latest value per target is written."""
+        self._expiries[target_id] = expires
+        self._wakeup.set()
+
     @property
     def pending(self) -> int:
-        """Transitions and visibility changes not yet committed."""
-        return len(self._buffer) + len(self._visibility)
+        """Transitions and target updates (visibility, expiry) not yet committed."""
+        return len(self._buffer) + len(self._visibility) + len(self._expiries)
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -217,7 +237,7 @@ class StatusWriter:
         self._urgent.set()
         while True:
             self._progress.clear()
-            if self.committed >= target and not self._visibility:
+            if self.committed >= target and not self._visibility and not self._expiries:
                 return True
             if self._task is None or self._task.done():
                 return False
@@ -251,7 +271,7 @@ class StatusWriter:
             if self.linger > 0 and len(self._buffer) < self.max_batch and not self._urgent.is_set():
                 # A short pause lets a burst become one batch (and one NOTIFY) at little latency cost.
                 await wait_event(self._urgent, self.linger)
-            while self._buffer or self._visibility:
+            while self._buffer or self._visibility or self._expiries:
                 try:
                     await self._write_once()
                 except Exception as exc:
@@ -271,19 +291,23 @@ class StatusWriter:
                 else:
                     delay = 0.05
                     self.failing_since = self.last_error = None
-            if not self._buffer and not self._visibility:
+            if not self._buffer and not self._visibility and not self._expiries:
                 self._urgent.clear()
 
     async def _write_once(self) -> None:
         connection = await self._ensure_connection()
         batch = self._buffer[: self.max_batch]
         visibility = dict(self._visibility)
-        result = await write_batch(connection, batch, visibility)
+        expiries = dict(self._expiries)
+        result = await write_batch(connection, batch, visibility, expiries)
         del self._buffer[: len(batch)]
         for target_id, value in visibility.items():
             # A newer value set while this batch was in flight stays queued.
             if self._visibility.get(target_id) == value:
                 del self._visibility[target_id]
+        for target_id, expires in expiries.items():
+            if self._expiries.get(target_id) == expires:
+                del self._expiries[target_id]
         self.committed += len(batch)
         self.rows_written += result.rows
         self.batches += 1

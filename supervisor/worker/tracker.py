@@ -473,6 +473,9 @@ class TrackerWorker:
             if row.user_id is not None and row.access_hash is not None:
                 self.book.bind(state, row.user_id, row.access_hash)
                 self.enrolment.target_returned(row.user_id)
+            if row.last_is_online and row.online_expires_at is not None:
+                # Online when its last worker stopped (or was killed): the interval still ends at ``expires``.
+                self.book.restore_expiry(state, row.online_expires_at)
             added += 1
         if added or gone:
             self.log.info("worker_targets_reconciled", added=added, removed=len(gone), total=len(self.book.targets))

@@ -125,6 +125,39 @@ async def test_kill_9_then_restart_resyncs_without_losing_or_duplicating(
     assert await asyncio.wait_for(second.wait(), 30) == EXIT_OK
 
 
+async def test_kill_9_while_online_then_hidden_the_next_worker_closes_the_interval_at_expires(
+    sandbox: SandboxServer, db: Connection, make_tracker: TrackerFactory, spawn: Callable[..., Any]
+) -> None:
+    tracker = await make_tracker()
+    sandbox.world.add_person("expiring_watch")
+    row = await builders.subscribe(db, "expiring_watch", tracker.tracker_id)
+    child = await spawn(tracker.tracker_id)
+    await wait_until(lambda: _rows(db, row, 1))
+    await _next_second()
+    person = sandbox.world.set_status("expiring_watch", online=True, expires_in=3.0)
+    await wait_until(lambda: _rows(db, row, 2))
+
+    async def expiry_kept() -> bool:
+        return bool(
+            await db.fetchval(
+                "SELECT t.online_expires_at IS NOT NULL FROM targets t JOIN tracked_users u ON u.target_id = t.id"
+                " WHERE u.id = $1",
+                row,
+            )
+        )
+
+    await wait_until(expiry_kept)
+    child.kill()  # while online: its expiry timer dies with it
+    await child.wait()
+    # Telegram sends no offline, and the target now hides its last seen: no resync can tell when it left.
+    sandbox.world.set_privacy("expiring_watch", "nobody")
+    await spawn(tracker.tracker_id)
+    rows = await wait_until(lambda: _rows(db, row, 3), timeout=30)
+    assert [s for s, _ in rows] == [False, True, False]
+    assert person.online_until is not None
+    assert rows[2][1] == whole_seconds(person.online_until)
+
+
 async def test_only_one_process_runs_a_tracker(
     sandbox: SandboxServer, db: Connection, make_tracker: TrackerFactory, spawn: Callable[..., Any]
 ) -> None:

@@ -31,6 +31,8 @@ class Target(AuditedTable):
     visibility: Mapped[str] = mapped_column(String(32), server_default="unknown")
     last_is_online: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     last_status_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+    # When the current online status runs out (Telegram's ``expires``): an interval nobody closes ends then.
+    online_expires_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
 
 
 class TrackerPeer(Base):
