@@ -64,7 +64,8 @@ class StatusBook:
     def __init__(self, writer: StatusWriter, *, on_tracker_hidden: Callable[[bool], None] | None = None) -> None:
         self.writer = writer
         self.targets: dict[int, TargetState] = {}
-        self.by_user: dict[int, TargetState] = {}
+        # Two usernames may resolve to one Telegram user (a renamed account, an alias): both are watched.
+        self.by_user: dict[int, list[TargetState]] = {}
         self.on_tracker_hidden = on_tracker_hidden
         self.ignored = 0
         self.paused = False
@@ -76,33 +77,45 @@ class StatusBook:
         """Start watching a target."""
         self.targets[state.target_id] = state
         if state.user_id is not None:
-            self.by_user[state.user_id] = state
+            self._index(state)
 
     def remove(self, target_id: int) -> TargetState | None:
         """Stop watching a target (it moved to another tracker or lost its subscribers)."""
         state = self.targets.pop(target_id, None)
         if state is not None:
             state.cancel_expiry()
-            if state.user_id is not None and self.by_user.get(state.user_id) is state:
-                del self.by_user[state.user_id]
+            self._unindex(state)
         return state
 
     def bind(self, state: TargetState, user_id: int, access_hash: int) -> None:
         """Attach the resolved Telegram peer to a target."""
-        if state.user_id is not None and self.by_user.get(state.user_id) is state:
-            del self.by_user[state.user_id]
+        self._unindex(state)
         state.user_id, state.access_hash = user_id, access_hash
-        self.by_user[user_id] = state
+        self._index(state)
+
+    def _index(self, state: TargetState) -> None:
+        assert state.user_id is not None
+        self.by_user.setdefault(state.user_id, []).append(state)
+
+    def _unindex(self, state: TargetState) -> None:
+        if state.user_id is None:
+            return
+        watching = [other for other in self.by_user.get(state.user_id, ()) if other is not state]
+        if watching:
+            self.by_user[state.user_id] = watching
+        else:
+            self.by_user.pop(state.user_id, None)
 
     # --- observations -------------------------------------------------------------------------
 
     def observe(self, user_id: int, status: Any) -> bool:
         """Apply a status Telegram reported for ``user_id``; False when the user is not watched here."""
-        state = self.by_user.get(user_id)
-        if state is None:
+        watching = self.by_user.get(user_id)
+        if not watching:
             self.ignored += 1
             return False
-        self.apply(state, status)
+        for state in watching:
+            self.apply(state, status)
         return True
 
     def apply(self, state: TargetState, status: Any) -> None:

@@ -61,7 +61,8 @@ class Enrolment:
     def target_left(self, state: TargetState) -> None:
         """``state`` is no longer this tracker's: remove its contact (its pushes would be for nobody)."""
         self.call_errors.recovered(state.target_id)
-        if state.is_contact and state.user_id and state.access_hash:
+        still_watched = state.user_id in self.book.by_user  # another username of the same person stays here
+        if state.is_contact and state.user_id and state.access_hash and not still_watched:
             self._leaving.append((state.user_id, state.access_hash))
 
     def target_returned(self, user_id: int) -> None:

@@ -66,3 +66,24 @@ async def test_a_closed_book_writes_nothing_more(db: Connection, database_url: s
     writer.start()
     assert await writer.close(within=10)
     assert [s for s, _ in await statuses(db, tracked)] == [True]
+
+
+async def test_two_usernames_of_one_telegram_user_are_both_recorded(db: Connection, database_url: str) -> None:
+    first, (first_tracked,) = await bare_target(db, "old_name")
+    second, (second_tracked,) = await bare_target(db, "new_name")
+    writer = StatusWriter(database_url, linger=0.001)
+    writer.start()
+    book = StatusBook(writer)
+    for target, username in ((first, "old_name"), (second, "new_name")):
+        state = TargetState(target_id=target, username=username)
+        book.add(state)
+        book.bind(state, USER_ID, 1)  # both usernames resolved to the same person
+    went_offline = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=30)
+    assert book.observe(USER_ID, types.UserStatusOffline(was_online=went_offline))
+    book.remove(first)
+    # The other username still listens to the person's pushes.
+    assert book.observe(USER_ID, types.UserStatusOnline(expires=datetime.now(UTC) + timedelta(minutes=5)))
+    assert await writer.close(within=10)
+    book.close()
+    assert [s for s, _ in await statuses(db, first_tracked)] == [False]
+    assert [s for s, _ in await statuses(db, second_tracked)] == [False, True]
