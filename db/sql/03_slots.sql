@@ -124,6 +124,16 @@ BEGIN
     RETURN EXISTS (SELECT 1 FROM targets WHERE tracker_account_id IS NULL);
 END $$;
 
+-- Move a target from one tracker to another (either may be NULL: waiting), counters with it. The
+-- caller holds the rebalance lock and the target's row; its visibility is re-checked on arrival.
+CREATE OR REPLACE FUNCTION so_move_target(p_target bigint, p_from bigint, p_to bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE tracker_settings SET current_users = current_users - 1 WHERE tracker_account_id = p_from;
+    UPDATE tracker_settings SET current_users = current_users + 1 WHERE tracker_account_id = p_to;
+    UPDATE targets SET tracker_account_id = p_to, visibility = 'unknown' WHERE id = p_target;
+END $$;
+
 -- Start a rebalance: one at a time, then every setting locked in id order.
 CREATE OR REPLACE FUNCTION so_begin_rebalance() RETURNS void
 LANGUAGE plpgsql AS $$
@@ -142,7 +152,6 @@ DECLARE
     excess integer;
     room integer;
     target record;
-    destination bigint;
     moved integer := 0;
 BEGIN
     PERFORM so_begin_rebalance();
@@ -167,12 +176,7 @@ BEGIN
     FOR target IN
         SELECT id FROM targets WHERE tracker_account_id = p_tracker ORDER BY id DESC LIMIT excess
     LOOP
-        destination := so_least_loaded_tracker(p_tracker);
-        UPDATE tracker_settings SET current_users = current_users - 1 WHERE tracker_account_id = p_tracker;
-        IF destination IS NOT NULL THEN
-            UPDATE tracker_settings SET current_users = current_users + 1 WHERE tracker_account_id = destination;
-        END IF;
-        UPDATE targets SET tracker_account_id = destination, visibility = 'unknown' WHERE id = target.id;
+        PERFORM so_move_target(target.id, p_tracker, so_least_loaded_tracker(p_tracker));
         moved := moved + 1;
     END LOOP;
     RETURN moved;
@@ -196,8 +200,7 @@ BEGIN
     LOOP
         destination := so_least_loaded_tracker();
         EXIT WHEN destination IS NULL;
-        UPDATE tracker_settings SET current_users = current_users + 1 WHERE tracker_account_id = destination;
-        UPDATE targets SET tracker_account_id = destination, visibility = 'unknown' WHERE id = target.id;
+        PERFORM so_move_target(target.id, NULL, destination);
         assigned := assigned + 1;
     END LOOP;
     RETURN assigned;
@@ -243,10 +246,7 @@ BEGIN
     LOOP
         destination := so_least_loaded_tracker(target.tracker_account_id, true);
         EXIT WHEN destination IS NULL;
-        UPDATE tracker_settings SET current_users = current_users - 1
-        WHERE tracker_account_id = target.tracker_account_id;
-        UPDATE tracker_settings SET current_users = current_users + 1 WHERE tracker_account_id = destination;
-        UPDATE targets SET tracker_account_id = destination, visibility = 'unknown' WHERE id = target.id;
+        PERFORM so_move_target(target.id, target.tracker_account_id, destination);
         moved := moved + 1;
     END LOOP;
     RETURN moved;
