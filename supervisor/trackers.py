@@ -1,7 +1,8 @@
 """SQL of the supervisor: which trackers to run, FATAL marking and clearing.
 
-A tracker is runnable when the slot engine may give it targets (the view ``so_usable_trackers``):
-active, authorized, with a session, and not auth_lost / banned / fatal / flood_wait-until-the-future.
+A tracker is runnable (the view ``so_runnable_trackers``) when it is active, authorized, has a session
+and is not auth_lost / banned / fatal / flood_wait-until-the-future; privacy_misconfigured ones run too
+(without targets), so their worker can re-check and fix the privacy setting.
 FATAL lasts until the tracker's account or setting row is updated after its health row was
 (``updated_at`` is maintained by triggers; the drain that goes with FATAL runs in the same
 transaction, so its own ``current_users`` update does not count as a change).
@@ -28,7 +29,8 @@ from seeonline.channels import TRACKER_LOCK_SPACE
 
 Connection = Union["asyncpg.Connection[Any]", "asyncpg.pool.PoolConnectionProxy[Any]"]
 
-# Runnable means usable by the slot engine: the view so_usable_trackers (db/sql/03_slots.sql) is the rule.
+# The rule is the view so_runnable_trackers (db/sql/03_slots.sql): usable ones, and privacy_misconfigured
+# ones (no targets, but a worker that re-checks and can fix the setting).
 RUNNABLE_TRACKERS = """
 SELECT a.id,
        md5(a.api_id::text || ':' || a.api_hash_encrypted || ':' || s.session_encrypted) AS fingerprint,
@@ -42,7 +44,7 @@ SELECT a.id,
             THEN extract(epoch FROM h.last_heartbeat_at + make_interval(secs => $2) - now())::float8
             ELSE 0.0
        END AS heartbeat_fresh_for
-FROM so_usable_trackers u
+FROM so_runnable_trackers u
 JOIN tracker_accounts a ON a.id = u.tracker_account_id
 JOIN tracker_settings s ON s.id = u.setting_id
 LEFT JOIN tracker_health h ON h.tracker_account_id = a.id
@@ -70,7 +72,7 @@ WHERE a.id = h.tracker_account_id AND h.tracker_account_id = ANY($1::bigint[])
 RETURNING h.tracker_account_id
 """
 
-STILL_RUNNABLE = "SELECT so_tracker_usable($1)"
+STILL_RUNNABLE = "SELECT EXISTS (SELECT 1 FROM so_runnable_trackers WHERE tracker_account_id = $1)"
 
 MARK_FATAL = """
 INSERT INTO tracker_health (tracker_account_id, state, state_until, last_error)

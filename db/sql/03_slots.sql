@@ -10,21 +10,29 @@
 -- Domain errors are raised with SQLSTATE SO4xx: MESSAGE is the stable code, DETAIL the text,
 -- HINT the offending field.
 
--- Trackers that may receive targets now (the contract's "usable"). A tracker that hides its own last
--- seen (privacy_misconfigured) sees no exact statuses, so it is not usable; its worker still runs,
--- to re-check and fix the setting. ``enrolling``: not paused by a long flood wait on resolving
--- usernames, so a new target there is watched at once.
-CREATE OR REPLACE VIEW so_usable_trackers AS
+-- Trackers that should have a worker running: active, authorized, with a session, and not stopped by
+-- their health. ``enrolling``: not paused by a long flood wait on resolving usernames, so a new target
+-- there is watched at once.
+CREATE OR REPLACE VIEW so_runnable_trackers AS
 SELECT s.tracker_account_id, s.id AS setting_id, s.max_users, s.current_users,
-       coalesce(h.enrolment_paused_until <= now(), true) AS enrolling
+       coalesce(h.enrolment_paused_until <= now(), true) AS enrolling,
+       coalesce(h.state, 'stopped') AS state
 FROM tracker_settings s
 JOIN tracker_accounts a ON a.id = s.tracker_account_id
 LEFT JOIN tracker_health h ON h.tracker_account_id = s.tracker_account_id
 WHERE a.is_active
   AND a.is_auth
   AND s.session_encrypted IS NOT NULL
-  AND coalesce(h.state, 'stopped') NOT IN ('auth_lost', 'banned', 'fatal', 'privacy_misconfigured')
+  AND coalesce(h.state, 'stopped') NOT IN ('auth_lost', 'banned', 'fatal')
   AND NOT (coalesce(h.state, 'stopped') = 'flood_wait' AND coalesce(h.state_until, 'infinity') > now());
+
+-- Trackers that may receive targets now (the contract's "usable"). A tracker that hides its own last
+-- seen (privacy_misconfigured) sees no exact statuses, so it gets none; its worker still runs, to
+-- re-check and fix the setting.
+CREATE OR REPLACE VIEW so_usable_trackers AS
+SELECT tracker_account_id, setting_id, max_users, current_users, enrolling
+FROM so_runnable_trackers
+WHERE state <> 'privacy_misconfigured';
 
 CREATE OR REPLACE FUNCTION so_tracker_usable(p_tracker bigint) RETURNS boolean
 LANGUAGE sql STABLE AS $$

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
 
 
 class HealthState(enum.StrEnum):
@@ -37,8 +36,3 @@ RUNNING_STATES = frozenset(
 RETIRED_STATES = frozenset({HealthState.FLOOD_WAIT, HealthState.AUTH_LOST, HealthState.BANNED})
 # The slot engine gives these trackers no targets: entering one drains the tracker, leaving one refills it.
 UNUSABLE_STATES = RETIRED_STATES | {HealthState.PRIVACY_MISCONFIGURED}
-
-
-def sql_list(values: Iterable[str]) -> str:
-    """``'a', 'b'``: values for an SQL ``IN (...)``, in a stable order."""
-    return ", ".join(f"'{value}'" for value in sorted(values))

@@ -20,13 +20,14 @@ from typing import Any, NamedTuple
 
 import asyncpg
 
+from seeonline.choices import Visibility
 from seeonline.db_errors import DATABASE_ERRORS
 from seeonline.logging import get_logger
 from supervisor.worker.waiting import wait_event
 
 log = get_logger("supervisor.worker.ingest")
 
-VISIBILITIES = ("unknown", "visible", "hidden", "hidden_by_tracker_privacy", "not_found")
+VISIBILITIES = frozenset(Visibility)
 
 # Transitions are compared per target, in time order, with the target's last recorded state; only
 # changes become rows. Rows for targets locked in id order so concurrent writers cannot deadlock.

@@ -108,6 +108,18 @@ async def test_workers_start_and_stop_as_tracker_rows_change(running: Running, d
     await wait_until(lambda: len(running.acquired(tracker)) == 4, what="start after the flood wait ended")
 
 
+async def test_a_tracker_hiding_its_last_seen_keeps_a_worker_that_can_fix_it(
+    running: Running, db: asyncpg.Connection[Any]
+) -> None:
+    tracker = await make_tracker(db)
+    await db.execute(
+        "INSERT INTO tracker_health (tracker_account_id, state) VALUES ($1, 'privacy_misconfigured')", tracker
+    )
+    # It gets no targets (not usable), but its worker runs: only a worker can re-check and fix the rule.
+    assert await db.fetchval("SELECT so_tracker_usable($1)", tracker) is False
+    await wait_until(lambda: running.acquired(tracker), what="a worker for the misconfigured tracker")
+
+
 async def test_crashing_worker_backs_off_then_goes_fatal_until_its_row_changes(
     running: Running, db: asyncpg.Connection[Any]
 ) -> None:

@@ -55,10 +55,6 @@ _INSTALLED = text(
 _RECORD = text(
     "INSERT INTO routines_installed (script_sha256, definitions) VALUES (:checksum, CAST(:definitions AS jsonb))"
 )
-# Triggers before the functions they call, views before functions they may call.
-_DROP_ORDER = {"trigger": 0, "view": 1, "function": 2}
-_DROP = {"trigger": "DROP TRIGGER {}", "view": "DROP VIEW {}", "function": "DROP FUNCTION {}"}
-
 
 class Step(enum.StrEnum):
     """What a migration run does with the routines (``db/env.py`` reads it from the Alembic config)."""
@@ -98,11 +94,19 @@ def installed(connection: Connection) -> dict[str, str]:
 
 def drop(connection: Connection) -> int:
     """Drop every routine SeeOnline owns (derived from the catalog); how many there were."""
-    owned = sorted(installed(connection), key=lambda key: _DROP_ORDER[key.partition(" ")[0]])
-    for key in owned:
+    owned: dict[str, list[str]] = {"trigger": [], "view": [], "function": []}
+    for key in installed(connection):
         kind, _, identity = key.partition(" ")
-        connection.exec_driver_sql(_DROP[kind].format(identity))
-    return len(owned)
+        owned[kind].append(identity)
+    # Triggers before the functions they call; views, then functions, each kind in one statement so
+    # dependencies among them do not matter.
+    for trigger in owned["trigger"]:
+        connection.exec_driver_sql(f"DROP TRIGGER {trigger}")
+    if owned["view"]:
+        connection.exec_driver_sql(f"DROP VIEW {', '.join(owned['view'])}")
+    if owned["function"]:
+        connection.exec_driver_sql(f"DROP FUNCTION {', '.join(owned['function'])}")
+    return sum(len(identities) for identities in owned.values())
 
 
 def _recorded(connection: Connection) -> tuple[str, dict[str, str]] | None:

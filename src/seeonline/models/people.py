@@ -5,10 +5,8 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from seeonline.choices import Role, Theme, sql_list
 from seeonline.models.base import AuditedTable
-
-ROLES = ("banned", "user", "vip", "admin")
-THEMES = ("light", "dark")
 
 
 class TelegramUser(AuditedTable):
@@ -16,8 +14,8 @@ class TelegramUser(AuditedTable):
 
     __tablename__ = "telegram_users"
     __table_args__ = (
-        CheckConstraint("role IN ('banned', 'user', 'vip', 'admin')", name="role_known"),
-        CheckConstraint("theme IN ('light', 'dark')", name="theme_known"),
+        CheckConstraint(f"role IN ({sql_list(Role, sort=False)})", name="role_known"),
+        CheckConstraint(f"theme IN ({sql_list(Theme, sort=False)})", name="theme_known"),
         CheckConstraint("max_users >= 0", name="max_users_non_negative"),
         CheckConstraint("current_users >= 0", name="current_users_non_negative"),
     )

@@ -8,6 +8,7 @@ from advanced_alchemy.types import DateTimeUTC
 from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from seeonline.choices import Visibility, sql_list
 from seeonline.models.base import AuditedTable, Base, created_at_column
 
 
@@ -17,7 +18,7 @@ class Target(AuditedTable):
     __tablename__ = "targets"
     __table_args__ = (
         CheckConstraint(
-            "visibility IN ('unknown', 'visible', 'hidden', 'hidden_by_tracker_privacy', 'not_found')",
+            f"visibility IN ({sql_list(Visibility, sort=False)})",
             name="visibility_known",
         ),
         Index("ix_targets_waiting", "id", postgresql_where="tracker_account_id IS NULL"),

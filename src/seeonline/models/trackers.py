@@ -8,7 +8,8 @@ from advanced_alchemy.types import DateTimeUTC
 from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from seeonline.health import HealthState, sql_list
+from seeonline.choices import sql_list
+from seeonline.health import HealthState
 from seeonline.models.base import AuditedTable, Base, updated_at_column
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from seeonline.api.listing import Filter, Resource
 from seeonline.api.params import choice_parser, parse_bool, parse_int, parse_text
 from seeonline.people.schemas import ROLES, THEMES
+from seeonline.usernames import sql_normalized
 
 TELEGRAM_USERS = Resource(
     name="TelegramUser",
@@ -45,7 +46,7 @@ TRACKED_USERS = Resource(
         'created_at', r.created_at, 'updated_at', r.updated_at)""",
     filters={
         "id": Filter(parse_int, "r.id = {}"),
-        "username": Filter(parse_text, "t.username = lower(ltrim({}, '@'))"),
+        "username": Filter(parse_text, f"t.username = {sql_normalized('{}')}"),
         "visible_online": Filter(parse_bool, "r.visible_online = {}"),
         "tracker_account__telegram_id": Filter(
             parse_int, "t.tracker_account_id IN (SELECT id FROM tracker_accounts WHERE telegram_id = {})"

@@ -6,17 +6,17 @@ import datetime
 import re
 import zoneinfo
 from functools import lru_cache
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
 
+from seeonline import usernames
 from seeonline.api.bodies import BigInt, Count, Id
 from seeonline.api.errors import invalid
+from seeonline.choices import Role, Theme
 
-Role = Literal["banned", "user", "vip", "admin"]
-Theme = Literal["light", "dark"]
-ROLES: tuple[str, ...] = ("banned", "user", "vip", "admin")
-THEMES: tuple[str, ...] = ("light", "dark")
+ROLES: tuple[str, ...] = tuple(Role)
+THEMES: tuple[str, ...] = tuple(Theme)
 TimezoneName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern="^[A-Za-z0-9_+\\-/]+$")]
 # Leading "@" allowed and stripped; the rest is Telegram's username rule.
 Username = Annotated[str, msgspec.Meta(min_length=1, max_length=40, pattern="^[^\\x00]*$")]
@@ -28,10 +28,10 @@ class TelegramUserCreate(msgspec.Struct):
     """POST /telegram-users/."""
 
     telegram_id: BigInt
-    role: Role = "user"
+    role: Role = Role.USER
     max_users: Count = 5
     timezone: TimezoneName = "UTC"
-    theme: Theme = "light"
+    theme: Theme = Theme.LIGHT
 
 
 class TelegramUserUpdate(msgspec.Struct):
@@ -80,7 +80,7 @@ def check_timezone(name: str) -> str:
 
 def clean_username(raw: str, field: str = "username") -> tuple[str, str]:
     """``(normalized, display)``: strip one leading ``@``; check Telegram's rule; lower-case the key."""
-    display = raw.strip().removeprefix("@")
+    display = usernames.display_form(raw)
     if not USERNAME_RULE.match(display):
         raise invalid(
             field, "5-32 characters of letters, digits and underscores, starting with a letter (a leading @ is allowed)"

@@ -6,6 +6,7 @@ from typing import Any
 
 import asyncpg
 
+from seeonline import usernames
 from seeonline.api.bodies import provided, set_clause
 from seeonline.api.database import with_retry
 from seeonline.api.errors import ApiError, not_found
@@ -105,7 +106,7 @@ class PeopleService:
 
     async def tracked_user_by_username(self, username: str, owner_telegram_id: int | None) -> int:
         """The one tracked user with this username (optionally of one owner); 404 or 409 otherwise."""
-        normalized = username.strip().removeprefix("@").lower()
+        normalized = usernames.normalize(username)
         rows = await self.pool.fetch(
             "SELECT r.id FROM tracked_users r JOIN targets t ON t.id = r.target_id WHERE t.username = $1"
             " AND ($2::bigint IS NULL OR r.telegram_user_id IN (SELECT id FROM telegram_users WHERE telegram_id = $2))"

@@ -13,10 +13,11 @@ from seeonline.api.openapi import DeletedCount, list_operation, returns
 from seeonline.api.params import parse_text
 from seeonline.statuses.resources import ONLINE_STATUSES
 from seeonline.statuses.schemas import OnlineStatusCreate, OnlineStatusOut, OnlineStatusUpdate
+from seeonline.usernames import sql_normalized
 
 BY_USERNAME = (
     "r.tracked_user_id IN (SELECT tu.id FROM tracked_users tu JOIN targets t ON t.id = tu.target_id"
-    " WHERE t.username = lower(ltrim($1, '@')))"
+    f" WHERE t.username = {sql_normalized('$1')})"
 )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from seeonline.api.listing import Filter, Resource
 from seeonline.api.params import parse_bool, parse_datetime, parse_int, parse_text
+from seeonline.usernames import sql_normalized
 
 STATUS_JSON = """json_build_object(
     'id', r.id, 'tracked_user_id', r.tracked_user_id, 'is_online', r.is_online, 'created_at', r.created_at)"""
@@ -19,7 +20,7 @@ ONLINE_STATUSES = Resource(
         "username": Filter(
             parse_text,
             "r.tracked_user_id IN (SELECT tu.id FROM tracked_users tu JOIN targets t ON t.id = tu.target_id"
-            " WHERE t.username = lower(ltrim({}, '@')))",
+            f" WHERE t.username = {sql_normalized('{}')})",
         ),
         "is_online": Filter(parse_bool, "r.is_online = {}"),
         "created_at_after": Filter(parse_datetime, "r.created_at >= {}"),
