@@ -10,9 +10,8 @@ import click
 import msgspec
 from setproctitle import setproctitle
 
-from seeonline.logging import configure_logging, get_logger
+from seeonline.logging import get_logger
 from seeonline.parent_death import die_with_parent, expected_parent_from_env
-from seeonline.settings import SettingsError, load_settings
 from supervisor.process import ProcessOptions, WorkerTarget
 
 log = get_logger("supervisor.cli")
@@ -47,14 +46,10 @@ def supervisor(
     if exit_with_parent and not die_with_parent(signal.SIGTERM, expected_parent_from_env()):
         raise SystemExit(1)  # the parent died before the signal was armed
     setproctitle("seeonline supervisor")
-    try:
-        settings = load_settings()
-    except (SettingsError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
-    if settings.database_url is None:
-        msg = "DATABASE_URL: not set"
-        raise click.ClickException(msg)
-    configure_logging(settings.log_level, json=settings.log_json)
+    from seeonline.cli import require_database, settings_or_exit  # noqa: PLC0415 - the CLI module loads this one
+
+    settings = settings_or_exit()
+    require_database(settings)
     from supervisor.supervisor import Supervisor, SupervisorOptions  # noqa: PLC0415 - keeps `seeonline` start-up light
 
     options = SupervisorOptions(

@@ -34,11 +34,10 @@ from setproctitle import setproctitle
 from seeonline.logging import configure_logging, get_logger
 from seeonline.parent_death import die_with_parent
 from seeonline.settings import Settings
+from supervisor.exit_codes import EXIT_LOCK_HELD, EXIT_RETIRED
 
 WorkerTarget = Callable[[int, Settings], int]
 
-EXIT_LOCK_HELD = 3  # the worker found its tracker's advisory lock held elsewhere
-EXIT_RETIRED = 4  # the worker found its tracker unrunnable (its health says why) or Postgres unreachable: no crash
 SUPERVISOR_PID_ENV = "SEEONLINE_SUPERVISOR_PID"  # the forkserver's expected parent
 FORKSERVER_PID_ENV = "SEEONLINE_FORKSERVER_PID"  # set in the forkserver: its workers' expected parent
 DEFAULT_PRELOAD = ("telethon", "asyncpg", "seeonline.telegram.client", "supervisor.worker.main")

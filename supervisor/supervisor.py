@@ -86,7 +86,6 @@ class Supervisor:
         self.target = target
         self.processes: dict[int, TrackerProcess] = {}
         self.ready = asyncio.Event()
-        self.reconciles = 0
         self._on_state = on_state
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -100,10 +99,6 @@ class Supervisor:
         """Ask the supervisor to stop its workers and return from ``run()``."""
         self._stopping.set()
         self._wake.set()
-
-    def snapshot(self) -> dict[int, tuple[str, int | None]]:
-        """Each managed tracker's state and worker pid."""
-        return {tid: (p.state.value, p.pid) for tid, p in self.processes.items()}
 
     async def run(self, *, handle_signals: bool = False) -> None:
         """Supervise until ``stop()`` (or SIGTERM/SIGINT with ``handle_signals``), then stop every worker."""
@@ -155,7 +150,6 @@ class Supervisor:
             except DATABASE_ERRORS as exc:
                 log.warning("reconcile_failed", error=repr(exc), retry_in=self.options.error_retry)
                 delay = self.options.error_retry
-            self.reconciles += 1
             self.ready.set()
             deadline = loop.time() + delay
             while not self._wake.is_set() and loop.time() < deadline:

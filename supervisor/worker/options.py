@@ -1,16 +1,8 @@
-"""The worker's tunables and exit codes (the supervisor reads the codes)."""
+"""The worker's tunables; the defaults suit production, tests shorten them."""
 
 from __future__ import annotations
 
 import msgspec
-
-from supervisor.process import EXIT_LOCK_HELD
-
-EXIT_OK = 0  # stopped on request (SIGTERM/SIGINT) after flushing
-EXIT_CRASHED = 1  # an unexpected error; the supervisor restarts with backoff
-EXIT_RETIRED = 4  # cannot run now (auth lost, banned, flood wait, gone, no session, Postgres unreachable): no crash
-
-__all__ = ["EXIT_CRASHED", "EXIT_LOCK_HELD", "EXIT_OK", "EXIT_RETIRED", "WorkerOptions"]
 
 
 class WorkerOptions(msgspec.Struct, frozen=True, kw_only=True):

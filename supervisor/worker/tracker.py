@@ -32,13 +32,14 @@ from seeonline.secrets import SecretKeyError, decrypt
 from seeonline.settings import Settings
 from seeonline.telegram.client import build_client
 from seeonline.telegram.privacy import HIDDEN_DETAIL, PrivacyReport
+from supervisor.exit_codes import EXIT_CRASHED, EXIT_LOCK_HELD, EXIT_OK, EXIT_RETIRED
 from supervisor.worker.book import StatusBook, TargetState
 from supervisor.worker.call_errors import CallErrors, describe
 from supervisor.worker.control import ControlDb, LockHeldError, TargetRow
 from supervisor.worker.enrolment import TELEGRAM_ERRORS, Enrolment
 from supervisor.worker.ingest import StatusWriter
 from supervisor.worker.lease import LeaseKeeper
-from supervisor.worker.options import EXIT_CRASHED, EXIT_LOCK_HELD, EXIT_OK, EXIT_RETIRED, WorkerOptions
+from supervisor.worker.options import WorkerOptions
 from supervisor.worker.privacy import PrivacyWatch
 from supervisor.worker.telegram import ENROLMENT, RetiredError, ShortFloodWaitError, TelegramSide
 from supervisor.worker.waiting import wait_event

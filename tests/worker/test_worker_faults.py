@@ -22,7 +22,7 @@ from seeonline.lease import Lease
 from seeonline.maintenance import move_unresolved
 from seeonline.sandbox import SandboxServer
 from supervisor import trackers
-from supervisor.worker.options import EXIT_LOCK_HELD, EXIT_RETIRED
+from supervisor.exit_codes import EXIT_LOCK_HELD, EXIT_RETIRED
 from supervisor.worker.tracker import TrackerWorker
 from tests.conftest import SECRET_KEY, PostgresServer
 from tests.polling import wait_until

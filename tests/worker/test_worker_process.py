@@ -18,7 +18,8 @@ import pytest
 
 from seeonline.sandbox import SandboxServer
 from seeonline.settings import Settings
-from supervisor.worker.options import EXIT_LOCK_HELD, EXIT_OK, WorkerOptions
+from supervisor.exit_codes import EXIT_LOCK_HELD, EXIT_OK
+from supervisor.worker.options import WorkerOptions
 from tests.conftest import SECRET_KEY
 from tests.polling import wait_until
 from tests.worker import builders

@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import msgspec
-from litestar import Request
-
-from seeonline.api.errors import from_validation_error
-
-T = TypeVar("T")
 
 BigInt = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 PositiveInt32 = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
 Count = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]
 Id = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
-
-
-async def decode_body(request: Request[Any, Any, Any], struct: type[T]) -> T:
-    """Decode the JSON body into ``struct``; unknown and read-only fields are ignored, as DRF does."""
-    try:
-        return msgspec.json.decode(await request.body(), type=struct)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise from_validation_error(exc) from None
 
 
 def provided(update: msgspec.Struct) -> dict[str, Any]:

@@ -5,7 +5,4 @@ from seeonline.sandbox.privacy import Privacy
 from seeonline.sandbox.server import SandboxServer
 from seeonline.sandbox.world import Account, SandboxUser, World
 
-# The short name other tests may prefer.
-Sandbox = SandboxServer
-
-__all__ = ["Account", "Call", "Fault", "Privacy", "Sandbox", "SandboxServer", "SandboxUser", "World"]
+__all__ = ["Account", "Call", "Fault", "Privacy", "SandboxServer", "SandboxUser", "World"]
