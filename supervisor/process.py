@@ -57,6 +57,18 @@ class State(enum.Enum):
     FATAL = "fatal"
 
 
+# Where each state may lead; every change goes through TrackerProcess._set, which checks it.
+TRANSITIONS: dict[State, frozenset[State]] = {
+    State.STOPPED: frozenset({State.STARTING, State.LOCKED}),
+    State.STARTING: frozenset({State.RUNNING, State.STOPPING, State.STOPPED, State.LOCKED, State.BACKOFF, State.FATAL}),
+    State.RUNNING: frozenset({State.STOPPING, State.STOPPED, State.LOCKED, State.BACKOFF, State.FATAL}),
+    State.BACKOFF: frozenset({State.STARTING, State.STOPPED}),
+    State.LOCKED: frozenset({State.STARTING, State.STOPPED}),
+    State.STOPPING: frozenset({State.STOPPED}),
+    State.FATAL: frozenset({State.STARTING, State.STOPPED}),
+}
+
+
 class ProcessOptions(msgspec.Struct, frozen=True, kw_only=True):
     """Timings of the state machine."""
 
@@ -123,7 +135,7 @@ class TrackerProcess:
         on_change: Callable[[TrackerProcess], None],
     ) -> None:
         self.tracker_id = tracker_id
-        self.state = State.STOPPED
+        self._state = State.STOPPED
         self.fingerprint: str | None = None
         self.wanted = False
         self.fast_exits = 0
@@ -139,6 +151,11 @@ class TrackerProcess:
         self._started_at = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._log = log.bind(tracker_account_id=tracker_id)
+
+    @property
+    def state(self) -> State:
+        """Where the worker is in its life cycle (changed only by this class, see ``TRANSITIONS``)."""
+        return self._state
 
     @property
     def pid(self) -> int | None:
@@ -187,6 +204,11 @@ class TrackerProcess:
         self._set(State.STOPPING)
         self._signal(signal.SIGTERM)
         self._timer = asyncio.get_running_loop().call_later(self._options.stop_grace, self._kill, self.process)
+
+    def wait_for_lock(self) -> None:
+        """No worker now: the tracker runs elsewhere, or may still (its heartbeat is fresh); re-checked later."""
+        if self.process is None:
+            self._set(State.LOCKED)
 
     def kill(self) -> None:
         """SIGKILL the worker now."""
@@ -265,7 +287,10 @@ class TrackerProcess:
             self._timer = None
 
     def _set(self, state: State) -> None:
-        self.state = state
+        if state is self._state:
+            return
+        assert state in TRANSITIONS[self._state], f"{self._state.value} -> {state.value}"
+        self._state = state
         self._on_change(self)
 
     def __repr__(self) -> str:

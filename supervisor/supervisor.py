@@ -233,11 +233,11 @@ class Supervisor:
         if process.state in (State.STOPPED, State.LOCKED) and not process.alive:
             if tracker.locked:
                 if process.state is not State.LOCKED:
-                    process.state = State.LOCKED
+                    process.wait_for_lock()
                     log.info("tracker_locked_elsewhere", tracker_account_id=tracker.id)
             elif tracker.heartbeat_fresh_for > 0 and not process.ran_last:
                 # Another host's worker may still be in its lease grace, using the session: wait it out.
-                process.state = State.LOCKED
+                process.wait_for_lock()
                 if tracker.id not in self._delayed:
                     self._delayed.add(tracker.id)
                     log.info(
