@@ -6,8 +6,8 @@ from typing import Any
 
 from telethon.tl import functions, types
 
+from seeonline.sandbox.handler_kit import RpcContext, RpcError, handles
 from seeonline.sandbox.privacy import Privacy
-from seeonline.sandbox.rpc import RpcContext, RpcError, handles
 
 # The sandbox models one rule per account: everybody, my contacts, or nobody (no exceptions).
 _RULES = {

@@ -9,7 +9,7 @@ from typing import Any
 
 from telethon.tl import functions, types
 
-from seeonline.sandbox.rpc import RpcContext, RpcError, handles
+from seeonline.sandbox.handler_kit import RpcContext, RpcError, handles
 from seeonline.sandbox.srp import PasswordSecret, SrpChallenge, no_password_info
 from seeonline.sandbox.world import Account
 

@@ -7,8 +7,7 @@ from typing import Any
 
 from telethon.tl import functions, types
 
-from seeonline.sandbox.handlers_users import input_user, now_utc
-from seeonline.sandbox.rpc import RpcContext, RpcError, handles
+from seeonline.sandbox.handler_kit import RpcContext, RpcError, handles, input_user, now_utc
 
 _USERNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
 

@@ -2,34 +2,14 @@
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from telethon.tl import functions, types
 
-from seeonline.sandbox.rpc import RpcContext, RpcError, handles
-from seeonline.sandbox.world import SandboxUser
+from seeonline.sandbox.handler_kit import RpcContext, handles, input_user, now_utc
 
 SANDBOX_DC_ID = 2
-
-
-def now_utc() -> datetime:
-    """The current time, whole seconds, UTC (TL dates have second precision)."""
-    return datetime.fromtimestamp(int(time.time()), tz=UTC)
-
-
-def input_user(ctx: RpcContext, peer: Any, error: str = "USER_ID_INVALID") -> SandboxUser:
-    """The user an InputUser/InputPeer names, checking the access hash belongs to the calling account."""
-    me = ctx.me
-    if isinstance(peer, types.InputUserSelf | types.InputPeerSelf):
-        return me.user
-    if isinstance(peer, types.InputUser | types.InputPeerUser):
-        if peer.user_id == me.id:
-            return me.user
-        if ctx.world.check_access_hash(me.id, peer.user_id, peer.access_hash):
-            return ctx.world.users[peer.user_id]
-    raise RpcError(error, 400)
 
 
 @handles(functions.help.GetConfigRequest, auth=False)

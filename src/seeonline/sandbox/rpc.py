@@ -4,79 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from telethon.tl import functions
 
 from seeonline.logging import get_logger
 from seeonline.sandbox.faults import error_code, method_name
+from seeonline.sandbox.handler_kit import ROUTES, Route, RpcContext, RpcError
 
 if TYPE_CHECKING:
     from seeonline.sandbox.server import SandboxServer
     from seeonline.sandbox.session import Connection
-    from seeonline.sandbox.world import Account, World
 
 log = get_logger("seeonline.sandbox.rpc")
 
 _VECTOR = 0x1CB5C415
 _BOOL_TRUE = 0x997275B5
 _BOOL_FALSE = 0xBC799737
-
-
-class RpcError(Exception):
-    """Raised by a handler to answer with ``rpc_error``."""
-
-    def __init__(self, message: str, code: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = error_code(message) if code is None else code
-
-
-@dataclass
-class RpcContext:
-    """What a handler may use: the world, the calling connection and its logged-in account."""
-
-    server: SandboxServer
-    connection: Connection
-    account: Account | None
-
-    @property
-    def world(self) -> World:
-        """The sandbox world."""
-        return self.server.world
-
-    @property
-    def me(self) -> Account:
-        """The logged-in account; handlers registered with ``auth=True`` always have one."""
-        if self.account is None:
-            raise RpcError("AUTH_KEY_UNREGISTERED", 401)
-        return self.account
-
-
-Handler = Callable[[RpcContext, Any], Any]
-
-
-@dataclass(frozen=True)
-class Route:
-    """A handler and whether it needs a logged-in account."""
-
-    handler: Handler
-    auth: bool
-
-
-ROUTES: dict[type, Route] = {}
-
-
-def handles(request_type: type, *, auth: bool = True) -> Callable[[Handler], Handler]:
-    """Register a handler for a Telethon request class."""
-
-    def register(handler: Handler) -> Handler:
-        ROUTES[request_type] = Route(handler, auth)
-        return handler
-
-    return register
 
 
 def serialize(result: Any) -> bytes:
@@ -91,13 +35,9 @@ def serialize(result: Any) -> bytes:
 class RpcDispatcher:
     """Turns one RPC message into an ``rpc_result`` or ``rpc_error`` on its connection."""
 
-    def __init__(self, server: SandboxServer) -> None:
+    def __init__(self, server: SandboxServer, routes: dict[type, Route] = ROUTES) -> None:
         self.server = server
-        # Imported for their @handles registrations.
-        import seeonline.sandbox.handlers_account  # noqa: PLC0415
-        import seeonline.sandbox.handlers_auth  # noqa: PLC0415
-        import seeonline.sandbox.handlers_contacts  # noqa: PLC0415
-        import seeonline.sandbox.handlers_users  # noqa: F401, PLC0415
+        self.routes = routes  # filled by the handler modules' @handles, which the server imports
 
     def unwrap(self, connection: Connection, request: Any) -> Any:
         """Strip the wrappers Telethon puts around real queries, noting what they say about the connection."""
@@ -134,7 +74,7 @@ class RpcDispatcher:
                 return
         error: str | None = None
         try:
-            route = ROUTES.get(type(query))
+            route = self.routes.get(type(query))
             if route is None:
                 raise RpcError("API_METHOD_NOT_SUPPORTED_BY_SANDBOX", 400)
             if route.auth and account is None:

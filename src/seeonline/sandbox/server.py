@@ -14,6 +14,9 @@ from telethon.sessions import StringSession
 from telethon.tl import types
 
 from seeonline.logging import get_logger
+
+# Imported for their @handles registrations (seeonline.sandbox.handler_kit.ROUTES).
+from seeonline.sandbox import handlers_account, handlers_contacts  # noqa: F401
 from seeonline.sandbox.crypto import ServerKey, default_server_key
 from seeonline.sandbox.faults import Call, Fault, FaultInjector
 from seeonline.sandbox.handlers_auth import LoginState
