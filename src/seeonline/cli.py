@@ -17,6 +17,7 @@ from seeonline import migrations
 from seeonline.database.routines import RoutinesDriftError
 from seeonline.logging import configure_logging, get_logger
 from seeonline.parent_death import PARENT_PID_ENV
+from seeonline.processes import stop_child
 from seeonline.settings import Settings, SettingsError, load_settings
 
 log = get_logger("seeonline.cli")
@@ -208,11 +209,7 @@ def run_service(*, host: str, port: int, supervisor: bool, demo: bool | None) ->
         serve_api(settings, host, port)
     finally:
         if child is not None:
-            child.terminate()
-            try:
-                child.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                child.kill()
+            stop_child(child, grace=30)
         if sandbox is not None:
             sandbox.stop()
         if server is not None:

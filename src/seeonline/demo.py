@@ -21,7 +21,8 @@ from seeonline.api.database import create_pool
 from seeonline.logging import get_logger
 from seeonline.people.schemas import TelegramUserCreate, TrackedUserCreate
 from seeonline.people.service import PeopleService
-from seeonline.sandbox.process import sandbox_command
+from seeonline.processes import stop_child
+from seeonline.sandbox.process import sandbox_command_line
 from seeonline.trackers.schemas import TrackerAccountCreate, TrackerSettingCreate
 from seeonline.trackers.service import TrackerService
 
@@ -41,11 +42,7 @@ class DemoSandbox:
 
     def stop(self) -> None:
         """Stop the sandbox and remove its manifest (it holds session strings)."""
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        stop_child(self.process)
         self.workdir.cleanup()
 
 
@@ -53,9 +50,10 @@ def start_sandbox(trackers: int, people: int, rate: float) -> DemoSandbox:
     """Start ``seeonline sandbox`` and wait for its ready line."""
     workdir = tempfile.TemporaryDirectory(prefix="seeonline-demo-")
     manifest_path = Path(workdir.name) / "manifest.json"
-    args = ["--port", "0", "--control-port", "0", "--trackers", str(trackers), "--people", str(people)]
-    args += ["--manifest", str(manifest_path), "--simulate", str(rate), "--exit-with-parent", "--log-level", "warning"]
-    process = subprocess.Popen([*sandbox_command(), "sandbox", *args], stdout=subprocess.PIPE)
+    command = sandbox_command_line(
+        trackers=trackers, people=people, manifest=manifest_path, simulate=rate, extra=["--log-level", "warning"]
+    )
+    process = subprocess.Popen(command, stdout=subprocess.PIPE)
     assert process.stdout is not None
     if not process.stdout.readline():
         workdir.cleanup()

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from seeonline.embedded_postgres import find_free_port
+from seeonline.processes import stop_child
 from tests.conftest import API_KEY, SECRET_KEY
 
 
@@ -50,5 +51,4 @@ def running_api(database_url: str, **env: str) -> Iterator[str]:
         wait_for_health(base, process, timeout=30)
         yield base
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop_child(process)

@@ -20,7 +20,8 @@ from schemathesis.core.failures import FailureGroup
 from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from seeonline.sandbox.process import sandbox_command
+from seeonline.processes import stop_child
+from seeonline.sandbox.process import sandbox_command_line
 from tests.api.live_server import running_api
 from tests.conftest import API_KEY, PostgresServer, new_database
 
@@ -38,8 +39,7 @@ async def fuzz_database(postgres_server: PostgresServer, template_database: str)
 def sandbox_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """``seeonline sandbox`` in a subprocess, so the fuzzed logins reach a Telegram; yields its ready line."""
     manifest = tmp_path_factory.mktemp("fuzz-sandbox") / "manifest.json"
-    command = [*sandbox_command(), "sandbox", "--port", "0", "--control-port", "0", "--trackers", "1"]
-    command += ["--people", "0", "--manifest", str(manifest), "--exit-with-parent"]
+    command = sandbox_command_line(trackers=1, people=0, manifest=manifest, simulate=0.0)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert process.stdout is not None
@@ -47,8 +47,7 @@ def sandbox_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[s
         ready["tracker"] = json.loads(manifest.read_text())["trackers"][0]
         yield ready
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop_child(process)
 
 
 @pytest.fixture(scope="module")

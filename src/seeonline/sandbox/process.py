@@ -33,6 +33,23 @@ def sandbox_command() -> list[str]:
     return [found] if found else [sys.executable, "-c", "from seeonline.cli import main; main()"]
 
 
+def sandbox_command_line(
+    *,
+    trackers: int,
+    people: int,
+    manifest: Path,
+    simulate: float,
+    seed: str | None = None,
+    extra: list[str] | None = None,
+) -> list[str]:
+    """``seeonline sandbox`` as a child: free ports, its manifest at ``manifest``, gone with its parent."""
+    args = ["--port", "0", "--control-port", "0", "--trackers", str(trackers), "--people", str(people)]
+    args += ["--manifest", str(manifest), "--simulate", str(simulate), "--exit-with-parent"]
+    if seed is not None:
+        args += ["--seed", seed]
+    return [*sandbox_command(), "sandbox", *args, *(extra or [])]
+
+
 class SandboxProcess:
     """A ``seeonline sandbox`` subprocess: ``async with SandboxProcess(trackers=2) as sandbox: ...``."""
 
@@ -51,20 +68,16 @@ class SandboxProcess:
             self._tmp = tempfile.TemporaryDirectory(prefix="seeonline-sandbox-")
             manifest = Path(self._tmp.name) / "manifest.json"
         self.manifest_path = manifest
-        self.args = ["--port", "0", "--control-port", "0", "--trackers", str(trackers), "--people", str(people)]
-        self.args += ["--manifest", str(manifest), "--simulate", str(simulate), "--exit-with-parent"]
-        if seed is not None:
-            self.args += ["--seed", seed]
-        self.args += extra_args or []
+        self.command = sandbox_command_line(
+            trackers=trackers, people=people, manifest=manifest, simulate=simulate, seed=seed, extra=extra_args
+        )
         self.process: asyncio.subprocess.Process | None = None
         self.manifest: dict[str, Any] = {}
 
     async def start(self, ready_within: float = 30.0) -> None:
         """Start the child and wait (up to ``ready_within`` seconds) for its ready line and manifest."""
         self.process = await asyncio.create_subprocess_exec(
-            *sandbox_command(),
-            "sandbox",
-            *self.args,
+            *self.command,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
         )
