@@ -3,8 +3,8 @@
 Loops (each restarts its own work after errors; an unexpected exception ends the worker as crashed;
 an unexpected Telegram ``RPCError`` for one target or one resync is logged, shown in the tracker's
 ``last_error`` and retried with backoff, while the other targets carry on, see ``call_errors``):
-``telegram`` connects and reconnects the client; ``resync`` runs ``contacts.getStatuses`` after every
-(re)connect and on a timer; ``reconcile`` re-reads the tracker's targets on NOTIFY, on reconnect of
+``telegram`` connects and reconnects the client and ``resync`` runs ``contacts.getStatuses`` after every
+(re)connect and on a timer (``link``); ``reconcile`` re-reads the tracker's targets on NOTIFY, on reconnect of
 the control connection and on a timer; ``enrol`` resolves new targets and adds them as contacts
 (``enrolment``); ``control`` keeps the lock, a lease on the Telegram session (``lease``);
 ``heartbeat`` keeps tracker_health fresh; ``privacy`` checks the tracker's own last-seen rule
@@ -15,18 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
 from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from telethon import TelegramClient, errors, events
+from telethon import TelegramClient, events
 from telethon.tl import types
 
 from seeonline.db_errors import DATABASE_ERRORS
 from seeonline.health import RUNNING_STATES, HealthState
-from seeonline.lease import TELEGRAM_DISCONNECT_TIMEOUT
 from seeonline.logging import get_logger
 from seeonline.secrets import SecretKeyError, decrypt
 from seeonline.settings import Settings
@@ -34,17 +32,16 @@ from seeonline.telegram.client import build_client
 from seeonline.telegram.privacy import HIDDEN_DETAIL, PrivacyReport
 from supervisor.exit_codes import EXIT_CRASHED, EXIT_LOCK_HELD, EXIT_OK, EXIT_RETIRED
 from supervisor.worker.book import StatusBook, TargetState
-from supervisor.worker.call_errors import CallErrors, describe
+from supervisor.worker.call_errors import CallErrors
 from supervisor.worker.control import ControlDb, LockHeldError, TargetRow
-from supervisor.worker.enrolment import TELEGRAM_ERRORS, Enrolment
+from supervisor.worker.enrolment import Enrolment
 from supervisor.worker.ingest import StatusWriter
 from supervisor.worker.lease import LeaseKeeper
+from supervisor.worker.link import TelegramLink
 from supervisor.worker.options import WorkerOptions
 from supervisor.worker.privacy import PrivacyWatch
-from supervisor.worker.telegram import ENROLMENT, RetiredError, ShortFloodWaitError, TelegramSide
+from supervisor.worker.telegram import ENROLMENT, RetiredError, TelegramSide
 from supervisor.worker.waiting import wait_event
-
-TELEGRAM_CONNECT_TIMEOUT = 30.0  # one Telegram connect attempt, when no lease grace bounds it sooner
 
 
 class TrackerWorker:
@@ -59,9 +56,6 @@ class TrackerWorker:
         self.stopping = asyncio.Event()
         self.health = HealthState.OK  # what the tracker is; heartbeats may show a transient state over it
         self.health_error: str | None = None
-        self._telegram_lost_at: float | None = time.monotonic()  # None while connected to Telegram
-        self._telegram_error: str | None = None
-        self._resync_wanted_since: float | None = None  # a resync is due and has not succeeded since
         self.control = ControlDb(
             settings.asyncpg_dsn,
             tracker_id,
@@ -85,7 +79,7 @@ class TrackerWorker:
         self._beat = asyncio.Event()
         self._connected = asyncio.Event()
         self._resynced = asyncio.Event()
-        self._telegram_gate = asyncio.Lock()  # serializes connecting and disconnecting the client
+        self.link: TelegramLink | None = None
         self.keeper = LeaseKeeper(
             self.control,
             self.lease,
@@ -141,7 +135,6 @@ class TrackerWorker:
         )
         del session, api_hash
         self.client.add_event_handler(self._on_status, events.Raw(types.UpdateUserStatus))
-        self._hook_reconnect(self.client)
         self.telegram = TelegramSide(
             self.client,
             self.book,
@@ -155,6 +148,18 @@ class TrackerWorker:
             if left > 0:  # a flood wait a previous worker of this tracker hit: never resolve into it again
                 self.telegram.pause(ENROLMENT, left)
                 self._enrolment_paused_until = row.enrolment_paused_until
+        self.link = TelegramLink(
+            self.telegram,
+            self.keeper,
+            self.options,
+            connected=self._connected,
+            resync=self._resync,
+            resynced=self._resynced,
+            call_errors=self.call_errors,
+            on_change=self._beat.set,
+            on_resynced=self._enrol.set,
+            log=self.log,
+        )
         self.enrolment = Enrolment(
             telegram=self.telegram,
             book=self.book,
@@ -176,8 +181,8 @@ class TrackerWorker:
         self.keeper.last_beat = sent
         self.log.info("worker_started", targets_reconcile_interval=self._reconcile_interval)
         loops = [
-            self._guard("telegram", self._telegram_loop()),
-            self._guard("resync", self._resync_loop()),
+            self._guard("telegram", self.link.run()),
+            self._guard("resync", self.link.run_resyncs()),
             self._guard("reconcile", self._reconcile_loop()),
             self._guard("enrol", self.enrolment.run()),
             self._guard("control", self.keeper.run()),
@@ -238,10 +243,8 @@ class TrackerWorker:
         self.log.info("worker_stopped", exit_code=code, flushed=flushed, rows=self.writer.rows_written)
 
     async def _disconnect_telegram(self) -> None:
-        client = self.client
-        if client is not None and client.is_connected():
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(client.disconnect(), TELEGRAM_DISCONNECT_TIMEOUT)
+        if self.link is not None:
+            await self.link.disconnect()
 
     @property
     def _reconcile_interval(self) -> float:
@@ -301,13 +304,14 @@ class TrackerWorker:
         if self.health is not HealthState.OK:
             return self.health, self.health_error or self.call_errors.latest()  # e.g. without targets
         now = time.monotonic()
-        if self._telegram_lost_at is not None:
-            lost_long = now - self._telegram_lost_at >= self.options.unreachable_after
-            return (HealthState.TELEGRAM_UNREACHABLE if lost_long else HealthState.CONNECTING), self._telegram_error
+        assert self.link is not None
+        if self.link.lost_at is not None:
+            lost_long = now - self.link.lost_at >= self.options.unreachable_after
+            return (HealthState.TELEGRAM_UNREACHABLE if lost_long else HealthState.CONNECTING), self.link.error
         failing_since = self.writer.failing_since
         if failing_since is not None and now - failing_since >= self.options.writer_failing_after:
             return HealthState.WRITER_FAILING, f"status writes failing: {self.writer.last_error}"
-        wanted = self._resync_wanted_since
+        wanted = self.link.resync_wanted_since
         if wanted is not None and now - wanted >= self.options.resync_stuck_after:
             return HealthState.RESYNC_STUCK, self.call_errors.latest() or "contacts.getStatuses not answered"
         return self.health, self.health_error or self.call_errors.latest()
@@ -331,10 +335,9 @@ class TrackerWorker:
     # --- the lease ------------------------------------------------------------------------------
 
     async def _let_go_of_telegram(self) -> None:
-        self._connected.clear()
         self.book.pause()
-        async with self._telegram_gate:
-            await self._disconnect_telegram()
+        if self.link is not None:
+            await self.link.let_go()
 
     def _lock_retaken(self, rows: list[TargetRow], resumed: bool) -> None:
         self._apply_targets(rows)
@@ -343,93 +346,6 @@ class TrackerWorker:
         self._reconcile_soon()
         self.privacy.requested()  # a request may have come while we were not listening
         self._beat.set()
-
-    # --- Telegram connection and resync -------------------------------------------------------
-
-    def _hook_reconnect(self, client: TelegramClient) -> None:
-        # Telethon reconnects on its own and offers no public hook; its sender calls this after each reconnect.
-        sender = client._sender
-        original = sender._auto_reconnect_callback
-
-        async def reconnected() -> None:
-            self.log.info("worker_telegram_reconnected")
-            self._resync.set()
-            if original is not None:
-                await original()
-
-        sender._auto_reconnect_callback = reconnected
-
-    async def _telegram_loop(self) -> None:
-        assert self.client is not None
-        delay = 0.2
-        while True:
-            await self.keeper.held.wait()
-            failure: BaseException | None = None
-            async with self._telegram_gate:
-                if not self.keeper.held.is_set():
-                    continue  # lost while we waited for the gate
-                try:
-                    # Bounded by the grace, so a release waiting for the gate never outlasts it.
-                    await asyncio.wait_for(self.client.connect(), self.keeper.connect_budget(TELEGRAM_CONNECT_TIMEOUT))
-                except TELEGRAM_ERRORS as exc:
-                    failure = exc
-                if failure is None and not self.keeper.held.is_set():
-                    await self._disconnect_telegram()  # the grace ended while connecting
-                    continue
-            if failure is not None:
-                self._telegram_error = f"cannot connect to Telegram: {failure!r}"
-                pause = random.uniform(delay / 2, delay)  # noqa: S311 - jitter: trackers do not reconnect in lockstep
-                self.log.warning("worker_telegram_connect_failed", error=repr(failure), retry_in=round(pause, 3))
-                await asyncio.sleep(pause)
-                delay = min(delay * 2, self.options.reconnect_max)
-                continue
-            delay = 0.2
-            self._connected.set()
-            self._telegram_lost_at = self._telegram_error = None
-            self._beat.set()
-            self._resync.set()
-            with contextlib.suppress(Exception):
-                await self.client.disconnected
-            self._connected.clear()
-            self._telegram_lost_at = time.monotonic()
-            self._telegram_error = "disconnected from Telegram"
-            self._beat.set()
-            error = getattr(self.client, "_updates_error", None)
-            self.log.warning("worker_telegram_disconnected", error=repr(error) if error else None)
-            if error is not None:
-                # e.g. the session was revoked: a call on a fresh connection classifies it.
-                self._resync.set()
-
-    async def _resync_loop(self) -> None:
-        assert self.telegram is not None
-        while True:
-            await wait_event(self._resync, self.options.resync_interval)
-            self._resync.clear()
-            if self._resync_wanted_since is None:
-                self._resync_wanted_since = time.monotonic()
-            await self._connected.wait()
-            try:
-                contacts = await self.telegram.resync()
-            except ShortFloodWaitError as wait:
-                await asyncio.sleep(wait.seconds)
-                self._resync.set()
-                continue
-            except (*TELEGRAM_ERRORS, ValueError) as exc:
-                self.log.warning("worker_resync_failed", error=repr(exc))
-                await asyncio.sleep(0.5)
-                self._resync.set()
-                continue
-            except errors.RPCError as exc:
-                delay = min(self.call_errors.failed("resync", exc), self.options.resync_retry_max)
-                self.log.warning("worker_resync_rpc_error", error=describe(exc), retry_in=delay)
-                await wait_event(self._resync, delay)  # a reconnect asks again sooner
-                self._resync.set()
-                continue
-            self._resync_wanted_since = None
-            self.call_errors.recovered("resync")
-            self.log.debug("worker_resynced", contacts=len(contacts))
-            self._resynced.set()
-            self._enrol.set()
 
     async def _on_status(self, update: Any) -> None:
         self.book.observe(update.user_id, update.status)

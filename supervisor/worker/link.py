@@ -1,0 +1,160 @@
+"""The worker's Telegram link: connected while the lease allows, resynced after every (re)connect.
+
+Status updates carry no sequence numbers, so nothing replays what was missed while disconnected: after
+every connect and reconnect one ``contacts.getStatuses`` (the resync) brings every watched contact's
+current status. Connecting happens only while the lease is held (``LeaseKeeper.held``) and under the
+gate, bounded by what is left of the grace, so a release never waits past it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from telethon import TelegramClient, errors
+
+from seeonline.lease import TELEGRAM_DISCONNECT_TIMEOUT
+from supervisor.worker.call_errors import CallErrors, describe
+from supervisor.worker.enrolment import TELEGRAM_ERRORS
+from supervisor.worker.lease import LeaseKeeper
+from supervisor.worker.options import WorkerOptions
+from supervisor.worker.telegram import ShortFloodWaitError, TelegramSide
+from supervisor.worker.waiting import wait_event
+
+TELEGRAM_CONNECT_TIMEOUT = 30.0  # one Telegram connect attempt, when no lease grace bounds it sooner
+
+
+class TelegramLink:
+    """Runs the ``telegram`` and ``resync`` loops; ``lost_at``/``error``/``resync_wanted_since`` feed health."""
+
+    def __init__(
+        self,
+        telegram: TelegramSide,
+        keeper: LeaseKeeper,
+        options: WorkerOptions,
+        *,
+        connected: asyncio.Event,
+        resync: asyncio.Event,
+        resynced: asyncio.Event,
+        call_errors: CallErrors,
+        on_change: Callable[[], None],
+        on_resynced: Callable[[], None],
+        log: Any,
+    ) -> None:
+        self.telegram = telegram
+        self.client: TelegramClient = telegram.client
+        self.keeper = keeper
+        self.options = options
+        self.connected = connected
+        self.resync = resync  # set: a resync is wanted
+        self.resynced = resynced  # set once the first resync succeeded
+        self.call_errors = call_errors
+        self.on_change = on_change
+        self.on_resynced = on_resynced
+        self.log = log
+        self.gate = asyncio.Lock()  # serializes connecting and disconnecting the client
+        self.lost_at: float | None = time.monotonic()  # None while connected to Telegram
+        self.error: str | None = None
+        self.resync_wanted_since: float | None = None  # a resync is due and has not succeeded since
+        self._hook_reconnect()
+
+    async def disconnect(self) -> None:
+        """Disconnect now (bounded)."""
+        if self.client.is_connected():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.client.disconnect(), TELEGRAM_DISCONNECT_TIMEOUT)
+
+    async def let_go(self) -> None:
+        """Stop using the session (the lease ended): disconnect under the gate."""
+        self.connected.clear()
+        async with self.gate:
+            await self.disconnect()
+
+    def _hook_reconnect(self) -> None:
+        # Telethon reconnects on its own and offers no public hook; its sender calls this after each reconnect.
+        sender = self.client._sender
+        original = sender._auto_reconnect_callback
+
+        async def reconnected() -> None:
+            self.log.info("worker_telegram_reconnected")
+            self.resync.set()
+            if original is not None:
+                await original()
+
+        sender._auto_reconnect_callback = reconnected
+
+    async def run(self) -> None:
+        """The ``telegram`` loop: (re)connect whenever the lease allows."""
+        delay = 0.2
+        while True:
+            await self.keeper.held.wait()
+            failure: BaseException | None = None
+            async with self.gate:
+                if not self.keeper.held.is_set():
+                    continue  # lost while we waited for the gate
+                try:
+                    # Bounded by the grace, so a release waiting for the gate never outlasts it.
+                    await asyncio.wait_for(self.client.connect(), self.keeper.connect_budget(TELEGRAM_CONNECT_TIMEOUT))
+                except TELEGRAM_ERRORS as exc:
+                    failure = exc
+                if failure is None and not self.keeper.held.is_set():
+                    await self.disconnect()  # the grace ended while connecting
+                    continue
+            if failure is not None:
+                self.error = f"cannot connect to Telegram: {failure!r}"
+                pause = random.uniform(delay / 2, delay)  # noqa: S311 - jitter: trackers do not reconnect in lockstep
+                self.log.warning("worker_telegram_connect_failed", error=repr(failure), retry_in=round(pause, 3))
+                await asyncio.sleep(pause)
+                delay = min(delay * 2, self.options.reconnect_max)
+                continue
+            delay = 0.2
+            self.connected.set()
+            self.lost_at = self.error = None
+            self.on_change()
+            self.resync.set()
+            with contextlib.suppress(Exception):
+                await self.client.disconnected
+            self.connected.clear()
+            self.lost_at = time.monotonic()
+            self.error = "disconnected from Telegram"
+            self.on_change()
+            error = getattr(self.client, "_updates_error", None)
+            self.log.warning("worker_telegram_disconnected", error=repr(error) if error else None)
+            if error is not None:
+                # e.g. the session was revoked: a call on a fresh connection classifies it.
+                self.resync.set()
+
+    async def run_resyncs(self) -> None:
+        """The ``resync`` loop: one ``contacts.getStatuses`` when asked and on a timer."""
+        while True:
+            await wait_event(self.resync, self.options.resync_interval)
+            self.resync.clear()
+            if self.resync_wanted_since is None:
+                self.resync_wanted_since = time.monotonic()
+            await self.connected.wait()
+            try:
+                contacts = await self.telegram.resync()
+            except ShortFloodWaitError as wait:
+                await asyncio.sleep(wait.seconds)
+                self.resync.set()
+                continue
+            except (*TELEGRAM_ERRORS, ValueError) as exc:
+                self.log.warning("worker_resync_failed", error=repr(exc))
+                await asyncio.sleep(0.5)
+                self.resync.set()
+                continue
+            except errors.RPCError as exc:
+                delay = min(self.call_errors.failed("resync", exc), self.options.resync_retry_max)
+                self.log.warning("worker_resync_rpc_error", error=describe(exc), retry_in=delay)
+                await wait_event(self.resync, delay)  # a reconnect asks again sooner
+                self.resync.set()
+                continue
+            self.resync_wanted_since = None
+            self.call_errors.recovered("resync")
+            self.log.debug("worker_resynced", contacts=len(contacts))
+            self.resynced.set()
+            self.on_resynced()
