@@ -38,7 +38,7 @@ BEGIN
         IF to_regclass(name) IS NULL THEN
             -- Rows of that month that already landed in the default partition move into the new one
             -- (a partition cannot be created over rows the default holds).
-            EXECUTE format('CREATE TABLE %I (LIKE online_statuses INCLUDING DEFAULTS)', name);
+            EXECUTE format('CREATE TABLE %I (LIKE online_statuses INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', name);
             EXECUTE format(
                 'WITH moved AS (DELETE FROM online_statuses_default WHERE created_at >= %L AND created_at < %L'
                 ' RETURNING *) INSERT INTO %I SELECT * FROM moved',

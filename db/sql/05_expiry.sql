@@ -17,8 +17,8 @@ BEGIN
         FOR NO KEY UPDATE SKIP LOCKED
     ),
     inserted AS (
-        INSERT INTO online_statuses (created_at, tracked_user_id, is_online)
-        SELECT e.at, u.id, false FROM expired e JOIN tracked_users u ON u.target_id = e.id
+        INSERT INTO online_statuses (created_at, tracked_user_id, is_online, source)
+        SELECT e.at, u.id, false, 'expires' FROM expired e JOIN tracked_users u ON u.target_id = e.id
         ORDER BY e.at, u.id
     ),
     updated AS (

@@ -32,6 +32,16 @@ class Visibility(enum.StrEnum):
     NOT_FOUND = "not_found"  # no such username
 
 
+class StatusSource(enum.StrEnum):
+    """How a status row's time is known (``online_statuses.source``; NULL on rows older than the column)."""
+
+    PUSH = "push"  # when the worker received Telegram's update (online: it just happened)
+    WAS_ONLINE = "was_online"  # Telegram's exact last-seen time (offline)
+    EXPIRES = "expires"  # an online status ran out with no offline after it
+    RESYNC = "resync"  # seen in a contacts.getStatuses snapshot after a gap: the change came earlier (inexact)
+    API = "api"  # written through POST /online-statuses/
+
+
 def sql_list(values: Iterable[str], *, sort: bool = True) -> str:
     """``'a', 'b'``: values for an SQL ``IN (...)`` (sorted, or in their own order)."""
     return ", ".join(f"'{value}'" for value in (sorted(values) if sort else values))

@@ -19,6 +19,7 @@ from typing import Any
 
 from telethon.tl import types
 
+from seeonline.choices import StatusSource
 from supervisor.worker.ingest import StatusWriter, Transition
 
 _TICK = timedelta(microseconds=1)
@@ -108,28 +109,43 @@ class StatusBook:
 
     # --- observations -------------------------------------------------------------------------
 
-    def observe(self, user_id: int, status: Any) -> bool:
-        """Apply a status Telegram reported for ``user_id``; False when the user is not watched here."""
+    def observe(self, user_id: int, status: Any, *, snapshot_at: datetime | None = None) -> bool:
+        """Apply a status Telegram reported for ``user_id``; False when the user is not watched here.
+
+        ``snapshot_at``: the status comes from a ``contacts.getStatuses`` asked at that time (a resync),
+        not from a push: it may be older than a push that arrived meanwhile.
+        """
         watching = self.by_user.get(user_id)
         if not watching:
             self.ignored += 1
             return False
         for state in watching:
-            self.apply(state, status)
+            self.apply(state, status, snapshot_at=snapshot_at)
         return True
 
-    def apply(self, state: TargetState, status: Any) -> None:
+    def apply(self, state: TargetState, status: Any, *, snapshot_at: datetime | None = None) -> None:
         """Turn one ``UserStatus`` into a transition and/or a visibility change for the target."""
         if self.closed:
             return
         if isinstance(status, types.UserStatusOnline):
             self._visible(state, "visible")
-            self._record(state, True, utc_now())
+            if snapshot_at is None:
+                self._record(state, True, utc_now(), StatusSource.PUSH)
+            elif not self._newer_known(state, snapshot_at):
+                # Online since some time before the snapshot (inexact), unless a push already told more.
+                self._record(state, True, snapshot_at, StatusSource.RESYNC)
             self._expire_at(state, status.expires)
         elif isinstance(status, types.UserStatusOffline):
             self._visible(state, "visible")
             state.cancel_expiry()
-            self._record(state, False, status.was_online)
+            was_online = _aware(status.was_online)
+            if snapshot_at is not None:
+                if self._newer_known(state, was_online):
+                    return  # a push arrived meanwhile: this snapshot is older news
+                if state.last_online is False and state.last_at is not None and was_online > state.last_at:
+                    # Offline before the gap and now, but last seen during it: a session we could not see.
+                    self._record(state, True, was_online, StatusSource.RESYNC)
+            self._record(state, False, was_online, StatusSource.WAS_ONLINE)
         elif isinstance(status, HIDDEN_STATUSES):
             by_me = bool(getattr(status, "by_me", False))
             self._visible(state, "hidden_by_tracker_privacy" if by_me else "hidden")
@@ -146,19 +162,23 @@ class StatusBook:
         if visibility == "visible" and self.on_tracker_hidden is not None:
             self.on_tracker_hidden(False)
 
-    def _record(self, state: TargetState, is_online: bool, at: datetime) -> None:
+    @staticmethod
+    def _newer_known(state: TargetState, at: datetime) -> bool:
+        """Whether what is known of the target is at least as new as ``at`` (so ``at``'s news is stale)."""
+        return state.last_at is not None and state.last_at >= at
+
+    def _record(self, state: TargetState, is_online: bool, at: datetime, source: StatusSource) -> None:
         # Every observation is submitted: the state loaded from the database may be stale (another
         # tracker wrote since), so only the INSERT, under the target's row lock, knows whether this is
         # a change. Only what can never be new is dropped: the same state at or before the known time
         # (``last_status_at`` only moves forward, so the INSERT would skip it too).
-        if at.tzinfo is None:
-            at = at.replace(tzinfo=UTC)
+        at = _aware(at)
         if state.last_at is not None and at <= state.last_at:
             if state.last_online == is_online:
                 return
             at = state.last_at + _TICK
         state.last_online, state.last_at = is_online, at
-        self.writer.submit(Transition(state.target_id, is_online, at))
+        self.writer.submit(Transition(state.target_id, is_online, at, source))
 
     def _expire_at(self, state: TargetState, expires: datetime) -> None:
         if state.expires != expires:
@@ -184,7 +204,7 @@ class StatusBook:
             return
         state.expiry = state.expires = None
         if state.last_online:
-            self._record(state, False, expires)
+            self._record(state, False, expires, StatusSource.EXPIRES)
 
     def pause(self) -> None:
         """Hold every pending expiry (the tracker's lock is lost: another worker may own these targets now)."""
@@ -206,3 +226,8 @@ class StatusBook:
         self.closed = True
         for state in self.targets.values():
             state.cancel_expiry()
+
+
+def _aware(at: datetime) -> datetime:
+    """Telethon's datetimes are UTC; make sure they say so."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 import asyncpg
 
-from seeonline.choices import Visibility
+from seeonline.choices import StatusSource, Visibility
 from seeonline.db_errors import DATABASE_ERRORS
 from seeonline.logging import get_logger
 from supervisor.worker.waiting import wait_event
@@ -33,8 +33,9 @@ VISIBILITIES = frozenset(Visibility)
 # changes become rows. Rows for targets locked in id order so concurrent writers cannot deadlock.
 INSERT_TRANSITIONS = """
 WITH batch AS (
-    SELECT b.target_id, b.is_online, b.at, b.ord
-    FROM unnest($1::bigint[], $2::boolean[], $3::timestamptz[]) WITH ORDINALITY AS b(target_id, is_online, at, ord)
+    SELECT b.target_id, b.is_online, b.at, b.source, b.ord
+    FROM unnest($1::bigint[], $2::boolean[], $3::timestamptz[], $4::text[])
+         WITH ORDINALITY AS b(target_id, is_online, at, source, ord)
 ),
 locked AS (
     SELECT t.id, t.last_is_online, t.last_status_at
@@ -44,18 +45,18 @@ locked AS (
     FOR NO KEY UPDATE
 ),
 observed AS (
-    SELECT b.target_id, b.is_online, b.at,
+    SELECT b.target_id, b.is_online, b.at, b.source,
            coalesce(lag(b.is_online) OVER (PARTITION BY b.target_id ORDER BY b.at, b.ord), l.last_is_online) AS before
     FROM batch b
     JOIN locked l ON l.id = b.target_id
     WHERE l.last_status_at IS NULL OR b.at > l.last_status_at
 ),
 changes AS (
-    SELECT target_id, is_online, at FROM observed WHERE before IS DISTINCT FROM is_online
+    SELECT target_id, is_online, at, source FROM observed WHERE before IS DISTINCT FROM is_online
 ),
 inserted AS (
-    INSERT INTO online_statuses (created_at, tracked_user_id, is_online)
-    SELECT c.at, u.id, c.is_online
+    INSERT INTO online_statuses (created_at, tracked_user_id, is_online, source)
+    SELECT c.at, u.id, c.is_online, c.source
     FROM changes c
     JOIN tracked_users u ON u.target_id = c.target_id
     ORDER BY c.at, u.id
@@ -109,6 +110,7 @@ class Transition(NamedTuple):
     target_id: int
     is_online: bool
     at: datetime
+    source: StatusSource = StatusSource.PUSH
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,7 @@ async def write_batch(
                 [t[0] for t in transitions],
                 [t[1] for t in transitions],
                 [t[2] for t in transitions],
+                [t[3] for t in transitions],
             )
             assert record is not None
             changes, rows = int(record["changes"]), int(record["rows"])

@@ -12,7 +12,7 @@ from telethon.tl import functions, types
 
 from seeonline.health import HealthState
 from seeonline.logging import get_logger
-from supervisor.worker.book import StatusBook, TargetState
+from supervisor.worker.book import StatusBook, TargetState, utc_now
 
 log = get_logger("supervisor.worker.telegram")
 
@@ -122,11 +122,12 @@ class TelegramSide:
 
     async def resync(self) -> set[int]:
         """One ``contacts.getStatuses``: apply every watched contact's status; returns the contacts' user ids."""
+        asked_at = utc_now()
         statuses = await self.call(functions.contacts.GetStatusesRequest())
         contacts = set()
         for item in statuses:
             contacts.add(item.user_id)
-            self.book.observe(item.user_id, item.status)
+            self.book.observe(item.user_id, item.status, snapshot_at=asked_at)
         for state in self.book.targets.values():
             state.is_contact = state.user_id in contacts
             state.contact_checked = True

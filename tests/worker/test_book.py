@@ -87,3 +87,22 @@ async def test_two_usernames_of_one_telegram_user_are_both_recorded(db: Connecti
     book.close()
     assert [s for s, _ in await statuses(db, first_tracked)] == [False]
     assert [s for s, _ in await statuses(db, second_tracked)] == [False, True]
+
+
+async def test_a_snapshot_older_than_a_push_writes_no_false_flip(db: Connection, database_url: str) -> None:
+    target, (tracked,) = await bare_target(db, "racing_target")
+    writer = StatusWriter(database_url, linger=0.001)
+    writer.start()
+    book = StatusBook(writer)
+    state = TargetState(target_id=target, username="racing_target")
+    book.add(state)
+    book.bind(state, USER_ID, 1)
+    asked_at = datetime.now(UTC)  # contacts.getStatuses sent; it will answer "online"
+    went_offline = asked_at + timedelta(milliseconds=200)
+    book.observe(USER_ID, types.UserStatusOffline(was_online=went_offline))  # a push overtakes the answer
+    book.observe(
+        USER_ID, types.UserStatusOnline(expires=asked_at + timedelta(minutes=5)), snapshot_at=asked_at
+    )  # stale
+    assert await writer.close(within=10)
+    book.close()
+    assert [s for s, _ in await statuses(db, tracked)] == [False]

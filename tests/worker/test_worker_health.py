@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, TypeAlias
 
 import asyncpg
@@ -86,3 +87,32 @@ async def test_a_resync_telegram_never_answers_times_out_shows_as_stuck_and_reco
 async def _rows_when(db: Connection, tracked_user_id: int, n: int) -> list[tuple[bool, Any]] | None:
     rows = await builders.statuses(db, tracked_user_id)
     return rows if len(rows) >= n else None
+
+
+async def test_a_session_wholly_inside_a_telegram_outage_is_recorded_as_inexact(
+    sandbox: SandboxServer, db: Connection, make_tracker: TrackerFactory, run_worker_in_process: WorkerRunner
+) -> None:
+    tracker = await make_tracker()
+    sandbox.world.add_person("blind_target")
+    row = await builders.subscribe(db, "blind_target", tracker.tracker_id)
+    async with run_worker_in_process(tracker.tracker_id):
+        await wait_until(lambda: builders.statuses(db, row))
+        await sandbox.go_offline()
+        await asyncio.sleep(1.1)
+        sandbox.world.set_status("blind_target", online=True)  # nobody hears it
+        await asyncio.sleep(1.1)
+        person = sandbox.world.set_status("blind_target", online=False)
+        await sandbox.go_online()
+        rows = await wait_until(lambda: _rows_when(db, row, 3))
+    sources = await db.fetch(
+        "SELECT is_online, source, created_at FROM online_statuses WHERE tracked_user_id = $1 ORDER BY created_at, id",
+        row,
+    )
+    # Seen only through the resync's was_online: the session is there, its start flagged inexact.
+    assert [(r["is_online"], r["source"]) for r in sources] == [
+        (False, "was_online"),
+        (True, "resync"),
+        (False, "was_online"),
+    ]
+    assert person.was_online is not None
+    assert int(rows[2][1].timestamp()) == int(person.was_online)

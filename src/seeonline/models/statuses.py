@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime
 
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Identity, Index, func
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Identity, Index, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
+from seeonline.choices import StatusSource, sql_list
 from seeonline.models.base import Base
 
 
@@ -17,6 +18,7 @@ class OnlineStatus(Base):
     __tablename__ = "online_statuses"
     __table_args__ = (
         Index("ix_online_statuses_tracked_user_id_created_at", "tracked_user_id", "created_at"),
+        CheckConstraint(f"source IN ({sql_list(StatusSource, sort=False)})", name="source_known"),
         {"postgresql_partition_by": "RANGE (created_at)"},
     )
 
@@ -27,3 +29,4 @@ class OnlineStatus(Base):
     )
     tracked_user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("tracked_users.id", ondelete="CASCADE"))
     is_online: Mapped[bool] = mapped_column(Boolean)
+    source: Mapped[str | None] = mapped_column(String(16), nullable=True)  # a StatusSource

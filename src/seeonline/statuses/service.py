@@ -9,6 +9,7 @@ import asyncpg
 from seeonline.api.bodies import provided, set_clause
 from seeonline.api.database import with_retry
 from seeonline.api.errors import not_found
+from seeonline.choices import StatusSource
 from seeonline.statuses.resources import STATUS_JSON
 from seeonline.statuses.schemas import OnlineStatusCreate, OnlineStatusUpdate, as_utc
 
@@ -23,8 +24,8 @@ class StatusService:
         """Insert a status row; returns its JSON."""
         created_at = as_utc(data.created_at) if data.created_at is not None else None
         sql = (
-            "INSERT INTO online_statuses AS r (tracked_user_id, is_online, created_at)"
-            f" VALUES ($1, $2, coalesce($3, now())) RETURNING {STATUS_JSON}::text"
+            "INSERT INTO online_statuses AS r (tracked_user_id, is_online, created_at, source)"
+            f" VALUES ($1, $2, coalesce($3, now()), '{StatusSource.API}') RETURNING {STATUS_JSON}::text"
         )
         body: str = await with_retry(
             self.pool, lambda c: c.fetchval(sql, data.tracked_user_id, data.is_online, created_at)
