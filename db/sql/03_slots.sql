@@ -89,7 +89,8 @@ BEGIN
             IF previous IS NOT NULL THEN
                 UPDATE tracker_settings SET current_users = current_users - 1 WHERE tracker_account_id = previous;
             END IF;
-            UPDATE targets SET tracker_account_id = candidate, visibility = 'unknown' WHERE id = p_target;
+            UPDATE targets SET tracker_account_id = candidate, visibility = 'unknown', enrolled_at = NULL
+            WHERE id = p_target;
             RETURN candidate;
         END IF;
         attempts := attempts + 1;
@@ -139,7 +140,7 @@ LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE tracker_settings SET current_users = current_users - 1 WHERE tracker_account_id = p_from;
     UPDATE tracker_settings SET current_users = current_users + 1 WHERE tracker_account_id = p_to;
-    UPDATE targets SET tracker_account_id = p_to, visibility = 'unknown' WHERE id = p_target;
+    UPDATE targets SET tracker_account_id = p_to, visibility = 'unknown', enrolled_at = NULL WHERE id = p_target;
 END $$;
 
 -- Start a rebalance: one at a time, then every setting locked in id order.

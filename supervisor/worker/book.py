@@ -44,6 +44,7 @@ class TargetState:
     last_at: datetime | None = None
     is_contact: bool = False
     contact_checked: bool = False  # a getStatuses since it was added told whether it is a contact
+    enrolled_marked: bool = False  # targets.enrolled_at written: a tracker it left may stop watching it
     expires: datetime | None = None  # a pending "offline at expires" (armed in ``expiry`` unless paused)
     expiry: asyncio.TimerHandle | None = field(default=None, repr=False)
 

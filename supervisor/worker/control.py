@@ -138,6 +138,21 @@ UPDATE tracker_health SET state = 'stopped', state_until = NULL
 WHERE tracker_account_id = $1 AND state IN ({sql_list(RUNNING_STATES - UNUSABLE_STATES)})
 """
 
+MARK_ENROLLED = """
+UPDATE targets SET enrolled_at = now()
+WHERE id = ANY ($1::bigint[]) AND tracker_account_id = $2 AND enrolled_at IS NULL
+"""
+
+# Done: the target is gone, or another tracker watches it. A target waiting for capacity stays ours to
+# watch (until the handover's time limit) since nobody else does.
+HANDED_OVER = """
+SELECT i FROM unnest($1::bigint[]) AS i
+WHERE NOT EXISTS (
+    SELECT 1 FROM targets t
+    WHERE t.id = i AND (t.tracker_account_id IS NULL OR t.tracker_account_id = $2 OR t.enrolled_at IS NULL)
+)
+"""
+
 PENDING_PRIVACY_CHECK = """
 SELECT requested_seq, fix_requested FROM tracker_privacy_checks
 WHERE tracker_account_id = $1 AND requested_seq > done_seq
@@ -277,6 +292,17 @@ class ControlDb:
         """Persist a resolution so no restart of this tracker resolves the username again."""
         async with self._use() as connection:
             await connection.execute(SAVE_PEER, self.tracker_id, target_id, user_id, access_hash)
+
+    async def mark_enrolled(self, target_ids: list[int]) -> None:
+        """These targets of this tracker are watched now: a tracker they left may stop watching them."""
+        async with self._use() as connection:
+            await connection.execute(MARK_ENROLLED, target_ids, self.tracker_id)
+
+    async def handed_over(self, target_ids: list[int]) -> set[int]:
+        """Of targets that left this tracker, those now watched elsewhere, waiting, or gone."""
+        async with self._use() as connection:
+            rows = await connection.fetch(HANDED_OVER, target_ids, self.tracker_id)
+        return {int(row[0]) for row in rows}
 
     async def forget_peer(self, target_id: int) -> None:
         """Drop a peer Telegram no longer accepts (it will be resolved again)."""

@@ -43,6 +43,7 @@ class Enrolment:
         wake: asyncio.Event,
         ready: asyncio.Event,
         connected: asyncio.Event,
+        handing_over: dict[int, float],
         log: Any,
     ) -> None:
         self.telegram = telegram
@@ -54,6 +55,7 @@ class Enrolment:
         self.wake = wake
         self.ready = ready  # the first resync happened: contacts are known
         self.connected = connected
+        self.handing_over = handing_over  # targets that left, still watched until their new tracker has them
         self.log = log
         self._leaving: list[tuple[int, int]] = []  # contacts of targets that left: (user id, access hash)
         self._not_found_until: dict[int, float] = {}
@@ -102,6 +104,7 @@ class Enrolment:
             if not self.telegram.paused_for(kind):
                 self.call_errors.recovered(kind)
         await self._delete_leaving()
+        await self._mark_enrolled()
         if self.telegram.paused_for(ENROLMENT):
             return  # new targets wait for the flood wait to end (or move, see so_move_unresolved)
         now = time.monotonic()
@@ -120,6 +123,18 @@ class Enrolment:
             except errors.RPCError as exc:
                 delay = self.call_errors.failed(target_id, exc)
                 self.log.warning("worker_target_rpc_error", target_id=target_id, error=describe(exc), retry_in=delay)
+
+    async def _mark_enrolled(self) -> None:
+        """Say which of this tracker's targets it watches now (the tracker they came from stops then)."""
+        watched = [
+            state
+            for state in self.book.targets.values()
+            if state.is_contact and not state.enrolled_marked and state.target_id not in self.handing_over
+        ]
+        if watched:
+            await self.control.mark_enrolled([state.target_id for state in watched])
+            for state in watched:
+                state.enrolled_marked = True
 
     async def _delete_leaving(self) -> None:
         """Remove the contacts of targets that left; kept for a retry while Telegram says wait or is away."""
@@ -155,6 +170,7 @@ class Enrolment:
         if await self.telegram.add_contact(state):
             self.log.info("worker_target_enrolled", target_id=target_id, visibility=state.visibility)
             self.call_errors.recovered(target_id)
+            await self._mark_enrolled()
         else:
             self.log.warning("worker_peer_stale", target_id=target_id)
             await self.control.forget_peer(target_id)

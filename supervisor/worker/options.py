@@ -23,6 +23,10 @@ class WorkerOptions(msgspec.Struct, frozen=True, kw_only=True):
     reconnect_max: float = 10.0  # cap of the backoff between reconnect attempts (after the lease's grace)
     lock_probe_interval: float = 3.0  # how often the lock connection is probed (a silent partition ends the lease)
     lock_probe_timeout: float = 5.0  # a probe slower than this counts as a lost lock
+    # A target that moved to another tracker stays watched here until the new one has it (make before
+    # break), at most this long; whether it has is checked this often.
+    handover_max: float = 300.0
+    handover_poll: float = 2.0
     call_timeout: float = 30.0  # any one Telegram call
     resync_retry_max: float = 60.0  # cap of the backoff after failed contacts.getStatuses calls
     unreachable_after: float = 30.0  # health: connecting -> telegram_unreachable after this long without Telegram

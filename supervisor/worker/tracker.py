@@ -93,6 +93,7 @@ class TrackerWorker:
             retry_base=self.options.call_retry_base, retry_max=self.options.call_retry_max, on_change=self._beat.set
         )
         self.enrolment: Enrolment | None = None
+        self._handing_over: dict[int, float] = {}  # target id -> monotonic deadline (see handover_max)
         self._enrolment_paused_until: datetime | None = None  # persisted with every heartbeat
         self._move_unresolved = False  # a pause longer than move_unresolved_after: hand unresolved targets on
 
@@ -170,6 +171,7 @@ class TrackerWorker:
             wake=self._enrol,
             ready=self._resynced,
             connected=self._connected,
+            handing_over=self._handing_over,
             log=self.log,
         )
         self.writer.start()
@@ -364,17 +366,46 @@ class TrackerWorker:
                 rows = None
             if rows is not None:
                 self._apply_targets(rows)
-            await wait_event(self._reconcile, self._reconcile_interval)
+            if self._handing_over:
+                with contextlib.suppress(*DATABASE_ERRORS, ConnectionError):
+                    await self._finish_handovers()
+            interval = self._reconcile_interval
+            if self._handing_over:
+                interval = min(interval, self.options.handover_poll)
+            await wait_event(self._reconcile, interval)
             self._reconcile.clear()
 
-    def _apply_targets(self, rows: list[TargetRow]) -> None:
-        wanted = {row.target_id: row for row in rows}
-        gone = [tid for tid in self.book.targets if tid not in wanted]
+    async def _finish_handovers(self) -> None:
+        """Stop watching targets that left once their new tracker has them (or the time limit passed)."""
         assert self.enrolment is not None
-        for target_id in gone:
+        now = time.monotonic()
+        done = await self.control.handed_over(list(self._handing_over))
+        done |= {target_id for target_id, deadline in self._handing_over.items() if deadline <= now}
+        for target_id in done:
+            self._handing_over.pop(target_id, None)
             state = self.book.remove(target_id)
             if state is not None:
                 self.enrolment.target_left(state)
+        if done:
+            self.log.info("worker_targets_handed_over", count=len(done), still=len(self._handing_over))
+            self._enrol.set()  # their contacts go
+
+    def _apply_targets(self, rows: list[TargetRow]) -> None:
+        wanted = {row.target_id: row for row in rows}
+        gone = [tid for tid in self.book.targets if tid not in wanted and tid not in self._handing_over]
+        assert self.enrolment is not None
+        deadline = time.monotonic() + self.options.handover_max
+        for target_id in gone:
+            state = self.book.targets[target_id]
+            if state.is_contact and not self.book.closed:
+                # Make before break: keep watching it until its new tracker has it.
+                self._handing_over[target_id] = deadline
+                continue
+            self.book.remove(target_id)
+            self.enrolment.target_left(state)
+        for target_id in [tid for tid in self._handing_over if tid in wanted]:
+            del self._handing_over[target_id]  # it came back
+            self.book.targets[target_id].enrolled_marked = False  # the move cleared enrolled_at
         added = 0
         for target_id, row in wanted.items():
             if target_id in self.book.targets:

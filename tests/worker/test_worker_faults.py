@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias
 
 import asyncpg
+import msgspec
 import pytest
 
 from seeonline.channels import TRACKER_LOCK_SPACE
@@ -27,7 +28,7 @@ from supervisor.worker.tracker import TrackerWorker
 from tests.conftest import SECRET_KEY, PostgresServer
 from tests.polling import wait_until
 from tests.worker import builders
-from tests.worker.conftest import FAST_LEASE, TrackerFactory, WorkerRunner
+from tests.worker.conftest import FAST, FAST_LEASE, TrackerFactory, WorkerRunner
 
 Connection: TypeAlias = "asyncpg.Connection[Any]"
 
@@ -488,3 +489,43 @@ async def test_a_worker_that_cannot_get_a_postgres_connection_at_start_retires_i
     assert result.returncode == EXIT_RETIRED, result.stderr.decode()[-2000:]
     if cause != "down":
         await db.execute("DROP ROLE so_crowded")
+
+
+async def test_a_drain_of_100_flipping_targets_loses_no_flip_while_the_new_tracker_enrols_them(
+    sandbox: SandboxServer, db: Connection, make_tracker: TrackerFactory, run_worker_in_process: WorkerRunner
+) -> None:
+    old, new = await make_tracker(max_users=100), await make_tracker(max_users=100)
+    names = [f"drained_{i:03d}" for i in range(100)]
+    rows = {}
+    for name in names:
+        sandbox.world.add_person(name)
+        rows[name] = await builders.subscribe(db, name, old.tracker_id)
+    # The new tracker resolves slowly (as Telegram makes it), so enrolling all 100 takes about 10 s.
+    slow = msgspec.structs.replace(FAST, resolve_interval=0.1)
+    async with run_worker_in_process(old.tracker_id), run_worker_in_process(new.tracker_id, slow):
+
+        async def all_recorded(count: int) -> bool:
+            counts = await db.fetch(
+                "SELECT count(*) AS n FROM online_statuses WHERE tracked_user_id = ANY($1::bigint[])"
+                " GROUP BY tracked_user_id",
+                list(rows.values()),
+            )
+            return len(counts) == len(rows) and all(r["n"] >= count for r in counts)
+
+        await wait_until(lambda: all_recorded(1), timeout=60)
+        async with db.transaction():  # what PATCH max_users=0 does: the old tracker's targets move
+            await db.execute("SELECT so_begin_rebalance()")
+            await db.execute("UPDATE tracker_settings SET max_users = 0 WHERE tracker_account_id = $1", old.tracker_id)
+            assert await db.fetchval("SELECT so_rebalance_tracker($1)", old.tracker_id) == 100
+        flips = [True, False, True, False]
+        for online in flips:  # while the new tracker is still enrolling them
+            for name in names:
+                sandbox.world.set_status(name, online=online, expires_in=600.0)
+            await asyncio.sleep(1.5)
+        await wait_until(lambda: all_recorded(1 + len(flips)), timeout=60)
+        for name, row in rows.items():
+            assert [s for s, _ in await builders.statuses(db, row)] == [False, *flips], name
+        # Once the new tracker has them all, the old one lets go of its contacts.
+        enrolled = "SELECT count(*) FROM targets WHERE tracker_account_id = $1 AND enrolled_at IS NOT NULL"
+        await wait_until(lambda: _is(db.fetchval(enrolled, new.tracker_id), 100), timeout=60)
+        await wait_until(lambda: _true(not sandbox.world.users[old.account.id].contacts), timeout=30)

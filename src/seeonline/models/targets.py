@@ -34,6 +34,8 @@ class Target(AuditedTable):
     last_status_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
     # When the current online status runs out (Telegram's ``expires``): an interval nobody closes ends then.
     online_expires_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+    # When its tracker's worker began watching it (cleared by every move): the tracker it left stops then.
+    enrolled_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
 
 
 class TrackerPeer(Base):
