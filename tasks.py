@@ -52,7 +52,9 @@ def main() -> None:
         os.execv(str(BIN / "seeonline"), [str(BIN / "seeonline"), "run", *extra])
     ensure_environment("test")
     os.chdir(ROOT)
-    os.execv(str(BIN / "python"), [str(BIN / "python"), "-m", "pytest", *extra])
+    # One test process per core (pytest-xdist); each gets its own Postgres. `-n 0` runs serially.
+    parallel = [] if any(arg == "-n" or arg.startswith(("-n", "--numprocesses")) for arg in extra) else ["-n", "auto"]
+    os.execv(str(BIN / "python"), [str(BIN / "python"), "-m", "pytest", *parallel, *extra])
 
 
 if __name__ == "__main__":
