@@ -273,3 +273,25 @@ async def test_secrets_of_a_login_never_reach_logs_or_responses(
     assert "SECRET-" not in everything
     assert account.api_hash not in everything
     assert "97531" not in everything and "9-7-5-3" not in everything
+
+
+async def test_telegram_internal_errors_are_503_not_500(api: Api, sandbox: SandboxServer) -> None:
+    account = sandbox.world.add_account()
+    # Telethon retries a 5xx request_retries times; the last error must still reach the 503 mapping.
+    sandbox.inject_fault("auth.sendCode", "INTERNAL", code=500)
+    response = await api.post("/tracker-logins/", json=body(account))
+    assert (response.status_code, response.json()["code"]) == (503, "telegram_unavailable")
+    assert response.headers["retry-after"] == "5"
+    sandbox.clear_faults()
+    login = await start(api, account)
+    sandbox.inject_fault("auth.signIn", "RPC_CALL_FAIL", code=500)
+    failed = await step(api, login, "code", {"code": account.login_code})
+    assert (failed.status_code, failed.json()["code"]) == (503, "telegram_unavailable")
+    sandbox.clear_faults()
+    assert (await step(api, login, "code", {"code": account.login_code})).json()["state"] == "done"
+
+
+async def test_a_non_ascii_api_hash_is_400_api_id(api: Api, sandbox: SandboxServer) -> None:
+    account = sandbox.world.add_account()
+    response = await api.post("/tracker-logins/", json=body(account, api_hash="hash-ünïcode-²"))
+    assert (response.status_code, response.json()["field"]) == (400, "api_id"), response.text
