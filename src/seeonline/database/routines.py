@@ -56,6 +56,7 @@ _RECORD = text(
     "INSERT INTO routines_installed (script_sha256, definitions) VALUES (:checksum, CAST(:definitions AS jsonb))"
 )
 
+
 class Step(enum.StrEnum):
     """What a migration run does with the routines (``db/env.py`` reads it from the Alembic config)."""
 
