@@ -246,7 +246,11 @@ async def test_routes_answer_with_and_without_a_trailing_slash(api: Api, sandbox
 
 
 async def test_secrets_of_a_login_never_reach_logs_or_responses(
-    settings: Settings, sandbox: SandboxServer, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+    settings: Settings,
+    sandbox: SandboxServer,
+    db: Connection,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     configure_logging("debug", json=True)
     caplog.set_level(logging.DEBUG)
@@ -255,6 +259,9 @@ async def test_secrets_of_a_login_never_reach_logs_or_responses(
     async with same_loop_client(settings) as http:
         login = await start(http, account)
         texts.append(str(login))
+        texts.append((await http.get(f"/tracker-logins/{login['id']}")).text)
+        stored = await db.fetchval("SELECT session_encrypted FROM tracker_logins WHERE id = $1", login["id"])
+        pre_login_session = decrypt(SECRET_KEY, stored)
         for payload in ({"code": "9-7-5-3-0"}, {"code": "9-7-5-3-1"}):
             texts.append((await step(http, login, "code", payload)).text)
         for password in ("SECRET-wrong-password", "SECRET-password-2fa"):
@@ -268,6 +275,9 @@ async def test_secrets_of_a_login_never_reach_logs_or_responses(
     assert "SECRET-" not in everything
     assert account.api_hash not in everything
     assert "97531" not in everything and "9-7-5-3" not in everything
+    # The pre-login session (an auth key that becomes the tracker's once signed in), whole or in part.
+    assert pre_login_session not in everything and pre_login_session[:40] not in everything
+    assert stored not in everything
 
 
 async def test_telegram_internal_errors_are_503_not_500(api: Api, sandbox: SandboxServer) -> None:
