@@ -164,7 +164,14 @@ async def login_client(key: LoginKey, what: str) -> AsyncIterator[Step]:
     try:
         with telegram_errors(what):
             async with asyncio.timeout(STEP_TIMEOUT) as deadline:
-                await client.connect()
+                try:
+                    await client.connect()
+                except errors.AuthKeyNotFound:
+                    if key.session is None:  # a key made a moment ago: Telegram is not itself
+                        raise _unreachable("Telegram lost a new connection's key, retry shortly") from None
+                    # The login's own key is forgotten: nothing of this login can be continued.
+                    detail = "Telegram no longer knows this login's key: start a new login"
+                    raise ApiError(409, detail, code="code_expired") from None
                 yield Step(client, deadline)
     finally:
         with contextlib.suppress(Exception):
