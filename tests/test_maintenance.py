@@ -128,3 +128,16 @@ async def test_housekeeping_closes_an_online_interval_nobody_closed_at_its_expir
     assert await db.fetchval("SELECT last_is_online FROM targets WHERE id = $1", still_open) is True
     await housekeeping(db, retention_months=0, move_unresolved_after=600.0)  # nothing twice
     assert await db.fetchval("SELECT count(*) FROM online_statuses WHERE tracked_user_id = $1", first) == 2
+
+
+async def test_housekeeping_wipes_expired_login_sessions_nobody_touches(db: asyncpg.Connection[Any]) -> None:
+    await db.execute(
+        "INSERT INTO tracker_logins (phone_number, api_id, api_hash_encrypted, session_encrypted, phone_code_hash,"
+        " max_users, expires_at) VALUES"
+        " ('+1', 1, 'x', 'expired-session', 'h', 1, now() - interval '1 second'),"
+        " ('+2', 2, 'x', 'live-session', 'h', 1, now() + interval '10 minutes'),"
+        " ('+3', 3, 'x', NULL, NULL, 1, now() - interval '2 days')"
+    )
+    await housekeeping(db, retention_months=0, move_unresolved_after=600.0)
+    rows = await db.fetch("SELECT phone_number, session_encrypted, phone_code_hash FROM tracker_logins ORDER BY id")
+    assert [tuple(row) for row in rows] == [("+1", None, None), ("+2", "live-session", "h")]

@@ -12,6 +12,7 @@ import pytest
 
 from seeonline.local_stack import start_embedded_database
 from seeonline.sandbox import Account, SandboxServer
+from seeonline.secrets import decrypt
 from tests.conftest import SECRET_KEY
 from tests.test_cli import clean_env, data_dir
 
@@ -85,6 +86,28 @@ async def test_cli_login_with_wrong_code_then_2fa_wrong_then_right_password(
     listed = await run_cli(["tracker", "list"], cli_env)
     assert listed.code == 0, listed.err
     assert str(account.id) in listed.out and f"+{account.phone}" in listed.out and "0/5" in listed.out
+
+
+async def test_plain_cli_login_creates_the_tracker_and_shows_no_session(
+    sandbox: SandboxServer, cli_env: dict[str, str], db: Connection
+) -> None:
+    account = sandbox.world.add_account(login_code="24680")
+    env = {**cli_env, "SEEONLINE_TRACKER_API_HASH": account.api_hash}
+    done = await run_cli(login_args(account, max_users=4), env, "2-4-6-8-0\n")
+    assert done.code == 0, done.err
+    assert "Logged in: tracker account 1; last seen shown to everybody." in done.out
+    assert "2FA" not in done.err  # no password prompt without 2FA
+    row = await db.fetchrow(
+        "SELECT a.telegram_id, a.is_auth, a.is_active, s.max_users, s.session_encrypted"
+        " FROM tracker_accounts a JOIN tracker_settings s ON s.tracker_account_id = a.id"
+    )
+    assert row is not None and tuple(row)[:4] == (account.id, True, True, 4)
+    # The session (the pre-login session's auth key, now logged in) appears in no argument, output or log.
+    session = decrypt(SECRET_KEY, row["session_encrypted"])
+    for text in (done.cmdline, done.out, done.err):
+        assert session not in text and session[:40] not in text
+        assert account.api_hash not in text and "24680" not in text
+    assert await db.fetchval("SELECT session_encrypted FROM tracker_logins") is None
 
 
 async def test_cli_login_reports_a_flood_wait_and_an_expired_login(

@@ -57,3 +57,17 @@ END $$;
 
 -- A fresh database gets the months around today at once; the API and supervisors keep them ahead.
 SELECT so_ensure_status_partitions((now() - interval '1 month')::date, 5);
+
+-- Expired tracker logins keep no pre-login session (nor code hash); rows a day past their expiry go
+-- altogether. Run when a login starts and by the supervisor's housekeeping, so a session never outlives
+-- its 15 minutes by more than a reconcile pass even when nobody touches the login again.
+CREATE OR REPLACE FUNCTION so_sweep_logins() RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    wiped integer;
+BEGIN
+    UPDATE tracker_logins SET session_encrypted = NULL, phone_code_hash = NULL
+    WHERE expires_at <= now() AND session_encrypted IS NOT NULL;
+    GET DIAGNOSTICS wiped = ROW_COUNT;
+    DELETE FROM tracker_logins WHERE expires_at < now() - interval '1 day';
+    RETURN wiped;
+END $$;

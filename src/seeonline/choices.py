@@ -42,6 +42,21 @@ class StatusSource(enum.StrEnum):
     API = "api"  # written through POST /online-statuses/
 
 
+class LoginState(enum.StrEnum):
+    """Where a tracker login stands (``tracker_logins.state``; ``expired`` is only ever rendered)."""
+
+    CODE_SENT = "code_sent"
+    PASSWORD_NEEDED = "password_needed"  # noqa: S105 - a state name, not a password
+    # Telegram accepted the sign-in; the tracker is not saved yet (repeating the step retries the save).
+    SIGNED_IN = "signed_in"
+    DONE = "done"
+    EXPIRED = "expired"  # not stored: a login past its expires_at that is not done
+
+
+# The states a login row can hold.
+STORED_LOGIN_STATES = tuple(state for state in LoginState if state is not LoginState.EXPIRED)
+
+
 def sql_list(values: Iterable[str], *, sort: bool = True) -> str:
     """``'a', 'b'``: values for an SQL ``IN (...)`` (sorted, or in their own order)."""
     return ", ".join(f"'{value}'" for value in (sorted(values) if sort else values))

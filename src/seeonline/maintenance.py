@@ -62,7 +62,7 @@ async def housekeeping(connection: Any, retention_months: int, move_unresolved_a
     Waiting targets are offered free slots again (a flood wait that ended frees capacity without any
     row changing), targets stuck behind a long enrolment pause move to a tracker that can resolve
     them, online intervals nobody closed end at their ``expires``, partitions are kept ahead, and
-    expired months are dropped.
+    expired months are dropped, and expired tracker logins lose their pre-login session.
     """
     assigned = await connection.fetchval("SELECT so_pickup_waiting()")
     if assigned:
@@ -75,6 +75,9 @@ async def housekeeping(connection: Any, retention_months: int, move_unresolved_a
     )
     if closed:
         log.info("expired_online_intervals_closed", count=closed)
+    wiped = await connection.fetchval("SELECT so_sweep_logins()")
+    if wiped:
+        log.info("expired_login_sessions_wiped", count=wiped)
     await ensure_status_partitions(connection)
     if retention_months:
         await drop_expired_status_partitions(connection, retention_months)

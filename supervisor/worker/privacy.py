@@ -25,7 +25,8 @@ log = get_logger("supervisor.worker.privacy")
 
 # After a failed check (Telegram or Postgres), try again this soon.
 RETRY_AFTER = 30.0
-TELEGRAM_ERRORS = (OSError, ConnectionError, TimeoutError, errors.RPCError)
+# ValueError: what Telethon raises for a request it gave up on (build_client asks for the RPCError instead).
+TELEGRAM_ERRORS = (OSError, ConnectionError, TimeoutError, errors.RPCError, ValueError)
 
 
 class PrivacyWatch:

@@ -44,6 +44,11 @@ async def test_open_operational_routes(settings: Settings) -> None:
         document = schema.json()
         assert document["openapi"].startswith("3.1")
         assert "/tracked-users/by-username/{username}" in document["paths"]
+        # The login's state is the LoginState enum, every value listed.
+        login_state = document["components"]["schemas"]["TrackerLoginOut"]["properties"]["state"]
+        assert sorted(login_state.get("enum") or document["components"]["schemas"]["LoginState"]["enum"]) == sorted(
+            ["code_sent", "password_needed", "signed_in", "done", "expired"]
+        )
         assert (await anonymous.get("/schema/swagger")).status_code == 200
 
 

@@ -158,11 +158,6 @@ async def test_phone_refusals_and_conflicts(api: Api, sandbox: SandboxServer) ->
     assert (refused.status_code, refused.json()["code"]) == (403, "phone_banned")
     bad_app = await api.post("/tracker-logins/", json=body(account, api_hash="not-the-hash"))
     assert (bad_app.status_code, bad_app.json()["field"]) == (400, "api_id")
-    # A tracker already uses this api_id: refused before any code is sent.
-    other = sandbox.world.add_account()
-    await step(api, await start(api, other), "code", {"code": other.login_code})
-    clash = await api.post("/tracker-logins/", json=body(account, api_id=other.api_id))
-    assert (clash.status_code, clash.json()["code"], clash.json()["field"]) == (409, "unique", "api_id")
 
 
 async def test_relogin_replaces_the_session_and_restores_is_auth(
@@ -251,7 +246,11 @@ async def test_routes_answer_with_and_without_a_trailing_slash(api: Api, sandbox
 
 
 async def test_secrets_of_a_login_never_reach_logs_or_responses(
-    settings: Settings, sandbox: SandboxServer, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+    settings: Settings,
+    sandbox: SandboxServer,
+    db: Connection,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     configure_logging("debug", json=True)
     caplog.set_level(logging.DEBUG)
@@ -260,6 +259,9 @@ async def test_secrets_of_a_login_never_reach_logs_or_responses(
     async with same_loop_client(settings) as http:
         login = await start(http, account)
         texts.append(str(login))
+        texts.append((await http.get(f"/tracker-logins/{login['id']}")).text)
+        stored = await db.fetchval("SELECT session_encrypted FROM tracker_logins WHERE id = $1", login["id"])
+        pre_login_session = decrypt(SECRET_KEY, stored)
         for payload in ({"code": "9-7-5-3-0"}, {"code": "9-7-5-3-1"}):
             texts.append((await step(http, login, "code", payload)).text)
         for password in ("SECRET-wrong-password", "SECRET-password-2fa"):
@@ -273,3 +275,151 @@ async def test_secrets_of_a_login_never_reach_logs_or_responses(
     assert "SECRET-" not in everything
     assert account.api_hash not in everything
     assert "97531" not in everything and "9-7-5-3" not in everything
+    # The pre-login session (an auth key that becomes the tracker's once signed in), whole or in part.
+    assert pre_login_session not in everything and pre_login_session[:40] not in everything
+    assert stored not in everything
+
+
+async def test_telegram_internal_errors_are_503_not_500(api: Api, sandbox: SandboxServer) -> None:
+    account = sandbox.world.add_account()
+    # Telethon retries a 5xx request_retries times; the last error must still reach the 503 mapping.
+    sandbox.inject_fault("auth.sendCode", "INTERNAL", code=500)
+    response = await api.post("/tracker-logins/", json=body(account))
+    assert (response.status_code, response.json()["code"]) == (503, "telegram_unavailable")
+    assert response.headers["retry-after"] == "5"
+    sandbox.clear_faults()
+    login = await start(api, account)
+    sandbox.inject_fault("auth.signIn", "RPC_CALL_FAIL", code=500)
+    failed = await step(api, login, "code", {"code": account.login_code})
+    assert (failed.status_code, failed.json()["code"]) == (503, "telegram_unavailable")
+    sandbox.clear_faults()
+    assert (await step(api, login, "code", {"code": account.login_code})).json()["state"] == "done"
+
+
+async def test_a_non_ascii_api_hash_is_400_api_id(api: Api, sandbox: SandboxServer) -> None:
+    account = sandbox.world.add_account()
+    response = await api.post("/tracker-logins/", json=body(account, api_hash="hash-ünïcode-²"))
+    assert (response.status_code, response.json()["field"]) == (400, "api_id"), response.text
+
+
+def key_id_of(session: str) -> int:
+    from telethon.sessions import StringSession  # noqa: PLC0415
+
+    key_id: int = StringSession(session).auth_key.key_id
+    return key_id
+
+
+async def test_a_clash_with_another_tracker_is_409_unique_and_the_signed_in_login_can_retry_the_save(
+    api: Api, sandbox: SandboxServer, db: Connection
+) -> None:
+    other = sandbox.world.add_account()
+    other_id = (await step(api, await start(api, other), "code", {"code": other.login_code})).json()[
+        "tracker_account_id"
+    ]
+    # This account's app uses the api_id of the other tracker (a different Telegram id).
+    account = sandbox.world.add_account()
+    account.api_id = other.api_id
+    login = await start(api, account)
+    clash = await step(api, login, "code", {"code": account.login_code})
+    assert (clash.status_code, clash.json()["code"], clash.json()["field"]) == (409, "unique", "api_id")
+    # Telegram accepted the sign-in: the login keeps it (not code_sent with an authorized key).
+    kept = (await api.get(f"/tracker-logins/{login['id']}")).json()
+    assert kept["state"] == "signed_in"
+    again = await step(api, login, "code", {"code": account.login_code})
+    assert (again.status_code, again.json()["field"]) == (409, "api_id")
+    assert len(sandbox.calls_to("auth.signIn")) == 2  # the retry did not sign in again
+    # Once the clash is gone, repeating the call saves the tracker.
+    assert (await api.delete(f"/tracker-accounts/{other_id}/?force=true")).status_code == 204
+    done = await step(api, login, "code", {"code": account.login_code})
+    assert done.status_code == 200, done.text
+    assert (done.json()["state"], done.json()["privacy_ok"]) == ("done", True)
+    tracker = (await api.get(f"/tracker-accounts/{done.json()['tracker_account_id']}")).json()
+    assert (tracker["telegram_id"], tracker["is_auth"]) == (account.id, True)
+    session = await db.fetchval("SELECT session_encrypted FROM tracker_settings")
+    assert sandbox.world.account_for_key(key_id_of(decrypt(SECRET_KEY, session))) is account
+
+
+async def test_relogin_of_a_tracker_created_without_a_setting_is_decided_by_telegram_id(
+    api: Api, sandbox: SandboxServer, db: Connection
+) -> None:
+    account = sandbox.world.add_account()
+    created = await api.post(
+        "/tracker-accounts/",
+        json={"telegram_id": account.id, "api_id": account.api_id, "api_hash": account.api_hash},
+    )
+    assert created.status_code == 201, created.text
+    done = await step(api, await start(api, account), "code", {"code": account.login_code})
+    assert done.status_code == 200, done.text
+    assert done.json()["tracker_account_id"] == created.json()["id"]
+    # The setting names another phone (changed since): still the same tracker, its setting follows.
+    await db.execute("UPDATE tracker_settings SET phone_number = '+15550001234'")
+    again = await step(api, await start(api, account), "code", {"code": account.login_code})
+    assert again.status_code == 200, again.text
+    assert again.json()["tracker_account_id"] == created.json()["id"]
+    setting = (await api.get(f"/tracker-settings/?tracker_account__telegram_id={account.id}")).json()
+    assert [row["phone_number"] for row in setting] == [f"+{account.phone}"]
+
+
+async def test_a_failing_privacy_check_leaves_privacy_unknown_not_the_login_failed(
+    api: Api, sandbox: SandboxServer
+) -> None:
+    account = sandbox.world.add_account()
+    login = await start(api, account)
+    sandbox.inject_fault("account.getPrivacy", drop=True)  # the network fails right after the sign-in
+    done = await step(api, login, "code", {"code": account.login_code})
+    assert done.status_code == 200, done.text
+    assert (done.json()["state"], done.json()["privacy_ok"]) == ("done", None)
+
+
+async def test_delete_while_a_step_runs_is_409_login_busy_and_a_signed_in_login_is_logged_out(
+    api: Api, sandbox: SandboxServer
+) -> None:
+    account = sandbox.world.add_account()
+    login = await start(api, account)
+    sandbox.inject_fault("auth.signIn", delay=1.5, count=1)
+    signing = asyncio.ensure_future(step(api, login, "code", {"code": account.login_code}))
+    await asyncio.sleep(0.5)
+    busy = await api.delete(f"/tracker-logins/{login['id']}")
+    assert (busy.status_code, busy.json()["code"]) == (409, "login_busy")
+    assert (await signing).json()["state"] == "done"
+    # A signed-in login whose save failed holds an authorized key: deleting it logs that key out.
+    other = sandbox.world.add_account()
+    other.api_id = account.api_id
+    clashing = await start(api, other)
+    assert (await step(api, clashing, "code", {"code": other.login_code})).status_code == 409
+    assert [b for b in sandbox.world.keys.values() if b.account_id == other.id]  # signed in
+    assert (await api.delete(f"/tracker-logins/{clashing['id']}")).status_code == 204
+    assert len(sandbox.calls_to("auth.logOut")) == 1
+    assert not [b for b in sandbox.world.keys.values() if b.account_id == other.id]
+
+
+async def test_two_concurrent_code_calls_one_gets_409_login_busy(api: Api, sandbox: SandboxServer) -> None:
+    account = sandbox.world.add_account()
+    login = await start(api, account)
+    sandbox.inject_fault("auth.signIn", delay=1.0, count=1)
+    first, second = await asyncio.gather(
+        step(api, login, "code", {"code": account.login_code}), step(api, login, "code", {"code": account.login_code})
+    )
+    answers = sorted([(first.status_code, first.json().get("code")), (second.status_code, second.json().get("code"))])
+    assert answers == [(200, None), (409, "login_busy")]
+    assert (await api.get(f"/tracker-logins/{login['id']}")).json()["state"] == "done"
+
+
+@pytest.mark.parametrize("code", ["1²345", "١٢٣٤٥", "12a45"])
+async def test_only_ascii_digits_make_a_code(api: Api, sandbox: SandboxServer, code: str) -> None:
+    account = sandbox.world.add_account()
+    login = await start(api, account)
+    refused = await step(api, login, "code", {"code": code})
+    assert (refused.status_code, refused.json()["code"]) == (400, "invalid_code")
+    assert not sandbox.calls_to("auth.signIn")
+
+
+async def test_phone_password_flood_is_429_flood_wait(api: Api, sandbox: SandboxServer) -> None:
+    account = sandbox.world.add_account(password="pw")
+    login = await start(api, account)
+    assert (await step(api, login, "code", {"code": account.login_code})).json()["state"] == "password_needed"
+    sandbox.inject_fault("auth.checkPassword", "PHONE_PASSWORD_FLOOD", code=400, count=1)
+    flooded = await step(api, login, "password", {"password": "pw"})
+    assert (flooded.status_code, flooded.json()["code"]) == (429, "flood_wait")
+    assert "retry-after" in flooded.headers
+    assert (await step(api, login, "password", {"password": "pw"})).json()["state"] == "done"

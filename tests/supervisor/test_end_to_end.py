@@ -281,3 +281,36 @@ async def test_a_tracker_logged_in_through_the_api_gets_a_worker_and_its_statuse
         "SELECT state FROM tracker_health WHERE tracker_account_id = $1", done["tracker_account_id"]
     )
     assert health == "ok"
+
+
+async def test_a_tracker_logged_in_from_the_cli_gets_a_worker_and_its_statuses_flow(
+    client: Client,
+    sandbox: SandboxServer,
+    supervisor: Supervisor,
+    db: asyncpg.Connection[Any],
+    database_url: str,
+    login_env: dict[str, str],
+) -> None:
+    from tests.conftest import SECRET_KEY  # noqa: PLC0415
+    from tests.test_cli import clean_env  # noqa: PLC0415
+    from tests.test_tracker_cli import login_args, run_cli  # noqa: PLC0415
+
+    account = sandbox.world.add_account()
+    env = clean_env(DATABASE_URL=database_url, SEEONLINE_SECRET_KEY=SECRET_KEY, SEEONLINE_LOG_JSON="1", **login_env)
+    done = await run_cli(
+        login_args(account, max_users=3), {**env, "SEEONLINE_TRACKER_API_HASH": account.api_hash}, "12345\n"
+    )
+    assert done.code == 0, done.err
+    tracker_id = await db.fetchval("SELECT id FROM tracker_accounts WHERE telegram_id = $1", account.id)
+    assert tracker_id is not None
+    # The supervisor (woken by the login's writes) starts the new tracker's worker; a flip becomes rows.
+    sandbox.world.add_person("cli_erin", last_seen_ago=600)
+    tracked = await follow(client, await person(client), "cli_erin")
+    assert tracked["tracker_account_id"] == tracker_id
+    await _flip_until_recorded(client, sandbox, "cli_erin", tracked["id"], online=True)
+    await wait_until(lambda: _health_is(db, tracker_id, "ok"), what="the CLI-logged-in tracker's worker to report ok")
+
+
+async def _health_is(db: asyncpg.Connection[Any], tracker_id: int, state: str) -> bool:
+    found = await db.fetchval("SELECT state FROM tracker_health WHERE tracker_account_id = $1", tracker_id)
+    return bool(found == state)

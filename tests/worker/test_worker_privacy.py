@@ -128,5 +128,27 @@ async def test_no_live_worker_leaves_the_request_pending(api: httpx.AsyncClient,
     assert (await api.post(f"/tracker-accounts/{tracker.tracker_id}/privacy-check?fix=maybe")).status_code == 400
 
 
+async def test_telegram_internal_errors_on_the_check_leave_the_worker_running(
+    sandbox: SandboxServer,
+    db: Connection,
+    api: httpx.AsyncClient,
+    make_tracker: TrackerFactory,
+    run_worker_in_process: WorkerRunner,
+) -> None:
+    tracker = await make_tracker(max_users=10)
+    # Every attempt of the first check (Telethon retries a 5xx) fails with Telegram's INTERNAL.
+    sandbox.inject_fault("account.getPrivacy", "INTERNAL", code=500, count=3, account=tracker.account)
+    async with run_worker_in_process(tracker.tracker_id) as running:
+        await wait_until(
+            lambda: len(sandbox.calls_to("account.getPrivacy", tracker.account)) >= 3, timeout=20, what="the retries"
+        )
+        checked = await api.post(f"/tracker-accounts/{tracker.tracker_id}/privacy-check/")
+        assert checked.status_code == 200, checked.text
+        assert checked.json()["privacy_ok"] is True
+        assert not running.task.done()
+        assert running.worker.privacy.checks >= 1
+        assert await _state(db, tracker.tracker_id) == "ok"
+
+
 async def _is(value: Any, wanted: Any) -> bool:
     return bool(await value == wanted)

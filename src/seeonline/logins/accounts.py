@@ -6,31 +6,20 @@ writes fire) never starts a worker while the login's own connection of the sessi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import asyncpg
 
 from seeonline.api.database import Connection, in_transaction
-from seeonline.api.errors import ApiError, from_database_error, not_found
+from seeonline.api.errors import from_database_error, not_found
+from seeonline.choices import LoginState
 from seeonline.logins.store import LoginRow
 from seeonline.secrets import encrypt, lookup_hash, mask
 
-if TYPE_CHECKING:
-    from seeonline.logins.telegram import SignedIn
+ASCII_DIGITS = frozenset("0123456789")
 
 # A re-login clears the states that a new session cures; flood waits and privacy stay the worker's to judge.
 CURED_BY_LOGIN = ("auth_lost", "banned", "fatal")
-
-# A login for this phone is a re-login of the tracker that has it; the api_id/api_hash must not be another's.
-CONFLICTS = """
-WITH mine AS (
-    SELECT tracker_account_id FROM tracker_settings WHERE regexp_replace(phone_number, '[^0-9]', '', 'g') = $1
-)
-SELECT CASE WHEN a.api_id = $2 THEN 'api_id' ELSE 'api_hash' END
-FROM tracker_accounts a
-WHERE (a.api_id = $2 OR a.api_hash_lookup = $3) AND a.id NOT IN (SELECT tracker_account_id FROM mine)
-LIMIT 1
-"""
 
 UPSERT_SETTING = """
 INSERT INTO tracker_settings (tracker_account_id, phone_number, session_encrypted, max_users)
@@ -55,26 +44,24 @@ ON CONFLICT (tracker_account_id) DO UPDATE SET state = EXCLUDED.state, state_unt
 
 
 def digits(phone: str) -> str:
-    """The digits of a phone number (how Telegram and the uniqueness checks compare them)."""
-    return "".join(ch for ch in phone if ch.isdigit())
+    """The ASCII digits of a phone number (how Telegram compares them)."""
+    return "".join(ch for ch in phone if ch in ASCII_DIGITS)
 
 
-async def check_conflicts(pool: asyncpg.Pool, secret_key: str, phone: str, api_id: int, api_hash: str) -> None:
-    """Refuse (409 unique) before sending a code when the api_id or api_hash belongs to another tracker."""
-    field: str | None = await pool.fetchval(CONFLICTS, digits(phone), api_id, lookup_hash(secret_key, api_hash))
-    if field is not None:
-        raise ApiError(409, f"{field}: a tracker account with this {field} already exists", code="unique", field=field)
+async def save_tracker(pool: asyncpg.Pool, secret_key: str, login: LoginRow) -> int:
+    """Create the tracker (or give the existing one with this Telegram id its new session); returns its id.
 
-
-async def save_tracker(pool: asyncpg.Pool, secret_key: str, login: LoginRow, signed_in: SignedIn) -> int:
-    """Create the tracker (or give the existing one with this Telegram id its new session); returns its id."""
+    ``login`` is signed in (its session authorized, its ``telegram_id`` known). Whether this is a re-login is
+    decided by the Telegram id alone; an api_id, api_hash or phone that another tracker holds is a 409
+    ``unique`` naming the field (the login stays signed_in, so the call can be repeated once that is fixed).
+    """
+    assert login.telegram_id is not None and login.session is not None
     credentials: dict[str, Any] = {
         "api_hash_encrypted": encrypt(secret_key, login.api_hash),
         "api_hash_lookup": lookup_hash(secret_key, login.api_hash),
         "api_hash_masked": mask(login.api_hash),
     }
-    session = encrypt(secret_key, signed_in.session)
-    privacy = signed_in.privacy
+    session = encrypt(secret_key, login.session)
 
     async def work(connection: Connection) -> int:
         # Deleted meanwhile (DELETE /tracker-logins/{id} mid-flow): the operator gave up on this login.
@@ -86,7 +73,7 @@ async def save_tracker(pool: asyncpg.Pool, secret_key: str, login: LoginRow, sig
             """UPDATE tracker_accounts SET api_id = $2, api_hash_encrypted = $3, api_hash_lookup = $4,
                    api_hash_masked = $5, is_auth = true, is_active = coalesce($6, is_active)
                WHERE telegram_id = $1 RETURNING id""",
-            signed_in.telegram_id,
+            login.telegram_id,
             login.api_id,
             *credentials.values(),
             login.is_active,
@@ -95,7 +82,7 @@ async def save_tracker(pool: asyncpg.Pool, secret_key: str, login: LoginRow, sig
             tracker_id = await connection.fetchval(
                 """INSERT INTO tracker_accounts (telegram_id, api_id, api_hash_encrypted, api_hash_lookup,
                        api_hash_masked, is_active, is_auth) VALUES ($1, $2, $3, $4, $5, $6, true) RETURNING id""",
-                signed_in.telegram_id,
+                login.telegram_id,
                 login.api_id,
                 *credentials.values(),
                 True if login.is_active is None else login.is_active,
@@ -108,19 +95,18 @@ async def save_tracker(pool: asyncpg.Pool, secret_key: str, login: LoginRow, sig
                 list(CURED_BY_LOGIN),
             )
         await connection.execute(UPSERT_SETTING, tracker_id, login.phone_number, session, login.max_users)
-        if privacy is not None:
-            await connection.execute(RECORD_PRIVACY, tracker_id, privacy.ok, privacy.detail)
-            if not privacy.ok:
-                await connection.execute(MARK_PRIVACY_MISCONFIGURED, tracker_id, privacy.detail)
+        if login.privacy_ok is not None:
+            await connection.execute(RECORD_PRIVACY, tracker_id, login.privacy_ok, login.privacy_detail)
+            if not login.privacy_ok:
+                await connection.execute(MARK_PRIVACY_MISCONFIGURED, tracker_id, login.privacy_detail)
         await connection.execute("SELECT so_rebalance_tracker($1)", tracker_id)
         await connection.execute(
-            """UPDATE tracker_logins SET state = 'done', tracker_account_id = $2, privacy_ok = $3,
-                   session_encrypted = NULL, phone_code_hash = NULL, password_hint = NULL, busy_until = NULL,
-                   updated_at = now()
+            """UPDATE tracker_logins SET state = $3, tracker_account_id = $2, session_encrypted = NULL,
+                   phone_code_hash = NULL, password_hint = NULL, busy_until = NULL, updated_at = now()
                WHERE id = $1""",
             login.id,
             tracker_id,
-            None if privacy is None else privacy.ok,
+            LoginState.DONE,
         )
         assert tracker_id is not None
         return tracker_id

@@ -20,6 +20,7 @@ from click.core import ParameterSource
 
 from seeonline.api.database import create_pool
 from seeonline.api.errors import ApiError, from_validation_error
+from seeonline.choices import LoginState
 from seeonline.logins.schemas import TrackerLoginCreate
 from seeonline.logins.service import LoginService
 from seeonline.settings import Settings
@@ -116,7 +117,7 @@ async def _login(url: str, secret_key: str, body: TrackerLoginCreate) -> None:
         login = await _render(service, login_id)
         click.echo(f"Telegram sent a code ({login['code_type']}, {login['code_length'] or '?'} digits).")
         login = await _code_steps(service, login_id)
-        if login["state"] == "password_needed":
+        if login["state"] == LoginState.PASSWORD_NEEDED:
             login = await _password_steps(service, login_id, login.get("password_hint"))
         privacy = {True: "last seen shown to everybody", False: "HIDES its last seen (fix it, see README)"}
         click.echo(

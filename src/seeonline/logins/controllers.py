@@ -38,12 +38,15 @@ class TrackerLoginController(Controller):
 
     @get("/{login_id:str}", responses=returns(TrackerLoginOut))
     async def get_login(self, request: AnyRequest, login_id: FromPath[str]) -> Response[bytes]:
-        """Where a login stands (state code_sent, password_needed, done or expired)."""
+        """Where a login stands (state code_sent, password_needed, signed_in, done or expired)."""
         return json_response(await services(request).logins.render(path_id(login_id)))
 
-    @delete("/{login_id:str}", responses=returns(None))
+    @delete(
+        "/{login_id:str}",
+        responses={**returns(None), 409: ResponseSpec(ErrorBody, description="`login_busy`: a step is running")},
+    )
     async def delete_login(self, request: AnyRequest, login_id: FromPath[str]) -> None:
-        """Abandon a login (its pre-login session is deleted)."""
+        """Abandon a login (its pre-login session is deleted; a signed-in one is logged out first)."""
         await services(request).logins.delete(path_id(login_id))
 
     @post("/{login_id:str}/code", status_code=200, responses=login_returns())

@@ -8,6 +8,7 @@ from typing import Annotated
 import msgspec
 
 from seeonline.api.bodies import Count, PositiveInt32
+from seeonline.choices import LoginState
 from seeonline.trackers.schemas import ApiHash, Phone
 
 # Codes arrive with separators ("1-2-3-4-5"): a code sent through a Telegram chat unaltered is invalidated.
@@ -41,7 +42,7 @@ class TrackerLoginOut(msgspec.Struct):
     """A login as responses show it (no session, no code hash, no api_hash)."""
 
     id: int
-    state: str  # code_sent | password_needed | done | expired
+    state: LoginState
     phone_number: str
     api_id: int
     max_users: int

@@ -7,6 +7,8 @@ stores where the login stands. Secrets (api_hash, session, code, password) are n
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import importlib
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, TypeVar, cast
@@ -15,8 +17,9 @@ import asyncpg
 
 from seeonline.api.errors import ApiError
 from seeonline.api.listing import fetch_one
+from seeonline.choices import LoginState
 from seeonline.logging import get_logger
-from seeonline.logins.accounts import check_conflicts, digits, save_tracker
+from seeonline.logins.accounts import ASCII_DIGITS, digits, save_tracker
 from seeonline.logins.resources import TRACKER_LOGINS
 from seeonline.logins.schemas import TrackerLoginCreate
 from seeonline.logins.store import LoginRow, LoginStore
@@ -33,10 +36,14 @@ MAX_CODE_DIGITS = 16
 
 
 def clean_code(raw: str) -> str:
-    """The digits of a code typed with separators (``1-2-3 4 5``), or a 400 ``invalid_code``."""
-    code = "".join(ch for ch in raw if ch.isdigit())
-    if not code or len(code) > MAX_CODE_DIGITS:
-        detail = "code: a login code is a few digits (separators are fine)"
+    """The digits of a code typed with separators (``1-2-3 4 5``), or a 400 ``invalid_code``.
+
+    Separators are whatever is neither a letter nor a digit; what is left must be ASCII digits (a ``²``
+    or an Arabic-Indic digit is not a code digit Telegram sent).
+    """
+    code = "".join(ch for ch in raw if ch.isalnum())
+    if not code or len(code) > MAX_CODE_DIGITS or not set(code) <= ASCII_DIGITS:
+        detail = "code: a login code is a few digits 0-9 (separators are fine)"
         raise ApiError(400, detail, code="invalid_code", field="code")
     return code
 
@@ -63,11 +70,14 @@ class LoginService:
         return await fetch_one(self.pool, TRACKER_LOGINS, login_id)
 
     async def start(self, data: TrackerLoginCreate) -> int:
-        """Ask Telegram to send the code; returns the new login's id."""
+        """Ask Telegram to send the code; returns the new login's id.
+
+        No uniqueness check here: only the signed-in account's Telegram id says whether this is a re-login
+        of an existing tracker (which may keep its api_id and phone) or a clash with another (a 409 then).
+        """
         phone = "+" + digits(data.phone_number)
         if phone == "+":
             raise ApiError(400, "phone_number: needs digits", code="phone_invalid", field="phone_number")
-        await check_conflicts(self.pool, self.secret_key, phone, data.api_id, data.api_hash)
         telegram = _telegram()
         sent, session = await telegram.send_code(telegram.LoginKey(None, data.api_id, data.api_hash), phone)
         login_id = await self.store.create(
@@ -85,7 +95,7 @@ class LoginService:
         return login_id
 
     async def _leased(self, login: LoginRow, step: Awaitable[T]) -> T:
-        """Run a Telegram step of a leased login; the lease ends whatever happens (the caller may end it first)."""
+        """Run a Telegram step of a leased login; on any failure the lease ends (nothing else changes)."""
         try:
             return await step
         except BaseException:
@@ -94,7 +104,7 @@ class LoginService:
 
     async def resend(self, login_id: int) -> None:
         """Send the code again (Telegram picks the next delivery type)."""
-        login = await self.store.claim(login_id, "code_sent")
+        login = await self.store.claim(login_id, LoginState.CODE_SENT)
         assert login.session is not None and login.phone_code_hash is not None
         step = _telegram().resend_code(_key(login), login.phone_number, login.phone_code_hash)
         sent, session = await self._leased(login, step)
@@ -108,26 +118,41 @@ class LoginService:
         log.info("tracker_login_code_resent", login_id=login_id, code_type=sent.code_type)
 
     async def submit_code(self, login_id: int, raw_code: str) -> None:
-        """Sign in with the code: the login is done, or needs the 2FA password."""
+        """Sign in with the code: the login is done, or needs the 2FA password.
+
+        On a login already signed in (its save failed), only the save is retried.
+        """
         code = clean_code(raw_code)
-        login = await self.store.claim(login_id, "code_sent")
+        login = await self.store.claim(login_id, LoginState.CODE_SENT, LoginState.SIGNED_IN)
+        if login.state == LoginState.SIGNED_IN:
+            await self._save(login)
+            return
         assert login.session is not None and login.phone_code_hash is not None
         telegram = _telegram()
-        step = telegram.sign_in_with_code(_key(login), login.phone_number, code, login.phone_code_hash)
         try:
-            signed_in = await self._leased(login, step)
+            signed_in = await telegram.sign_in_with_code(_key(login), login.phone_number, code, login.phone_code_hash)
         except telegram.PasswordNeededError as needed:
-            await self.store.release(login_id, state="password_needed", password_hint=needed.hint, phone_code_hash=None)
+            await self.store.release(
+                login_id, state=LoginState.PASSWORD_NEEDED, password_hint=needed.hint, phone_code_hash=None
+            )
             log.info("tracker_login_password_needed", login_id=login_id)
             return
-        except ApiError as exc:
-            log.info("tracker_login_code_refused", login_id=login_id, reason=exc.code)
+        except BaseException as exc:
+            await self.store.release(login_id)
+            if isinstance(exc, ApiError):
+                log.info("tracker_login_code_refused", login_id=login_id, reason=exc.code)
             raise
-        await self._done(login, signed_in)
+        await self._signed_in(login, signed_in)
 
     async def submit_password(self, login_id: int, password: str) -> None:
-        """Finish a 2FA login with the account's password (used for the SRP check only, never stored)."""
-        login = await self.store.claim(login_id, "password_needed")
+        """Finish a 2FA login with the account's password (used for the SRP check only, never stored).
+
+        On a login already signed in (its save failed), only the save is retried.
+        """
+        login = await self.store.claim(login_id, LoginState.PASSWORD_NEEDED, LoginState.SIGNED_IN)
+        if login.state == LoginState.SIGNED_IN:
+            await self._save(login)
+            return
         assert login.session is not None
         step = _telegram().sign_in_with_password(_key(login), password)
         try:
@@ -135,25 +160,63 @@ class LoginService:
         except ApiError as exc:
             log.info("tracker_login_password_refused", login_id=login_id, reason=exc.code)
             raise
-        await self._done(login, signed_in)
+        await self._signed_in(login, signed_in)
 
-    async def _done(self, login: LoginRow, signed_in: SignedIn) -> None:
+    async def _signed_in(self, login: LoginRow, signed_in: SignedIn) -> None:
+        """Keep the signed-in result (the session is an authorized key now), then save the tracker."""
+        privacy_ok = None if signed_in.privacy is None else signed_in.privacy.ok
+        privacy_detail = None if signed_in.privacy is None else signed_in.privacy.detail
+        try:
+            await self.store.record(
+                login.id,
+                state=LoginState.SIGNED_IN,
+                session_encrypted=self.store.seal(signed_in.session),
+                telegram_id=signed_in.telegram_id,
+                privacy_ok=privacy_ok,
+                privacy_detail=privacy_detail,
+                phone_code_hash=None,
+                password_hint=None,
+            )
+        except BaseException:
+            # Nowhere to keep it: an authorized key nobody can use again must not stay valid at Telegram.
+            log.warning("tracker_login_signed_in_not_recorded", login_id=login.id)
+            telegram = _telegram()
+            await telegram.log_out(telegram.LoginKey(signed_in.session, login.api_id, login.api_hash))
+            with contextlib.suppress(Exception):
+                await self.store.release(login.id)
+            raise
+        log.info("tracker_login_signed_in", login_id=login.id, telegram_id=signed_in.telegram_id)
+        await self._save(
+            dataclasses.replace(
+                login,
+                state=LoginState.SIGNED_IN,
+                session=signed_in.session,
+                telegram_id=signed_in.telegram_id,
+                privacy_ok=privacy_ok,
+                privacy_detail=privacy_detail,
+            )
+        )
+
+    async def _save(self, login: LoginRow) -> None:
         # The login client has disconnected (telegram.* return only after it did): now the tracker may run.
         try:
-            tracker_id = await save_tracker(self.pool, self.secret_key, login, signed_in)
-        except BaseException:
-            await self.store.release(login.id)
+            tracker_id = await save_tracker(self.pool, self.secret_key, login)
+        except BaseException as exc:
+            await self.store.release(login.id)  # still signed_in: repeating the step retries the save
+            log.warning("tracker_login_not_saved", login_id=login.id, error=getattr(exc, "code", type(exc).__name__))
             raise
-        privacy_ok = None if signed_in.privacy is None else signed_in.privacy.ok
         log.info(
             "tracker_login_done",
             login_id=login.id,
             tracker_account_id=tracker_id,
-            telegram_id=signed_in.telegram_id,
-            privacy_ok=privacy_ok,
+            telegram_id=login.telegram_id,
+            privacy_ok=login.privacy_ok,
         )
 
     async def delete(self, login_id: int) -> None:
-        """Abandon a login: its pre-login session is deleted with it."""
-        await self.store.delete(login_id)
+        """Abandon a login (409 ``login_busy`` while a step runs); a signed-in session is logged out first."""
+        deleted = await self.store.delete(login_id)
+        if deleted.state == LoginState.SIGNED_IN and deleted.session is not None:
+            telegram = _telegram()
+            await telegram.log_out(telegram.LoginKey(deleted.session, deleted.api_id, deleted.api_hash))
         log.info("tracker_login_deleted", login_id=login_id)

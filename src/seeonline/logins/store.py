@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 
 from seeonline.api.errors import ApiError, not_found
+from seeonline.choices import LoginState
 from seeonline.secrets import decrypt, encrypt
 
 # How long a login lives (Telegram's codes expire sooner; the pre-login session must not linger).
@@ -24,15 +25,34 @@ CLAIM = """
 UPDATE tracker_logins SET busy_until = now() + make_interval(secs => $2)
 WHERE id = $1 AND (busy_until IS NULL OR busy_until < now())
 RETURNING id, state, phone_number, api_id, api_hash_encrypted, session_encrypted, phone_code_hash, max_users,
-          is_active, expires_at <= now() AS expired
+          is_active, telegram_id, privacy_ok, privacy_detail, expires_at <= now() AS expired
 """
 
-# Expired logins keep no session; rows older than a day go altogether.
-SWEEP = """
-UPDATE tracker_logins SET session_encrypted = NULL, phone_code_hash = NULL
-WHERE expires_at <= now() AND session_encrypted IS NOT NULL;
-DELETE FROM tracker_logins WHERE expires_at < now() - interval '1 day';
+# Only when no step holds the lease: a step running meanwhile may be signing in on this very key.
+DELETE = """
+DELETE FROM tracker_logins WHERE id = $1 AND (busy_until IS NULL OR busy_until < now())
+RETURNING state, api_id, api_hash_encrypted, session_encrypted
 """
+
+# The columns a step may write (``release`` and ``record`` build their SQL from these names only).
+WRITABLE = frozenset(
+    {
+        "state",
+        "session_encrypted",
+        "phone_code_hash",
+        "code_type",
+        "code_length",
+        "password_hint",
+        "telegram_id",
+        "privacy_ok",
+        "privacy_detail",
+    }
+)
+
+
+def busy() -> ApiError:
+    """409 ``login_busy``: another step holds the login's lease."""
+    return ApiError(409, "another step of this login is running; retry shortly", code="login_busy")
 
 
 @dataclass(frozen=True)
@@ -48,6 +68,20 @@ class LoginRow:
     phone_code_hash: str | None
     max_users: int
     is_active: bool | None
+    # Set once signed in (state signed_in): the account, and its privacy check (None: unknown).
+    telegram_id: int | None = None
+    privacy_ok: bool | None = None
+    privacy_detail: str | None = None
+
+
+@dataclass(frozen=True)
+class DeletedLogin:
+    """What a deleted login held: a signed-in one's session is an authorized key to log out."""
+
+    state: str
+    api_id: int
+    api_hash: str
+    session: str | None
 
 
 class LoginStore:
@@ -75,11 +109,11 @@ class LoginStore:
         is_active: bool | None,
     ) -> int:
         """Store a login whose code was just sent; returns its id."""
-        await self.pool.execute(SWEEP)
+        await self.pool.execute("SELECT so_sweep_logins()")
         login_id: int = await self.pool.fetchval(
             """INSERT INTO tracker_logins (phone_number, api_id, api_hash_encrypted, session_encrypted,
                    phone_code_hash, code_type, code_length, max_users, is_active, state, expires_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'code_sent', now() + make_interval(secs => $10))
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $11, now() + make_interval(secs => $10))
                RETURNING id""",
             phone,
             api_id,
@@ -91,6 +125,7 @@ class LoginStore:
             max_users,
             is_active,
             LOGIN_LIFETIME_SECONDS,
+            LoginState.CODE_SENT,
         )
         return login_id
 
@@ -99,7 +134,7 @@ class LoginStore:
         record = await self.pool.fetchrow(CLAIM, login_id, LEASE_SECONDS)
         if record is None:
             if await self.pool.fetchval("SELECT 1 FROM tracker_logins WHERE id = $1", login_id):
-                raise ApiError(409, "another step of this login is running; retry shortly", code="login_busy")
+                raise busy()
             raise not_found(RESOURCE)
         try:
             return self._checked(record, states)
@@ -111,7 +146,7 @@ class LoginStore:
             raise
 
     def _checked(self, record: Any, states: tuple[str, ...]) -> LoginRow:
-        if record["state"] == "done":
+        if record["state"] == LoginState.DONE:
             raise ApiError(409, "this login is done; start a new one to log in again", code="wrong_state")
         if record["expired"] or record["session_encrypted"] is None:
             raise ApiError(409, "this login expired (15 minutes); start a new one", code="code_expired")
@@ -128,19 +163,41 @@ class LoginStore:
             phone_code_hash=record["phone_code_hash"],
             max_users=record["max_users"],
             is_active=record["is_active"],
+            telegram_id=record["telegram_id"],
+            privacy_ok=record["privacy_ok"],
+            privacy_detail=record["privacy_detail"],
         )
 
     async def release(self, login_id: int, **changes: Any) -> None:
-        """End the lease, applying ``changes`` (column = value; column names are the service's own)."""
+        """End the lease, applying ``changes`` (column = value; columns from ``WRITABLE`` only)."""
+        await self._write(login_id, changes, release=True)
+
+    async def record(self, login_id: int, **changes: Any) -> None:
+        """Apply ``changes`` and keep the lease (the step goes on)."""
+        await self._write(login_id, changes, release=False)
+
+    async def _write(self, login_id: int, changes: dict[str, Any], *, release: bool) -> None:
+        unknown = set(changes) - WRITABLE
+        if unknown:
+            raise ValueError(f"not a writable tracker_logins column: {sorted(unknown)}")
         args: list[Any] = [login_id]
-        assignments = ["busy_until = NULL", "updated_at = now()"]
+        assignments = ["updated_at = now()"] + (["busy_until = NULL"] if release else [])
         for column, value in changes.items():
             args.append(value)
             assignments.append(f"{column} = ${len(args)}")
         await self.pool.execute(f"UPDATE tracker_logins SET {', '.join(assignments)} WHERE id = $1", *args)
 
-    async def delete(self, login_id: int) -> None:
-        """Forget a login (and its pre-login session); 404 when there is none."""
-        status: str = await self.pool.execute("DELETE FROM tracker_logins WHERE id = $1", login_id)
-        if status.endswith(" 0"):
+    async def delete(self, login_id: int) -> DeletedLogin:
+        """Forget a login (and its pre-login session); 404 when there is none, 409 while a step runs."""
+        record = await self.pool.fetchrow(DELETE, login_id)
+        if record is None:
+            if await self.pool.fetchval("SELECT 1 FROM tracker_logins WHERE id = $1", login_id):
+                raise busy()
             raise not_found(RESOURCE)
+        session = record["session_encrypted"]
+        return DeletedLogin(
+            state=record["state"],
+            api_id=record["api_id"],
+            api_hash=decrypt(self.secret_key, record["api_hash_encrypted"]),
+            session=None if session is None else decrypt(self.secret_key, session),
+        )

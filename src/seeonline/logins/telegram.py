@@ -26,6 +26,8 @@ log = get_logger(__name__)
 
 # A whole step (connect, one or two calls, disconnect) may take this long before Telegram counts as unreachable.
 STEP_TIMEOUT = 30.0
+# After the sign-in, the privacy check gets this long of its own (the sign-in must not be lost to it).
+PRIVACY_TIMEOUT = 10.0
 UNREACHABLE_RETRY_AFTER = 5
 PHONE_FLOOD_RETRY_AFTER = 3600
 # No Telegram answers there: a network failure, or something else on that address (a proxy answering HTTP
@@ -118,14 +120,14 @@ def telegram_errors(what: str) -> Iterator[None]:
         yield
     except errors.FloodWaitError as exc:
         raise _wait(int(exc.seconds), what) from None
-    except errors.PhoneNumberFloodError:
+    except (errors.PhoneNumberFloodError, errors.PhonePasswordFloodError):
         raise _wait(PHONE_FLOOD_RETRY_AFTER, what) from None
     except errors.RPCError as exc:
         refusal = next((spec for cls, spec in _REFUSALS.items() if isinstance(exc, cls)), None)
         if refusal is not None:
             status, code, field, detail = refusal
             raise ApiError(status, detail, code=code, field=field) from None
-        if isinstance(exc, errors.ServerError):
+        if isinstance(exc, errors.ServerError | errors.TimedOutError):
             raise _unreachable(f"Telegram had an internal error ({exc.code})") from None
         log.warning("login_telegram_refused", step=what, error=type(exc).__name__, rpc_code=exc.code)
         detail = f"Telegram refused {what}: {exc.code} {type(exc).__name__}"
@@ -139,8 +141,16 @@ def _unreachable(detail: str) -> ApiError:
     return ApiError(503, detail, code="telegram_unavailable", headers={"Retry-After": str(UNREACHABLE_RETRY_AFTER)})
 
 
+@dataclass
+class Step:
+    """A connected login client and the step's deadline (which the privacy check may push back)."""
+
+    client: TelegramClient
+    deadline: asyncio.Timeout
+
+
 @contextlib.asynccontextmanager
-async def login_client(key: LoginKey, what: str) -> AsyncIterator[TelegramClient]:
+async def login_client(key: LoginKey, what: str) -> AsyncIterator[Step]:
     """A connected client on the key's session, always disconnected afterwards; errors translated."""
     client = build_client(
         key.session,
@@ -153,9 +163,16 @@ async def login_client(key: LoginKey, what: str) -> AsyncIterator[TelegramClient
     )
     try:
         with telegram_errors(what):
-            async with asyncio.timeout(STEP_TIMEOUT):
-                await client.connect()
-                yield client
+            async with asyncio.timeout(STEP_TIMEOUT) as deadline:
+                try:
+                    await client.connect()
+                except errors.AuthKeyNotFound:
+                    if key.session is None:  # a key made a moment ago: Telegram is not itself
+                        raise _unreachable("Telegram lost a new connection's key, retry shortly") from None
+                    # The login's own key is forgotten: nothing of this login can be continued.
+                    detail = "Telegram no longer knows this login's key: start a new login"
+                    raise ApiError(409, detail, code="code_expired") from None
+                yield Step(client, deadline)
     finally:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(client.disconnect(), 5)
@@ -169,28 +186,33 @@ def saved(client: TelegramClient) -> str:
 
 async def send_code(key: LoginKey, phone: str) -> tuple[SentCode, str]:
     """``auth.sendCode`` on a new (or the given) pre-login session; returns what was sent and the session."""
-    async with login_client(key, "sending the code") as client:
-        answer = await client.send_code_request(phone)
-        return _sent_code(answer), saved(client)
+    async with login_client(key, "sending the code") as step:
+        answer = await step.client.send_code_request(phone)
+        return _sent_code(answer), saved(step.client)
 
 
 async def resend_code(key: LoginKey, phone: str, code_hash: str) -> tuple[SentCode, str]:
     """``auth.resendCode`` (the next delivery type); when the old code expired, a fresh ``auth.sendCode``."""
-    async with login_client(key, "resending the code") as client:
+    async with login_client(key, "resending the code") as step:
         try:
-            answer = await client(functions.auth.ResendCodeRequest(phone, code_hash))
+            answer = await step.client(functions.auth.ResendCodeRequest(phone, code_hash))
         except errors.PhoneCodeExpiredError:
-            answer = await client.send_code_request(phone)
-        return _sent_code(answer), saved(client)
+            answer = await step.client.send_code_request(phone)
+        return _sent_code(answer), saved(step.client)
 
 
-async def _finish(client: TelegramClient, user: Any) -> SignedIn:
+async def _finish(step: Step, user: Any) -> SignedIn:
+    """The signed-in result; any failure of the privacy check leaves privacy unknown, never the login failed."""
+    signed_in = SignedIn(telegram_id=int(user.id), session=saved(step.client), privacy=None)
+    # The check gets its own time even when the sign-in used up most of the step's.
+    step.deadline.reschedule(asyncio.get_running_loop().time() + PRIVACY_TIMEOUT + 5)
     try:
-        privacy: PrivacyReport | None = await check_last_seen(client)
-    except errors.RPCError as exc:
+        async with asyncio.timeout(PRIVACY_TIMEOUT):
+            privacy = await check_last_seen(step.client)
+    except Exception as exc:  # whatever failed, the sign-in stands (the worker re-checks at start)
         log.warning("login_privacy_check_failed", error=type(exc).__name__)
-        privacy = None
-    return SignedIn(telegram_id=int(user.id), session=saved(client), privacy=privacy)
+        return signed_in
+    return SignedIn(telegram_id=signed_in.telegram_id, session=signed_in.session, privacy=privacy)
 
 
 async def sign_in_with_code(key: LoginKey, phone: str, code: str, code_hash: str) -> SignedIn:
@@ -198,17 +220,28 @@ async def sign_in_with_code(key: LoginKey, phone: str, code: str, code_hash: str
 
     The 2FA step continues on the same auth key, which the saved session already holds.
     """
-    async with login_client(key, "signing in") as client:
+    async with login_client(key, "signing in") as step:
         try:
-            user = await client.sign_in(phone, code, phone_code_hash=code_hash)
+            user = await step.client.sign_in(phone, code, phone_code_hash=code_hash)
         except errors.SessionPasswordNeededError:
-            password = await client(functions.account.GetPasswordRequest())
+            password = await step.client(functions.account.GetPasswordRequest())
             raise PasswordNeededError(password.hint) from None
-        return await _finish(client, user)
+        return await _finish(step, user)
 
 
 async def sign_in_with_password(key: LoginKey, password: str) -> SignedIn:
     """The 2FA step (SRP: the password itself never leaves this process)."""
-    async with login_client(key, "checking the password") as client:
-        user = await client.sign_in(password=password)
-        return await _finish(client, user)
+    async with login_client(key, "checking the password") as step:
+        user = await step.client.sign_in(password=password)
+        return await _finish(step, user)
+
+
+async def log_out(key: LoginKey) -> bool:
+    """Best effort ``auth.logOut`` of a signed-in session nobody will use; whether Telegram confirmed it."""
+    try:
+        async with login_client(key, "logging out") as step:
+            await step.client(functions.auth.LogOutRequest())
+    except Exception as exc:  # best effort: the caller is already failing or forgetting the login
+        log.warning("login_log_out_failed", error=type(exc).__name__)
+        return False
+    return True

@@ -1,11 +1,11 @@
 """The database schema as SQLAlchemy models: the source Alembic compares migrations with."""
 
 from seeonline.models.base import Base
-from seeonline.models.logins import TrackerLogin, TrackerPrivacyCheck
+from seeonline.models.logins import TrackerLogin
 from seeonline.models.people import TelegramUser, TrackedUser
 from seeonline.models.statuses import OnlineStatus
 from seeonline.models.targets import Target, TrackerPeer
-from seeonline.models.trackers import TrackerAccount, TrackerHealth, TrackerSetting
+from seeonline.models.trackers import TrackerAccount, TrackerHealth, TrackerPrivacyCheck, TrackerSetting
 
 __all__ = [
     "Base",

@@ -1,4 +1,4 @@
-"""Tracker logins in progress and the privacy checks workers run for their trackers."""
+"""Tracker logins in progress."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ from advanced_alchemy.types import DateTimeUTC
 from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from seeonline.choices import STORED_LOGIN_STATES, LoginState, sql_list
 from seeonline.models.base import Base, created_at_column, updated_at_column
-
-LOGIN_STATES = ("code_sent", "password_needed", "done")
 
 
 class TrackerLogin(IdentityPrimaryKey, Base):
@@ -22,7 +21,7 @@ class TrackerLogin(IdentityPrimaryKey, Base):
 
     __tablename__ = "tracker_logins"
     __table_args__ = (
-        CheckConstraint("state IN ('code_sent', 'password_needed', 'done')", name="state_known"),
+        CheckConstraint(f"state IN ({sql_list(STORED_LOGIN_STATES, sort=False)})", name="state_known"),
         Index("ix_tracker_logins_expires_at", "expires_at"),
     )
 
@@ -34,37 +33,19 @@ class TrackerLogin(IdentityPrimaryKey, Base):
     phone_code_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
     max_users: Mapped[int] = mapped_column(Integer)
     is_active: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
-    state: Mapped[str] = mapped_column(String(16), server_default=text("'code_sent'"))
+    state: Mapped[str] = mapped_column(String(16), server_default=text(f"'{LoginState.CODE_SENT}'"))
     code_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
     code_length: Mapped[int | None] = mapped_column(Integer, nullable=True)
     password_hint: Mapped[str | None] = mapped_column(Text, nullable=True)
     tracker_account_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("tracker_accounts.id", ondelete="SET NULL"), nullable=True
     )
+    # Set once Telegram accepted the sign-in (state signed_in), kept until the tracker is saved.
+    telegram_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     privacy_ok: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    privacy_detail: Mapped[str | None] = mapped_column(Text, nullable=True)
     # A lease: one Telegram call per login at a time (two connections of one auth key race each other).
     busy_until: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
     expires_at: Mapped[datetime.datetime] = mapped_column(DateTimeUTC(timezone=True))
     created_at: Mapped[datetime.datetime] = created_at_column()
     updated_at: Mapped[datetime.datetime] = updated_at_column()
-
-
-class TrackerPrivacyCheck(Base):
-    """The last-seen privacy check of one tracker: requests from the API, results from its worker (the truth).
-
-    A request bumps ``requested_seq``; the worker answers by writing ``done_seq`` with the result.
-    """
-
-    __tablename__ = "tracker_privacy_checks"
-
-    tracker_account_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("tracker_accounts.id", ondelete="CASCADE"), primary_key=True
-    )
-    requested_seq: Mapped[int] = mapped_column(Integer, server_default=text("0"))
-    done_seq: Mapped[int] = mapped_column(Integer, server_default=text("0"))
-    fix_requested: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
-    requested_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
-    checked_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
-    privacy_ok: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
-    fixed: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
-    detail: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -1,4 +1,4 @@
-"""Tracker accounts, their settings (capacity, session) and their health."""
+"""Tracker accounts, their settings (capacity, session), their health and their privacy checks."""
 
 from __future__ import annotations
 
@@ -62,3 +62,24 @@ class TrackerHealth(Base):
     # A long flood wait on resolving usernames pauses enrolment until then; the tracker keeps watching.
     enrolment_paused_until: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
     updated_at: Mapped[datetime.datetime] = updated_at_column()
+
+
+class TrackerPrivacyCheck(Base):
+    """The last-seen privacy check of one tracker: requests from the API, results from its worker (the truth).
+
+    A request bumps ``requested_seq``; the worker answers by writing ``done_seq`` with the result.
+    """
+
+    __tablename__ = "tracker_privacy_checks"
+
+    tracker_account_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("tracker_accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    requested_seq: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    done_seq: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    fix_requested: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    requested_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+    checked_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+    privacy_ok: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    fixed: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)

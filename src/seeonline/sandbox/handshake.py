@@ -16,6 +16,7 @@ from seeonline.sandbox.crypto import DH_G, DH_PRIME, ServerKey, int_to_bytes, sh
 # pq must be the product of two primes the client can factor quickly; these are Telegram's documented example.
 _P, _Q = 1229739323, 1402015859
 _SAFETY = 2 ** (2048 - 64)
+AUTH_KEY_BYTES = 256
 
 
 class HandshakeError(Exception):
@@ -111,8 +112,11 @@ class Handshake:
         g_b = int.from_bytes(inner.g_b, "big")
         if not _SAFETY <= g_b <= DH_PRIME - _SAFETY:
             raise HandshakeError("g_b out of range")
-        # Same minimal-length encoding as the client, so both sides derive the identical key.
-        auth_key = AuthKey(int_to_bytes(pow(g_b, self._a, DH_PRIME)))
+        # 2048 bits, as Telegram keeps it: with a leading zero byte Telethon derives a 255-byte key, which
+        # its StringSession would save padded at the end (another key, AUTH_KEY unknown on the next
+        # connection). Telegram's 256-byte key makes Telethon reject this handshake (new_nonce_hash1) and
+        # redo it, so a saved session always holds the key both sides use.
+        auth_key = AuthKey(pow(g_b, self._a, DH_PRIME).to_bytes(AUTH_KEY_BYTES, "big"))
         answer = types.DhGenOk(
             nonce=self.nonce,
             server_nonce=self.server_nonce,

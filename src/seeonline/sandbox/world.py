@@ -364,7 +364,7 @@ class World:
     def find_app(self, api_id: int, api_hash: str) -> Account | None:
         """The account whose API credentials these are (the sandbox's stand-in for registered apps)."""
         for account in self.accounts.values():
-            if account.api_id == api_id and hmac.compare_digest(account.api_hash, api_hash):
+            if account.api_id == api_id and hmac.compare_digest(account.api_hash.encode(), api_hash.encode()):
                 return account
         return None
 

@@ -42,10 +42,13 @@ def build_client(session: str | None, api_id: int, api_hash: str, **kwargs: Any)
     """A ``TelegramClient`` on a ``StringSession`` that never sleeps through a flood wait itself.
 
     ``flood_sleep_threshold=0`` turns every FLOOD_WAIT into a ``FloodWaitError`` the caller records.
+    ``raise_last_call_error=True``: after its retries of a Telegram 5xx (INTERNAL, RPC_CALL_FAIL, …) Telethon
+    raises that ``ServerError`` (an ``RPCError`` callers handle) instead of a bare ``ValueError``.
     When ``SEEONLINE_TELEGRAM_DC`` is set, a session without an auth key (a fresh login) is pointed at
     that address; ``SEEONLINE_TELEGRAM_RSA_KEY`` names a PEM public key to trust for its handshake.
     """
     kwargs["flood_sleep_threshold"] = 0
+    kwargs["raise_last_call_error"] = True
     string_session = StringSession(session or None)
     dc_override = os.environ.get(DC_ENV)
     if dc_override:
