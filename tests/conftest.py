@@ -6,8 +6,6 @@ commit from many connections or processes stay isolated from each other.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import secrets
 import tempfile
@@ -26,36 +24,9 @@ from seeonline.embedded_postgres import EmbeddedPostgres
 from seeonline.sandbox import SandboxServer, World
 from seeonline.settings import Settings, load_settings, to_asyncpg_dsn
 from seeonline.telegram.client import DC_ENV, RSA_KEY_ENV
-
-API_KEY = "test-api-key-0123456789"
-SECRET_KEY = "test-secret-key-0123456789abcdef0123456789"
-
-
-class PostgresServer:
-    """A server tests may create databases on: an external one, or an embedded throwaway cluster."""
-
-    def __init__(self, admin_url: str, embedded: EmbeddedPostgres | None) -> None:
-        self.admin_url = admin_url
-        self.embedded = embedded
-
-    def url(self, database: str) -> str:
-        """The URL of ``database`` on this server."""
-        base, _, _ = self.admin_url.rpartition("/")
-        return f"{base}/{database}"
-
-    def require_embedded(self) -> EmbeddedPostgres:
-        """The embedded server, for tests that stop or restart Postgres; skips under TEST_DATABASE_URL."""
-        if self.embedded is None:
-            pytest.skip("needs the embedded Postgres (TEST_DATABASE_URL is set)")
-        return self.embedded
-
-    async def execute(self, sql: str) -> None:
-        """Run one administrative statement (CREATE/DROP DATABASE)."""
-        connection = await asyncpg.connect(self.admin_url)
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
+from tests.support.http import same_loop_client
+from tests.support.keys import API_KEY, SECRET_KEY
+from tests.support.postgres import PostgresServer, new_database
 
 
 def _worker_id() -> str:
@@ -90,13 +61,6 @@ async def template_database(postgres_server: PostgresServer) -> AsyncIterator[st
     migrations.upgrade(postgres_server.url(name))
     yield name
     await postgres_server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-async def new_database(server: PostgresServer, template: str) -> str:
-    """A fresh migrated database's name."""
-    name = f"seeonline_test_{secrets.token_hex(6)}"
-    await server.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    return name
 
 
 @pytest.fixture
@@ -152,33 +116,6 @@ async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Any]]:
     async with AsyncTestClient(app=create_app(settings)) as test_client:
         test_client.headers["X-API-Key"] = API_KEY
         yield test_client
-
-
-@contextlib.asynccontextmanager
-async def same_loop_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client running the app on the caller's event loop (litestar's test client runs it on a thread
-    of its own and blocks this loop meanwhile, so an in-process sandbox could not answer the app's logins)."""
-    app = create_app(settings)
-    started, finish = asyncio.Event(), asyncio.Event()
-
-    async def serve() -> None:
-        # The lifespan's task group must be entered and left by one task; fixtures tear down in another.
-        async with app.lifespan():
-            started.set()
-            await finish.wait()
-
-    lifespan = asyncio.get_running_loop().create_task(serve())
-    await asyncio.wait([lifespan, asyncio.ensure_future(started.wait())], return_when=asyncio.FIRST_COMPLETED)
-    if lifespan.done():
-        await lifespan  # start-up failed: raise its error
-    try:
-        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]  # Litestar types its ASGI events precisely
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            http.headers["X-API-Key"] = API_KEY
-            yield http
-    finally:
-        finish.set()
-        await lifespan
 
 
 @pytest.fixture

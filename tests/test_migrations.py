@@ -16,7 +16,7 @@ import pytest
 
 from seeonline import migrations
 from seeonline.database import routines
-from tests.conftest import PostgresServer
+from tests.support.postgres import PostgresServer
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 from seeonline.local_stack import start_embedded_database
 from seeonline.sandbox import Account, SandboxServer
 from seeonline.secrets import decrypt
-from tests.conftest import SECRET_KEY
+from tests.support.keys import SECRET_KEY
 from tests.test_cli import clean_env, data_dir
 
 __all__ = ["data_dir"]  # the fixture

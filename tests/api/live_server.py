@@ -15,7 +15,7 @@ import pytest
 
 from seeonline.embedded_postgres import find_free_port
 from seeonline.processes import stop_child
-from tests.conftest import API_KEY, SECRET_KEY
+from tests.support.keys import API_KEY, SECRET_KEY
 
 
 def wait_for_health(base: str, process: subprocess.Popen[Any], timeout: float = 60) -> None:

@@ -23,7 +23,8 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 from seeonline.processes import stop_child
 from seeonline.sandbox.process import sandbox_command_line
 from tests.api.live_server import running_api
-from tests.conftest import API_KEY, PostgresServer, new_database
+from tests.support.keys import API_KEY
+from tests.support.postgres import PostgresServer, new_database
 
 MAX_EXAMPLES = int(os.environ.get("SEEONLINE_FUZZ_EXAMPLES", "25"))
 

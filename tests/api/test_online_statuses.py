@@ -10,7 +10,7 @@ import httpx
 
 from tests.api.builders import Client, create, follow, person, tracker, username
 from tests.api.live_server import running_api
-from tests.conftest import API_KEY
+from tests.support.keys import API_KEY
 
 
 async def tracked_user(client: Client, name: str | None = None) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from seeonline.api.app import create_app
 from seeonline.logging import configure_logging
 from seeonline.settings import Settings
 from tests.api.builders import Client, create, tracker
-from tests.conftest import API_KEY
+from tests.support.keys import API_KEY
 
 RESOURCE_PATHS = [
     "/tracker-accounts/",

@@ -15,7 +15,8 @@ from seeonline.sandbox import Account, SandboxServer
 from seeonline.secrets import decrypt
 from seeonline.settings import Settings
 from seeonline.telegram.client import DC_ENV
-from tests.conftest import SECRET_KEY, same_loop_client
+from tests.support.http import same_loop_client
+from tests.support.keys import SECRET_KEY
 
 pytestmark = pytest.mark.usefixtures("login_env")
 Connection: TypeAlias = "asyncpg.Connection[Any]"

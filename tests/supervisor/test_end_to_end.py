@@ -23,8 +23,8 @@ from seeonline.settings import Settings
 from supervisor.process import ProcessOptions, State
 from supervisor.supervisor import Supervisor, SupervisorOptions
 from tests.api.builders import Client, create, follow, person
-from tests.conftest import PostgresServer
 from tests.polling import wait_until
+from tests.support.postgres import PostgresServer
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("supervisor.worker.main") is None, reason="the real worker is not available"
@@ -291,7 +291,7 @@ async def test_a_tracker_logged_in_from_the_cli_gets_a_worker_and_its_statuses_f
     database_url: str,
     login_env: dict[str, str],
 ) -> None:
-    from tests.conftest import SECRET_KEY  # noqa: PLC0415
+    from tests.support.keys import SECRET_KEY  # noqa: PLC0415
     from tests.test_cli import clean_env  # noqa: PLC0415
     from tests.test_tracker_cli import login_args, run_cli  # noqa: PLC0415
 

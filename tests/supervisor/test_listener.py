@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from supervisor.listener import PgListener
-from tests.conftest import PostgresServer
+from tests.support.postgres import PostgresServer
 
 CHANNEL = "test_listener_channel"
 

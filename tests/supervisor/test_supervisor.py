@@ -20,10 +20,10 @@ from seeonline.lease import Lease
 from seeonline.settings import Settings
 from supervisor.process import ProcessOptions, State
 from supervisor.supervisor import Supervisor, SupervisorOptions
-from tests.conftest import PostgresServer
 from tests.polling import wait_until
 from tests.supervisor import fake_worker
 from tests.supervisor.helpers import alive, events_of, make_tracker
+from tests.support.postgres import PostgresServer
 
 FAST = SupervisorOptions(
     process=ProcessOptions(

@@ -18,7 +18,7 @@ from seeonline.sandbox import Account, SandboxServer
 from seeonline.settings import Settings
 from supervisor.worker.options import WorkerOptions
 from supervisor.worker.tracker import TrackerWorker
-from tests.conftest import SECRET_KEY
+from tests.support.keys import SECRET_KEY
 from tests.worker import builders
 
 Connection: TypeAlias = "asyncpg.Connection[Any]"

@@ -10,7 +10,7 @@ import asyncpg
 
 from seeonline.channels import CHANNEL_STATUSES
 from supervisor.worker.ingest import StatusWriter, Transition, write_batch
-from tests.conftest import PostgresServer
+from tests.support.postgres import PostgresServer
 from tests.worker.builders import at, bare_target, statuses
 
 Connection: TypeAlias = "asyncpg.Connection[Any]"

@@ -25,8 +25,9 @@ from seeonline.sandbox import SandboxServer
 from supervisor import trackers
 from supervisor.exit_codes import EXIT_LOCK_HELD, EXIT_RETIRED
 from supervisor.worker.tracker import TrackerWorker
-from tests.conftest import SECRET_KEY, PostgresServer
 from tests.polling import wait_until
+from tests.support.keys import SECRET_KEY
+from tests.support.postgres import PostgresServer
 from tests.worker import builders
 from tests.worker.conftest import FAST, FAST_LEASE, TrackerFactory, WorkerRunner
 

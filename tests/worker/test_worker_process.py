@@ -20,8 +20,8 @@ from seeonline.sandbox import SandboxServer
 from seeonline.settings import Settings
 from supervisor.exit_codes import EXIT_LOCK_HELD, EXIT_OK
 from supervisor.worker.options import WorkerOptions
-from tests.conftest import SECRET_KEY
 from tests.polling import wait_until
+from tests.support.keys import SECRET_KEY
 from tests.worker import builders
 from tests.worker.conftest import FAST, TrackerFactory
 

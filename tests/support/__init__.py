@@ -1,0 +1,1 @@
+"""Helpers the test modules share (fixtures stay in conftest.py files)."""

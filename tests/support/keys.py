@@ -1,0 +1,4 @@
+"""The API key and secret key every test app and worker is configured with."""
+
+API_KEY = "test-api-key-0123456789"
+SECRET_KEY = "test-secret-key-0123456789abcdef0123456789"
