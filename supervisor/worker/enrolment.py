@@ -20,10 +20,16 @@ from supervisor.worker.call_errors import CallErrors, describe
 from supervisor.worker.control import ControlDb
 from supervisor.worker.ingest import StatusWriter
 from supervisor.worker.options import WorkerOptions
-from supervisor.worker.telegram import CONTACT_CLEANUP, ENROLMENT, PausedError, ShortFloodWaitError, TelegramSide
+from supervisor.worker.telegram import (
+    CONTACT_CLEANUP,
+    ENROLMENT,
+    TELEGRAM_ERRORS,
+    PausedError,
+    ShortFloodWaitError,
+    TelegramSide,
+)
 from supervisor.worker.waiting import wait_event
 
-TELEGRAM_ERRORS = (OSError, ConnectionError, TimeoutError)
 MAX_DELETE_ATTEMPTS = 5  # contacts.deleteContacts tries for the contacts of targets that left
 DELETE_CONTACTS = "delete_contacts"  # the CallErrors key of those removals
 

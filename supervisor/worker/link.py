@@ -19,10 +19,9 @@ from telethon import TelegramClient, errors
 
 from seeonline.lease import TELEGRAM_DISCONNECT_TIMEOUT
 from supervisor.worker.call_errors import CallErrors, describe
-from supervisor.worker.enrolment import TELEGRAM_ERRORS
 from supervisor.worker.lease import LeaseKeeper
 from supervisor.worker.options import WorkerOptions
-from supervisor.worker.telegram import ShortFloodWaitError, TelegramSide
+from supervisor.worker.telegram import TELEGRAM_ERRORS, ShortFloodWaitError, TelegramSide
 from supervisor.worker.waiting import wait_event
 
 TELEGRAM_CONNECT_TIMEOUT = 30.0  # one Telegram connect attempt, when no lease grace bounds it sooner

@@ -19,14 +19,16 @@ from seeonline.db_errors import DATABASE_ERRORS
 from seeonline.logging import get_logger
 from seeonline.telegram.privacy import PrivacyReport, check_last_seen
 from supervisor.worker.control import ControlDb
+from supervisor.worker.telegram import TELEGRAM_ERRORS
 from supervisor.worker.waiting import wait_event
 
 log = get_logger("supervisor.worker.privacy")
 
 # After a failed check (Telegram or Postgres), try again this soon.
 RETRY_AFTER = 30.0
-# ValueError: what Telethon raises for a request it gave up on (build_client asks for the RPCError instead).
-TELEGRAM_ERRORS = (OSError, ConnectionError, TimeoutError, errors.RPCError, ValueError)
+# Anything a check can meet short of a dead session is retried later. ValueError: what Telethon raises
+# for a request it gave up on (build_client asks for the RPCError instead).
+CHECK_ERRORS = (*TELEGRAM_ERRORS, errors.RPCError, ValueError)
 
 
 class PrivacyWatch:
@@ -74,7 +76,7 @@ class PrivacyWatch:
             report = await check_last_seen(client, fix=fix)
             await self.control.record_privacy_check(seq, ok=report.ok, fixed=report.fixed, detail=report.detail)
             await self.apply(report)
-        except TELEGRAM_ERRORS as exc:
+        except CHECK_ERRORS as exc:
             log.warning("worker_privacy_check_failed", error=repr(exc), retry_in=RETRY_AFTER)
             return False
         except DATABASE_ERRORS as exc:

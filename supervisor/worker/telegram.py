@@ -26,6 +26,8 @@ PAUSABLE: dict[type, str] = {
     functions.contacts.DeleteContactsRequest: CONTACT_CLEANUP,
 }
 
+# Telegram could not be reached (or did not answer in time): retried, never a reason to retire.
+TELEGRAM_ERRORS = (OSError, ConnectionError, TimeoutError)
 NOT_FOUND_ERRORS = (errors.UsernameNotOccupiedError, errors.UsernameInvalidError)
 STALE_PEER_ERRORS = (errors.ContactIdInvalidError, errors.UserIdInvalidError, errors.PeerIdInvalidError)
 

@@ -282,7 +282,6 @@ class TrackerWorker:
         if kind == ENROLMENT:
             self._enrolment_paused_until = until
             self._move_unresolved = seconds > self.settings.move_unresolved_after
-        self._beat.set()
 
     def _tracker_hidden(self, by_me: bool) -> None:
         if by_me:  # a symptom only: the privacy check (account.getPrivacy) decides the health
