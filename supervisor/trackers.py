@@ -25,7 +25,7 @@ from typing import Any, Union
 import asyncpg
 import msgspec
 
-from seeonline.channels import TRACKER_LOCK_SPACE
+from seeonline.database.channels import TRACKER_LOCK_SPACE
 
 Connection = Union["asyncpg.Connection[Any]", "asyncpg.pool.PoolConnectionProxy[Any]"]
 

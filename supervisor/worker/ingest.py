@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 import asyncpg
 
 from seeonline.choices import StatusSource, Visibility
-from seeonline.db_errors import DATABASE_ERRORS
+from seeonline.database.errors import DATABASE_ERRORS
 from seeonline.logging import get_logger
 from supervisor.worker.waiting import wait_event
 

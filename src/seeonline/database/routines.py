@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from seeonline.channels import SQL_PLACEHOLDERS
+from seeonline.database.channels import SQL_PLACEHOLDERS
 from seeonline.settings import PROJECT_ROOT
 
 SQL_DIR = PROJECT_ROOT / "db" / "sql"

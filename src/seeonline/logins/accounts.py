@@ -10,9 +10,9 @@ from typing import Any
 
 import asyncpg
 
-from seeonline.api.database import Connection, in_transaction
 from seeonline.api.errors import from_database_error, not_found
 from seeonline.choices import LoginState
+from seeonline.database.pool import Connection, in_transaction
 from seeonline.logins.store import LoginRow
 from seeonline.secrets import encrypt, lookup_hash, mask
 

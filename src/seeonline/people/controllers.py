@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Response, delete, get, patch, post
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from seeonline.api.context import AnyRequest, services
+from seeonline.api.handler_types import AnyRequest, Pool, Streams
 from seeonline.api.listing import fetch_one, json_response, list_response, path_id
 from seeonline.api.openapi import DeletedCount, list_operation, query_operation, returns
 from seeonline.api.params import choice_parser, parse_int, parse_text
@@ -21,6 +22,9 @@ from seeonline.people.schemas import (
     TrackedUserOut,
     TrackedUserUpdate,
 )
+from seeonline.people.service import PeopleService
+
+People = NamedDependency[PeopleService]
 
 parse_role = choice_parser(*ROLES)
 
@@ -32,71 +36,67 @@ class TelegramUserController(Controller):
     tags = ["telegram-users"]
 
     @get("/", operation_class=list_operation(TELEGRAM_USERS), responses=returns(TelegramUserOut, many=True))
-    async def list_users(self, request: AnyRequest) -> Response[Any]:
+    async def list_users(self, request: AnyRequest, pool: Pool, streams: Streams) -> Response[Any]:
         """List telegram users."""
-        context = services(request)
-        return await list_response(context.pool, context.streams, TELEGRAM_USERS, request)
+        return await list_response(pool, streams, TELEGRAM_USERS, request)
 
     @post("/", responses=returns(TelegramUserOut, status=201))
-    async def create_user(self, request: AnyRequest, data: JSONBody[TelegramUserCreate]) -> Response[bytes]:
+    async def create_user(self, people: People, pool: Pool, data: JSONBody[TelegramUserCreate]) -> Response[bytes]:
         """Create a telegram user."""
-        context = services(request)
-        user_id = await context.people.create_telegram_user(data)
-        return json_response(await fetch_one(context.pool, TELEGRAM_USERS, user_id), 201)
+        user_id = await people.create_telegram_user(data)
+        return json_response(await fetch_one(pool, TELEGRAM_USERS, user_id), 201)
 
     @get("/{user_id:str}", responses=returns(TelegramUserOut))
-    async def get_user(self, request: AnyRequest, user_id: FromPath[str]) -> Response[bytes]:
+    async def get_user(self, pool: Pool, user_id: FromPath[str]) -> Response[bytes]:
         """One telegram user."""
-        return json_response(await fetch_one(services(request).pool, TELEGRAM_USERS, path_id(user_id)))
+        return json_response(await fetch_one(pool, TELEGRAM_USERS, path_id(user_id)))
 
     @patch("/{user_id:str}", responses=returns(TelegramUserOut))
     async def update_user(
-        self, request: AnyRequest, user_id: FromPath[str], data: JSONBody[TelegramUserUpdate]
+        self, people: People, pool: Pool, user_id: FromPath[str], data: JSONBody[TelegramUserUpdate]
     ) -> Response[bytes]:
         """Update a telegram user."""
-        return await _update_one(request, path_id(user_id), data)
+        return await _update_one(people, pool, path_id(user_id), data)
 
     @delete("/{user_id:str}", responses=returns(None))
-    async def delete_user(self, request: AnyRequest, user_id: FromPath[str]) -> None:
+    async def delete_user(self, people: People, user_id: FromPath[str]) -> None:
         """Delete a telegram user and their tracked users."""
-        await services(request).people.delete_telegram_users("id = $1", path_id(user_id))
+        await people.delete_telegram_users("id = $1", path_id(user_id))
 
     @patch("/by-telegram-id/{tg_id:str}", responses=returns(TelegramUserOut))
     async def update_by_telegram_id(
-        self, request: AnyRequest, tg_id: FromPath[str], data: JSONBody[TelegramUserUpdate]
+        self, people: People, pool: Pool, tg_id: FromPath[str], data: JSONBody[TelegramUserUpdate]
     ) -> Response[bytes]:
         """Update the telegram user with this Telegram id."""
-        row_id = await services(request).people.telegram_user_id_by_telegram_id(parse_int("tg_id", tg_id))
-        return await _update_one(request, row_id, data)
+        row_id = await people.telegram_user_id_by_telegram_id(parse_int("tg_id", tg_id))
+        return await _update_one(people, pool, row_id, data)
 
     @delete("/by-telegram-id/{tg_id:str}", responses=returns(None))
-    async def delete_by_telegram_id(self, request: AnyRequest, tg_id: FromPath[str]) -> None:
+    async def delete_by_telegram_id(self, people: People, tg_id: FromPath[str]) -> None:
         """Delete the telegram user with this Telegram id."""
-        await services(request).people.delete_telegram_users("telegram_id = $1", parse_int("tg_id", tg_id))
+        await people.delete_telegram_users("telegram_id = $1", parse_int("tg_id", tg_id))
 
     @patch("/by-role/{role:str}", responses=returns(TelegramUserOut, many=True))
     async def update_by_role(
-        self, request: AnyRequest, role: FromPath[str], data: JSONBody[TelegramUserUpdate]
+        self, people: People, pool: Pool, role: FromPath[str], data: JSONBody[TelegramUserUpdate]
     ) -> Response[bytes]:
         """Update every user with this role; answers the updated users."""
-        context = services(request)
-        ids = await context.people.update_telegram_users("role = $1", parse_role("role", role), data)
-        rows = await context.pool.fetch(
+        ids = await people.update_telegram_users("role = $1", parse_role("role", role), data)
+        rows = await pool.fetch(
             f"SELECT {TELEGRAM_USERS.json}::text FROM {TELEGRAM_USERS.source} WHERE r.id = ANY($1) ORDER BY r.id", ids
         )
         return json_response("[" + ",".join(row[0] for row in rows) + "]")
 
     @delete("/by-role/{role:str}", status_code=200, responses=returns(DeletedCount))
-    async def delete_by_role(self, request: AnyRequest, role: FromPath[str]) -> dict[str, int]:
+    async def delete_by_role(self, people: People, role: FromPath[str]) -> dict[str, int]:
         """Delete every user with this role; answers ``{"deleted_count": N}``."""
-        deleted = await services(request).people.delete_telegram_users("role = $1", parse_role("role", role))
+        deleted = await people.delete_telegram_users("role = $1", parse_role("role", role))
         return {"deleted_count": deleted}
 
 
-async def _update_one(request: AnyRequest, user_id: int, data: JSONBody[TelegramUserUpdate]) -> Response[bytes]:
-    context = services(request)
-    await context.people.update_telegram_users("id = $1", user_id, data)
-    return json_response(await fetch_one(context.pool, TELEGRAM_USERS, user_id))
+async def _update_one(people: People, pool: Pool, user_id: int, data: TelegramUserUpdate) -> Response[bytes]:
+    await people.update_telegram_users("id = $1", user_id, data)
+    return json_response(await fetch_one(pool, TELEGRAM_USERS, user_id))
 
 
 class TrackedUserController(Controller):
@@ -106,34 +106,32 @@ class TrackedUserController(Controller):
     tags = ["tracked-users"]
 
     @get("/", operation_class=list_operation(TRACKED_USERS), responses=returns(TrackedUserOut, many=True))
-    async def list_tracked(self, request: AnyRequest) -> Response[Any]:
+    async def list_tracked(self, request: AnyRequest, pool: Pool, streams: Streams) -> Response[Any]:
         """List tracked users."""
-        context = services(request)
-        return await list_response(context.pool, context.streams, TRACKED_USERS, request)
+        return await list_response(pool, streams, TRACKED_USERS, request)
 
     @post("/", responses=returns(TrackedUserOut, status=201))
-    async def create_tracked(self, request: AnyRequest, data: JSONBody[TrackedUserCreate]) -> Response[bytes]:
+    async def create_tracked(self, people: People, pool: Pool, data: JSONBody[TrackedUserCreate]) -> Response[bytes]:
         """Track a username for a telegram user (quota, ban and slot checks)."""
-        context = services(request)
-        tracked_id = await context.people.subscribe(data)
-        return json_response(await fetch_one(context.pool, TRACKED_USERS, tracked_id), 201)
+        tracked_id = await people.subscribe(data)
+        return json_response(await fetch_one(pool, TRACKED_USERS, tracked_id), 201)
 
     @get("/{tracked_id:str}", responses=returns(TrackedUserOut))
-    async def get_tracked(self, request: AnyRequest, tracked_id: FromPath[str]) -> Response[bytes]:
+    async def get_tracked(self, pool: Pool, tracked_id: FromPath[str]) -> Response[bytes]:
         """One tracked user."""
-        return json_response(await fetch_one(services(request).pool, TRACKED_USERS, path_id(tracked_id)))
+        return json_response(await fetch_one(pool, TRACKED_USERS, path_id(tracked_id)))
 
     @patch("/{tracked_id:str}", responses=returns(TrackedUserOut))
     async def update_tracked(
-        self, request: AnyRequest, tracked_id: FromPath[str], data: JSONBody[TrackedUserUpdate]
+        self, people: People, pool: Pool, tracked_id: FromPath[str], data: JSONBody[TrackedUserUpdate]
     ) -> Response[bytes]:
         """Update a tracked user."""
-        return await _update_tracked(request, path_id(tracked_id), data)
+        return await _update_tracked(people, pool, path_id(tracked_id), data)
 
     @delete("/{tracked_id:str}", responses=returns(None))
-    async def delete_tracked(self, request: AnyRequest, tracked_id: FromPath[str]) -> None:
+    async def delete_tracked(self, people: People, tracked_id: FromPath[str]) -> None:
         """Stop tracking; frees the slot when it was the target's last subscriber."""
-        await services(request).people.unsubscribe(path_id(tracked_id))
+        await people.unsubscribe(path_id(tracked_id))
 
     @patch(
         "/by-username/{username:str}",
@@ -141,30 +139,33 @@ class TrackedUserController(Controller):
         responses=returns(TrackedUserOut),
     )
     async def update_by_username(
-        self, request: AnyRequest, username: FromPath[str], data: JSONBody[TrackedUserUpdate]
+        self,
+        request: AnyRequest,
+        people: People,
+        pool: Pool,
+        username: FromPath[str],
+        data: JSONBody[TrackedUserUpdate],
     ) -> Response[bytes]:
         """Update the one tracked user with this username (409 ambiguous_username if several)."""
-        row_id = await _by_username(request, username)
-        return await _update_tracked(request, row_id, data)
+        row_id = await _by_username(request, people, username)
+        return await _update_tracked(people, pool, row_id, data)
 
     @delete(
         "/by-username/{username:str}",
         operation_class=query_operation("telegram_user__telegram_id"),
         responses=returns(None),
     )
-    async def delete_by_username(self, request: AnyRequest, username: FromPath[str]) -> None:
+    async def delete_by_username(self, request: AnyRequest, people: People, username: FromPath[str]) -> None:
         """Delete the one tracked user with this username (409 ambiguous_username if several)."""
-        row_id = await _by_username(request, username)
-        await services(request).people.unsubscribe(row_id)
+        await people.unsubscribe(await _by_username(request, people, username))
 
 
-async def _by_username(request: AnyRequest, username: str) -> int:
+async def _by_username(request: AnyRequest, people: People, username: str) -> int:
     owner = request.query_params.get("telegram_user__telegram_id")
     owner_id = parse_int("telegram_user__telegram_id", owner) if owner not in (None, "") else None
-    return await services(request).people.tracked_user_by_username(parse_text("username", username), owner_id)
+    return await people.tracked_user_by_username(parse_text("username", username), owner_id)
 
 
-async def _update_tracked(request: AnyRequest, tracked_id: int, data: JSONBody[TrackedUserUpdate]) -> Response[bytes]:
-    context = services(request)
-    await context.people.update_subscription(tracked_id, data)
-    return json_response(await fetch_one(context.pool, TRACKED_USERS, tracked_id))
+async def _update_tracked(people: People, pool: Pool, tracked_id: int, data: TrackedUserUpdate) -> Response[bytes]:
+    await people.update_subscription(tracked_id, data)
+    return json_response(await fetch_one(pool, TRACKED_USERS, tracked_id))

@@ -8,8 +8,8 @@ import asyncpg
 
 from seeonline import usernames
 from seeonline.api.bodies import provided, set_clause
-from seeonline.api.database import with_retry
 from seeonline.api.errors import ApiError, not_found
+from seeonline.database.pool import with_retry
 from seeonline.people.schemas import (
     TelegramUserCreate,
     TelegramUserUpdate,

@@ -11,9 +11,9 @@ import time
 
 import asyncpg
 
-from seeonline.api.database import Connection, in_transaction
 from seeonline.api.errors import not_found
-from seeonline.channels import CHANNEL_PRIVACY
+from seeonline.database.channels import CHANNEL_PRIVACY
+from seeonline.database.pool import Connection, in_transaction
 from seeonline.logging import get_logger
 
 log = get_logger(__name__)

@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from seeonline.api.database import create_pool
+from seeonline.database.pool import create_pool
 from seeonline.logging import get_logger
 from seeonline.people.schemas import TelegramUserCreate, TrackedUserCreate
 from seeonline.people.service import PeopleService
@@ -115,7 +115,7 @@ def prepare_demo(
     admin_url: str, database_url: str, secret_key: str, *, trackers: int, people: int, rate: float
 ) -> DemoSandbox:
     """Reset the demo database, migrate it, start the sandbox and register everything."""
-    from seeonline import migrations  # noqa: PLC0415
+    from seeonline.database import migrations  # noqa: PLC0415
 
     asyncio.run(reset_database(admin_url, database_url))
     migrations.upgrade(database_url)

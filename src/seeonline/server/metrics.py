@@ -6,7 +6,7 @@ import json
 
 from litestar import Response, get
 
-from seeonline.api.context import AnyRequest, services
+from seeonline.api.handler_types import Pool
 
 GAUGES_SQL = """
 SELECT
@@ -38,9 +38,9 @@ HELP = {
 
 
 @get("/metrics", tags=["operations"])
-async def metrics(request: AnyRequest) -> Response[str]:
+async def metrics(pool: Pool) -> Response[str]:
     """Gauges about trackers, slots and targets (no API key needed)."""
-    row = await services(request).pool.fetchrow(GAUGES_SQL)
+    row = await pool.fetchrow(GAUGES_SQL)
     assert row is not None
     lines = [
         "# HELP seeonline_trackers Tracker accounts by health state.",
