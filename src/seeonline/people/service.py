@@ -7,9 +7,10 @@ from typing import Any
 import asyncpg
 
 from seeonline import usernames
-from seeonline.api.bodies import provided, set_clause
+from seeonline.api.bodies import provided
 from seeonline.api.errors import ApiError, not_found
 from seeonline.database.pool import with_retry
+from seeonline.database.set_clause import set_clause
 from seeonline.people.schemas import (
     TelegramUserCreate,
     TelegramUserUpdate,
