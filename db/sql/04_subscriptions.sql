@@ -14,7 +14,7 @@ BEGIN
     IF NOT p_adding THEN
         RETURN;
     END IF;
-    IF person.role = 'banned' THEN
+    IF person.role = @ROLE_BANNED@ THEN
         RAISE EXCEPTION USING ERRCODE = 'SO403', MESSAGE = 'banned', HINT = 'telegram_user_id',
             DETAIL = 'this telegram user is banned and cannot track anyone';
     END IF;

@@ -88,10 +88,10 @@ changed AS (
     WHERE t.id = w.target_id AND t.visibility IS DISTINCT FROM w.visibility
     RETURNING t.id
 )
-UPDATE tracked_users u SET visible_online = (w.visibility = 'visible')
+UPDATE tracked_users u SET visible_online = (w.visibility = '{Visibility.VISIBLE}')
 FROM wanted w
-WHERE u.target_id = w.target_id AND w.visibility <> 'unknown'
-  AND u.visible_online IS DISTINCT FROM (w.visibility = 'visible')
+WHERE u.target_id = w.target_id AND w.visibility <> '{Visibility.UNKNOWN}'
+  AND u.visible_online IS DISTINCT FROM (w.visibility = '{Visibility.VISIBLE}')
 """
 
 

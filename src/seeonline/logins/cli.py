@@ -21,6 +21,7 @@ from click.core import ParameterSource
 from seeonline.api.errors import ApiError, from_validation_error
 from seeonline.choices import LoginState
 from seeonline.database.pool import create_pool
+from seeonline.health import HealthState
 from seeonline.logins.schemas import TrackerLoginCreate
 from seeonline.logins.service import LoginService
 from seeonline.settings import Settings
@@ -30,8 +31,8 @@ CODE_ATTEMPTS = 5
 PASSWORD_ATTEMPTS = 3
 RESEND_WORDS = frozenset({"r", "resend"})
 
-TRACKERS = """
-SELECT a.id, a.telegram_id, s.phone_number, coalesce(h.state, 'stopped') AS health, h.last_error,
+TRACKERS = f"""
+SELECT a.id, a.telegram_id, s.phone_number, coalesce(h.state, '{HealthState.STOPPED}') AS health, h.last_error,
        s.current_users, s.max_users, a.is_active, a.is_auth
 FROM tracker_accounts a
 LEFT JOIN tracker_settings s ON s.tracker_account_id = a.id
