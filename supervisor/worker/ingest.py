@@ -77,7 +77,7 @@ SELECT (SELECT count(*) FROM changes) AS changes, (SELECT count(*) FROM inserted
        (SELECT count(*) FROM moved) AS targets
 """
 
-# Visibility is a state, not a transition: the latest value wins; subscribers see it as visible_online.
+# Visibility is a state, not a transition: the latest value wins; tracked users see it as visible_online.
 UPDATE_VISIBILITY = """
 WITH wanted AS (
     SELECT v.target_id, v.visibility FROM unnest($1::bigint[], $2::text[]) AS v(target_id, visibility)

@@ -1,7 +1,7 @@
 """What handlers take: the request, the database handles injected by parameter name, and query flags.
 
 The app assembly (:mod:`seeonline.server.dependencies`) provides one dependency per parameter name; a
-domain marks its own service the same way (``People = NamedDependency[PeopleService]``).
+domain marks its own service the same way (``BotUsers = NamedDependency[BotUserService]``).
 """
 
 from __future__ import annotations

@@ -22,11 +22,11 @@ from seeonline.api.errors import (
     unexpected_error_handler,
 )
 from seeonline.api.handler_types import AnyRequest, Pool
+from seeonline.bot_users.controllers import TelegramUserController, TrackedUserController
 from seeonline.database.maintenance import drop_expired_status_partitions, ensure_status_partitions
 from seeonline.database.pool import StreamSource, create_pool
 from seeonline.logging import get_logger
 from seeonline.logins.controllers import TrackerLoginController
-from seeonline.people.controllers import TelegramUserController, TrackedUserController
 from seeonline.server.dependencies import Services, dependencies
 from seeonline.server.metrics import metrics
 from seeonline.settings import Settings, SettingsError

@@ -9,9 +9,9 @@ import asyncpg
 from litestar.datastructures import State
 from litestar.di import Provide
 
+from seeonline.bot_users.service import BotUserService
 from seeonline.database.pool import StreamSource
 from seeonline.logins.service import LoginService
-from seeonline.people.service import PeopleService
 from seeonline.statuses.service import StatusService
 from seeonline.trackers.service import TrackerService
 
@@ -23,7 +23,7 @@ class Services:
     pool: asyncpg.Pool
     streams: StreamSource
     trackers: TrackerService
-    people: PeopleService
+    bot_users: BotUserService
     statuses: StatusService
     logins: LoginService
 
@@ -34,7 +34,7 @@ class Services:
             pool=pool,
             streams=streams,
             trackers=TrackerService(pool, secret_key),
-            people=PeopleService(pool),
+            bot_users=BotUserService(pool),
             statuses=StatusService(pool),
             logins=LoginService(pool, secret_key),
         )
