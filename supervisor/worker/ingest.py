@@ -78,7 +78,7 @@ SELECT (SELECT count(*) FROM changes) AS changes, (SELECT count(*) FROM inserted
 """
 
 # Visibility is a state, not a transition: the latest value wins; tracked users see it as visible_online.
-UPDATE_VISIBILITY = """
+UPDATE_VISIBILITY = f"""
 WITH wanted AS (
     SELECT v.target_id, v.visibility FROM unnest($1::bigint[], $2::text[]) AS v(target_id, visibility)
 ),
