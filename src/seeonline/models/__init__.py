@@ -1,6 +1,7 @@
 """The database schema as SQLAlchemy models: the source Alembic compares migrations with."""
 
 from seeonline.models.base import Base
+from seeonline.models.history import TargetVisibilityChange, TargetWatch, TrackerUptime
 from seeonline.models.logins import TrackerLogin
 from seeonline.models.people import TelegramUser, TrackedUser
 from seeonline.models.statuses import OnlineStatus
@@ -11,6 +12,8 @@ __all__ = [
     "Base",
     "OnlineStatus",
     "Target",
+    "TargetVisibilityChange",
+    "TargetWatch",
     "TelegramUser",
     "TrackedUser",
     "TrackerAccount",
@@ -19,4 +22,5 @@ __all__ = [
     "TrackerPeer",
     "TrackerPrivacyCheck",
     "TrackerSetting",
+    "TrackerUptime",
 ]
