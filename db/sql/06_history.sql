@@ -230,3 +230,12 @@ LANGUAGE sql STABLE AS $$
     FROM so_local_days((p_start AT TIME ZONE p_tz)::date, (p_end AT TIME ZONE p_tz)::date, p_tz) d
     WHERE greatest(p_start, d.starts_at) < least(p_end, d.ends_at)
 $$;
+
+-- An instant as ISO 8601 local time in p_tz with its offset (2026-03-29T03:00:00.000000+02:00), for CSV.
+CREATE OR REPLACE FUNCTION so_local_iso(p_at timestamptz, p_tz text) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT to_char(p_at AT TIME ZONE p_tz, 'YYYY-MM-DD"T"HH24:MI:SS.US')
+           || CASE WHEN o < interval '0' THEN '-' ELSE '+' END
+           || to_char(CASE WHEN o < interval '0' THEN -o ELSE o END, 'HH24:MI')
+    FROM (SELECT (p_at AT TIME ZONE p_tz) - (p_at AT TIME ZONE 'UTC') AS o) offset_of
+$$;
