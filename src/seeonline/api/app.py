@@ -24,6 +24,7 @@ from seeonline.api.errors import (
     unexpected_error_handler,
 )
 from seeonline.api.metrics import metrics
+from seeonline.history.controllers import HistoryController
 from seeonline.logging import get_logger
 from seeonline.logins.controllers import TrackerLoginController
 from seeonline.logins.service import LoginService
@@ -114,6 +115,7 @@ def create_app(settings: Settings) -> Litestar:
             TrackerSettingController,
             TelegramUserController,
             TrackedUserController,
+            HistoryController,
             OnlineStatusController,
             TrackerLoginController,
         ],

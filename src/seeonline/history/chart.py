@@ -64,10 +64,12 @@ class Palette:
 
 
 PALETTES = {
-    Theme.LIGHT: Palette("#ffffff", "#f7f7f7", "#333333", "#cccccc", "#e0e0e0", "#d3d3d3", "#4dd0e1", "#f0f0f0",
-                         "#9e9e9e"),  # fmt: skip
-    Theme.DARK: Palette("#202a2e", "#2c3539", "#f0f0f0", "#888888", "#444444", "#4f4f4f", "#00b2b8", "#2a3437",
-                        "#9aa4a8"),  # fmt: skip
+    Theme.LIGHT: Palette(
+        "#ffffff", "#f7f7f7", "#333333", "#cccccc", "#e0e0e0", "#d3d3d3", "#4dd0e1", "#f0f0f0", "#9e9e9e"
+    ),  # fmt: skip
+    Theme.DARK: Palette(
+        "#202a2e", "#2c3539", "#f0f0f0", "#888888", "#444444", "#4f4f4f", "#00b2b8", "#2a3437", "#9aa4a8"
+    ),  # fmt: skip
 }
 
 

@@ -229,4 +229,6 @@ FROM found, subject ORDER BY started_at"""
 SESSIONS_CSV_HEADER = "started_at,ended_at,duration_s,start_exact,end_exact\n"
 
 # Checked before a stream starts; the zone too, so a zone this Postgres lacks is a 400, not a broken stream.
-SUBJECT_EXISTS = "SELECT EXISTS (SELECT 1 FROM tracked_users WHERE id = $1) FROM (SELECT now() AT TIME ZONE coalesce($2, 'UTC')) z"
+SUBJECT_EXISTS = (
+    "SELECT EXISTS (SELECT 1 FROM tracked_users WHERE id = $1) FROM (SELECT now() AT TIME ZONE coalesce($2, 'UTC')) z"
+)

@@ -11,6 +11,7 @@ from seeonline.api.context import AnyRequest, services
 from seeonline.api.listing import fetch_one, json_response, list_response, path_id
 from seeonline.api.openapi import DeletedCount, list_operation, returns
 from seeonline.api.params import parse_text
+from seeonline.history.controllers import online_statuses_csv, online_statuses_csv_wanted
 from seeonline.statuses.resources import ONLINE_STATUSES
 from seeonline.statuses.schemas import OnlineStatusCreate, OnlineStatusOut, OnlineStatusUpdate
 from seeonline.usernames import sql_normalized
@@ -29,7 +30,9 @@ class OnlineStatusController(Controller):
 
     @get("/", operation_class=list_operation(ONLINE_STATUSES), responses=returns(OnlineStatusOut, many=True))
     async def list_statuses(self, request: AnyRequest) -> Response[Any]:
-        """List status transitions (streamed when unpaginated)."""
+        """List status transitions (streamed when unpaginated; CSV with ``format=csv`` or ``Accept: text/csv``)."""
+        if online_statuses_csv_wanted(request):
+            return await online_statuses_csv(request)
         context = services(request)
         return await list_response(context.pool, context.streams, ONLINE_STATUSES, request)
 
