@@ -33,7 +33,7 @@ async def statuses_csv(
     with zone_errors():  # a zone this Postgres lacks is a 400 before the stream starts
         await pool.fetchval("SELECT now() AT TIME ZONE $1::text", tz or "UTC")
     sql = (
-        f"SELECT concat_ws(',', r.id, r.tracked_user_id, r.is_online, so_local_iso(r.created_at, {zone}::text),"
+        f"SELECT concat_ws(',', r.id, r.tracked_user_id, r.is_online::text, so_local_iso(r.created_at, {zone}::text),"
         f" coalesce(r.source, '')) || E'\\n' FROM {ONLINE_STATUSES.source} WHERE {where} ORDER BY {order}{page}"
     )
     return streams.text(sql, tuple(args), head=STATUSES_HEADER)

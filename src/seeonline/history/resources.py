@@ -224,7 +224,7 @@ SELECT (SELECT count(*) FROM subject) AS found_subject,
 SESSIONS_CSV = f"""{SESSIONS_FROM}
 SELECT concat_ws(',', so_local_iso(started_at, subject.tz),
                  CASE WHEN open THEN '' ELSE so_local_iso(ended_at, subject.tz) END,
-                 {seconds("ended_at - started_at")}, start_exact, end_exact) || E'\\n'
+                 {seconds("ended_at - started_at")}, start_exact::text, end_exact::text) || E'\\n'
 FROM found, subject ORDER BY started_at"""
 SESSIONS_CSV_HEADER = "started_at,ended_at,duration_s,start_exact,end_exact\n"
 
