@@ -66,7 +66,9 @@ async def test_png_has_the_requested_size(client: Client, db: Any, width: int) -
 
 async def test_svg_decodes_with_the_requested_size(client: Client, db: Any) -> None:
     person = await charted(db)
-    response = await client.get(f"/tracked-users/{person.id}/chart/", params={"date": DAY, "format": "svg", "width": "800"})
+    response = await client.get(
+        f"/tracked-users/{person.id}/chart/", params={"date": DAY, "format": "svg", "width": "800"}
+    )
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("image/svg+xml")
     root = ET.fromstring(response.content)
@@ -94,7 +96,9 @@ async def test_etag_and_cache_lifetime(client: Client, db: Any) -> None:
     again = await client.get(url, params={"date": DAY}, headers={"If-None-Match": past.headers["etag"]})
     assert again.status_code == 304
     assert again.content == b""
-    other_width = await client.get(url, params={"date": DAY, "width": "800"}, headers={"If-None-Match": past.headers["etag"]})
+    other_width = await client.get(
+        url, params={"date": DAY, "width": "800"}, headers={"If-None-Match": past.headers["etag"]}
+    )
     assert other_width.status_code == 200
     today = await client.get(url)
     assert today.headers["cache-control"] == "max-age=60"

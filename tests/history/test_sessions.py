@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import csv
-import datetime
 import io
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -16,7 +16,9 @@ from tests.history.builders import local
 DAY = "2026-06-10"
 
 
-async def person_with(db: Any, rows: list[tuple[str, bool, str | None]], tz: str = "UTC", owner: int | None = None) -> b.Subject:
+async def person_with(
+    db: Any, rows: Sequence[tuple[str, bool, str | None]], tz: str = "UTC", owner: int | None = None
+) -> b.Subject:
     """A tracked user watched since June 1st, offline until ``rows``."""
     owner_id = owner if owner is not None else await b.owner(db, tz)
     person = await b.subject(db, owner_id, local(tz, "2026-06-01 00:00"))
@@ -41,7 +43,9 @@ TWO_CLOSE = [("10:00", True, "push"), ("10:10", False, "was_online"), ("10:10:30
             id="no_merge_gap",
         ),
         pytest.param(
-            TWO_CLOSE, {"merge_gap_s": "0", "min_duration_s": "590"}, [("10:00", "10:10", 600.0, True, True)],
+            TWO_CLOSE,
+            {"merge_gap_s": "0", "min_duration_s": "590"},
+            [("10:00", "10:10", 600.0, True, True)],
             id="min_duration_filters_after_merging",
         ),
         pytest.param(
@@ -102,7 +106,9 @@ async def test_session_clipped_at_window_start_is_not_exact(client: Client, db: 
 
 
 async def test_sessions_pages_with_a_next_link(client: Client, db: Any) -> None:
-    rows = [(f"{h:02d}:00", True, "push") for h in range(1, 6)] + [(f"{h:02d}:30", False, "was_online") for h in range(1, 6)]
+    rows = [(f"{h:02d}:00", True, "push") for h in range(1, 6)] + [
+        (f"{h:02d}:30", False, "was_online") for h in range(1, 6)
+    ]
     person = await person_with(db, sorted(rows))
     page = await client.get(f"/tracked-users/{person.id}/sessions/", params={"limit": "2", "offset": "1"})
     assert [s["started_at"][11:16] for s in page.json()] == ["02:00", "03:00"]
@@ -120,10 +126,12 @@ async def test_sessions_csv_in_the_zone(client: Client, db: Any) -> None:
         assert response.status_code == 200, response.text
         assert response.headers["content-type"].startswith("text/csv")
         rows = list(csv.DictReader(io.StringIO(response.text)))
-        assert rows == [{"started_at": "2026-06-10T10:00:00.000000+02:00", "ended_at": "2026-06-10T10:05:00.000000+02:00",
-                         "duration_s": "300", "start_exact": "true", "end_exact": "true"}]  # fmt: skip
-    tokyo = await client.get(f"/tracked-users/{person.id}/sessions/", params={"format": "csv", "tz": "Asia/Kolkata"})
-    assert "2026-06-10T13:30:00.000000+05:30" in tokyo.text
+        assert rows == [
+            {"started_at": "2026-06-10T10:00:00.000000+02:00", "ended_at": "2026-06-10T10:05:00.000000+02:00",
+             "duration_s": "300", "start_exact": "true", "end_exact": "true"}
+        ]  # fmt: skip
+    kolkata = await client.get(f"/tracked-users/{person.id}/sessions/", params={"format": "csv", "tz": "Asia/Kolkata"})
+    assert "2026-06-10T13:30:00.000000+05:30" in kolkata.text
     assert (await client.get("/tracked-users/999999/sessions/", params={"format": "csv"})).status_code == 404
     bad = await client.get(f"/tracked-users/{person.id}/sessions/", params={"format": "xml"})
     assert (bad.status_code, bad.json()["field"]) == (400, "format")
@@ -151,7 +159,8 @@ async def test_overlap_of_two_targets(client: Client, db: Any) -> None:
     first = await person_with(db, [("10:00", True, "push"), ("11:00", False, "was_online")], owner=owner)
     second = await person_with(db, [("10:30", True, "push"), ("12:00", False, "was_online")], owner=owner)
     response = await client.get(
-        f"/tracked-users/{first.id}/overlap/", params={"other_id": str(second.id), "date_from": DAY, "date_to": "2026-06-11"}
+        f"/tracked-users/{first.id}/overlap/",
+        params={"other_id": str(second.id), "date_from": DAY, "date_to": "2026-06-11"},
     )
     assert response.status_code == 200, response.text
     overlap = response.json()

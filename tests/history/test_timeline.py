@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,8 +50,11 @@ CASES = [
         "spring_forward_day_in_berlin_has_23_hours",
         "Europe/Berlin",
         "2026-03-29",
-        [("2026-03-28 12:00", False, "was_online"), ("2026-03-29 01:30", True, "push"),
-         ("2026-03-29 03:30", False, "was_online")],  # fmt: skip
+        [
+            ("2026-03-28 12:00", False, "was_online"),
+            ("2026-03-29 01:30", True, "push"),
+            ("2026-03-29 03:30", False, "was_online"),
+        ],
         online_s=3600,  # 01:30 CET -> 03:30 CEST is one real hour
         offline_s=82800 - 3600,
         unknown_s=0,
@@ -59,8 +63,11 @@ CASES = [
         "fall_back_day_in_new_york_has_25_hours",
         "America/New_York",
         "2026-11-01",
-        [("2026-10-31 12:00", False, "was_online"), ("2026-11-01 01:30", True, "push"),
-         ("2026-11-01 01:30 #2", False, "was_online")],  # fmt: skip
+        [
+            ("2026-10-31 12:00", False, "was_online"),
+            ("2026-11-01 01:30", True, "push"),
+            ("2026-11-01 01:30 #2", False, "was_online"),
+        ],
         online_s=3600,  # 01:30 EDT -> 01:30 EST
         offline_s=90000 - 3600,
         unknown_s=0,
@@ -143,8 +150,8 @@ async def build(db: Any, case: Case) -> b.Subject:
     # Watched by tracker 1 from creation (until an "unwatched" fact), up except for "down" facts.
     await b.watch(db, person.target_id, 1, since, local(case.tz, unwatched[0][1]) if unwatched else None)
     edges = [since] + [t for _, start, end in down for t in (local(case.tz, start), local(case.tz, end))]
-    for begin, end in zip(edges[::2], [*edges[1::2], None], strict=False):
-        await b.uptime(db, 1, begin, end)
+    for begin, until in zip(edges[::2], [*edges[1::2], None], strict=False):
+        await b.uptime(db, 1, begin, until)
     for kind, start, end in case.facts:
         if kind == "hidden":
             await b.visibility(db, person.target_id, local(case.tz, start), "hidden")
@@ -170,13 +177,13 @@ async def test_timeline(client: Client, db: Any, case: Case) -> None:
     )
     segments = timeline["segments"]
     assert segments[0]["started_at"] == local(case.tz, f"{case.day} 00:00").isoformat()
-    for previous, following in zip(segments, segments[1:], strict=False):
+    for previous, following in itertools.pairwise(segments):
         assert previous["ended_at"] == following["started_at"]  # contiguous
         assert (previous["state"], previous["reason"]) != (following["state"], following["reason"])  # merged
     if case.segments is not None:
         expected = [
-            {"state": state, "started_at": local(case.tz, start).isoformat(), "ended_at": local(case.tz, end).isoformat(),
-             "reason": reason}
+            {"state": state, "started_at": local(case.tz, start).isoformat(),
+             "ended_at": local(case.tz, end).isoformat(), "reason": reason}
             for state, start, end, reason in case.segments
         ]  # fmt: skip
         assert segments == expected

@@ -25,7 +25,11 @@ async def segments(client: Client, tracked_id: int) -> list[dict[str, Any]]:
 
 
 async def test_revoked_tracker_leaves_its_target_unknown(
-    client: Client, sandbox: SandboxServer, db: Connection, make_tracker: TrackerFactory, run_worker_in_process: WorkerRunner
+    client: Client,
+    sandbox: SandboxServer,
+    db: Connection,
+    make_tracker: TrackerFactory,
+    run_worker_in_process: WorkerRunner,
 ) -> None:
     revoked = await make_tracker()
     await make_tracker()  # where the target goes; no worker runs it
@@ -46,7 +50,11 @@ async def test_revoked_tracker_leaves_its_target_unknown(
 
 
 async def test_hidden_status_is_unknown_until_it_shows_again(
-    client: Client, sandbox: SandboxServer, db: Connection, make_tracker: TrackerFactory, run_worker_in_process: WorkerRunner
+    client: Client,
+    sandbox: SandboxServer,
+    db: Connection,
+    make_tracker: TrackerFactory,
+    run_worker_in_process: WorkerRunner,
 ) -> None:
     tracker = await make_tracker()
     sandbox.world.add_person("history_hiding")
@@ -63,7 +71,11 @@ async def test_hidden_status_is_unknown_until_it_shows_again(
 
 
 async def test_a_dropped_connection_is_a_tracker_down_gap(
-    client: Client, sandbox: SandboxServer, db: Connection, make_tracker: TrackerFactory, run_worker_in_process: WorkerRunner
+    client: Client,
+    sandbox: SandboxServer,
+    db: Connection,
+    make_tracker: TrackerFactory,
+    run_worker_in_process: WorkerRunner,
 ) -> None:
     tracker = await make_tracker()
     sandbox.world.add_person("history_dropped")

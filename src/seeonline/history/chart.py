@@ -7,6 +7,8 @@ over it, hour ticks, the name top left, the day's online total top right, the da
 legend; unknown time is hatched so it never reads as offline.
 """
 
+# ruff: noqa: RUF001, RUF002 - the chart speaks Russian, as the bot does: Cyrillic letters are meant
+
 from __future__ import annotations
 
 import datetime
@@ -20,7 +22,6 @@ from typing import Any
 
 import matplotlib as mpl
 import numpy as np
-from PIL import Image
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.collections import LineCollection
@@ -28,6 +29,7 @@ from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.patches import FancyBboxPatch, Rectangle
 from matplotlib.transforms import Affine2D
+from PIL import Image
 
 from seeonline.choices import Theme
 
@@ -66,10 +68,10 @@ class Palette:
 PALETTES = {
     Theme.LIGHT: Palette(
         "#ffffff", "#f7f7f7", "#333333", "#cccccc", "#e0e0e0", "#d3d3d3", "#4dd0e1", "#f0f0f0", "#9e9e9e"
-    ),  # fmt: skip
+    ),
     Theme.DARK: Palette(
         "#202a2e", "#2c3539", "#f0f0f0", "#888888", "#444444", "#4f4f4f", "#00b2b8", "#2a3437", "#9aa4a8"
-    ),  # fmt: skip
+    ),
 }
 
 
@@ -184,7 +186,7 @@ def draw_static(figure: Figure, data: Any, layout: Layout) -> None:
     draw_legend(figure, layout, data)
 
 
-def draw_day(figure: Figure, data: Any, layout: Layout, request: ChartRequest, day: datetime.date,
+def draw_day(figure: Figure, data: Any, layout: Layout, request: ChartRequest, *, day: datetime.date,
              starts: datetime.datetime) -> None:  # fmt: skip
     """What this chart shows: online and unknown time on the bar, the name, the day's total, the date."""
     palette, timeline = layout.palette, request.timeline
@@ -223,8 +225,8 @@ def static_layer(layout: Layout) -> np.ndarray[Any, Any]:
     figure, data = layout.figure()
     draw_static(figure, data, layout)
     canvas = FigureCanvasAgg(figure)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba()).copy()
+    canvas.draw()  # type: ignore[no-untyped-call]
+    return np.asarray(canvas.buffer_rgba()).copy()  # type: ignore[no-untyped-call]
 
 
 def render(request: ChartRequest) -> bytes:
@@ -234,19 +236,19 @@ def render(request: ChartRequest) -> bytes:
     out = io.BytesIO()
     if request.image_format == "svg":
         draw_static(figure, data, layout)
-        draw_day(figure, data, layout, request, day, starts)
-        FigureCanvasSVG(figure).print_svg(out, metadata={"Date": None})
+        draw_day(figure, data, layout, request, day=day, starts=starts)
+        FigureCanvasSVG(figure).print_svg(out, metadata={"Date": None})  # type: ignore[no-untyped-call]
         return out.getvalue()
     with _static_lock:  # one thread fills the cache; the others wait for it, then share the array
         background = static_layer(layout)
-    draw_day(figure, data, layout, request, day, starts)
+    draw_day(figure, data, layout, request, day=day, starts=starts)
     figure.patch.set_visible(False)  # the background comes from the static layer, copied into the buffer
     canvas = FigureCanvasAgg(figure)
-    renderer = canvas.get_renderer()
+    renderer = canvas.get_renderer()  # type: ignore[no-untyped-call]
     np.asarray(renderer.buffer_rgba())[:] = background
     figure.draw(renderer)
     # Opaque, so RGB; a fast zlib level (flat colour compresses well anyway).
-    Image.fromarray(np.asarray(canvas.buffer_rgba())[:, :, :3]).save(out, "png", compress_level=1)
+    Image.fromarray(np.asarray(canvas.buffer_rgba())[:, :, :3]).save(out, "png", compress_level=1)  # type: ignore[no-untyped-call]
     return out.getvalue()
 
 
