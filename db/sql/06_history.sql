@@ -124,32 +124,29 @@ events (at, is_online, status_at, source, status_id, d_watch, d_observed, hidden
                      v.visibility IN ('hidden', 'hidden_by_tracker_privacy', 'not_found'), v.id
               FROM visibility v, window_bounds b
 ),
--- One row per moment; of several status rows (or visibility changes) at one moment the last counts.
-moments AS (
-    SELECT at, sum(d_watch) AS d_watch, sum(d_observed) AS d_observed,
-           (array_agg(is_online ORDER BY status_at DESC, status_id DESC) FILTER (WHERE status_id IS NOT NULL))[1]
-               AS is_online,
-           (array_agg(status_at ORDER BY status_at DESC, status_id DESC) FILTER (WHERE status_id IS NOT NULL))[1]
-               AS status_at,
-           (array_agg(source ORDER BY status_at DESC, status_id DESC) FILTER (WHERE status_id IS NOT NULL))[1]
-               AS source,
-           (array_agg(hidden ORDER BY visibility_id DESC) FILTER (WHERE visibility_id IS NOT NULL))[1] AS hidden
-    FROM events GROUP BY at
-),
+-- One ordered pass: running sums for the watch and uptime counters, and groups that carry the latest
+-- status row and visibility change forward. Several events at one moment make zero-length pieces,
+-- dropped below; the last of them has every event of that moment behind it (a later status row at the
+-- same time, or a later change, wins).
 running AS (
     SELECT at, lead(at) OVER w AS next_at,
            sum(d_watch) OVER w AS watching, sum(d_observed) OVER w AS observing,
-           count(is_online) OVER w AS status_group, count(hidden) OVER w AS visibility_group,
-           is_online, status_at, source, hidden
-    FROM moments WINDOW w AS (ORDER BY at)
+           count(status_id) OVER w AS status_group, count(visibility_id) OVER w AS visibility_group,
+           is_online, status_at, source, hidden, status_id, visibility_id
+    FROM events
+    WINDOW w AS (ORDER BY at, status_at NULLS FIRST, status_id NULLS FIRST, visibility_id NULLS FIRST
+                 ROWS UNBOUNDED PRECEDING)
 ),
 carried AS (
     SELECT at, next_at, watching, observing,
-           first_value(is_online) OVER (PARTITION BY status_group ORDER BY at) AS is_online,
-           first_value(status_at) OVER (PARTITION BY status_group ORDER BY at) AS status_at,
-           first_value(source) OVER (PARTITION BY status_group ORDER BY at) AS source,
-           coalesce(first_value(hidden) OVER (PARTITION BY visibility_group ORDER BY at), false) AS hidden
+           first_value(is_online) OVER s AS is_online,
+           first_value(status_at) OVER s AS status_at,
+           first_value(source) OVER s AS source,
+           coalesce(first_value(hidden) OVER v, false) AS hidden
     FROM running
+    WINDOW s AS (PARTITION BY status_group ORDER BY at, status_at NULLS FIRST, status_id NULLS FIRST),
+           v AS (PARTITION BY visibility_group ORDER BY at, status_at NULLS FIRST, status_id NULLS FIRST,
+                 visibility_id NULLS FIRST)
 ),
 judged AS (
     SELECT c.*, b.tracking_start,
@@ -158,7 +155,7 @@ judged AS (
                OR (c.at >= b.tracking_start AND c.observing > 0 AND NOT c.hidden)
            ) AS known
     FROM carried c, window_bounds b
-    WHERE c.next_at IS NOT NULL
+    WHERE c.next_at > c.at
 )
 SELECT at, next_at,
        CASE WHEN NOT known THEN 'unknown' WHEN is_online THEN 'online' ELSE 'offline' END,
@@ -173,45 +170,6 @@ SELECT at, next_at,
        coalesce(source, 'api') IN ('push', 'was_online', 'api')
 FROM judged
 ORDER BY at
-$$;
-
--- Sessions in [p_from, min(p_to, p_now)): runs of online pieces, cut where time becomes unknown, then
--- merged across gaps shorter than p_merge_gap. ``open``: still running at the window's end (ended_at is
--- that end). Exact: the start is an online row with an exact time, the end an offline row with one.
-CREATE OR REPLACE FUNCTION so_history_sessions(p_tracked_user bigint, p_from timestamptz, p_to timestamptz,
-                                               p_now timestamptz, p_stale interval, p_merge_gap interval)
-RETURNS TABLE (started_at timestamptz, ended_at timestamptz, open boolean, start_exact boolean, end_exact boolean)
-LANGUAGE sql STABLE AS $$
-WITH pieces AS (
-    SELECT p.*,
-           lag(p.state) OVER w AS previous_state, lead(p.state) OVER w AS next_state,
-           lead(p.started_at = p.status_at AND p.status_exact) OVER w AS next_by_exact_row
-    FROM so_history_pieces(p_tracked_user, p_from, p_to, p_now, p_stale) p
-    WINDOW w AS (ORDER BY p.started_at)
-),
-numbered AS (
-    SELECT *, sum((previous_state IS DISTINCT FROM 'online')::int) OVER (ORDER BY started_at) AS run
-    FROM pieces
-),
-runs AS (
-    SELECT min(started_at) AS started_at, max(ended_at) AS ended_at,
-           (array_agg(started_at = status_at AND status_exact ORDER BY started_at))[1] AS start_exact,
-           (array_agg(next_state ORDER BY started_at DESC))[1] AS next_state,
-           (array_agg(next_by_exact_row ORDER BY started_at DESC))[1] AS next_by_exact_row
-    FROM numbered WHERE state = 'online' GROUP BY run
-),
-gapped AS (
-    SELECT *, started_at - lag(ended_at) OVER (ORDER BY started_at) AS gap FROM runs
-),
-grouped AS (
-    SELECT *, sum((gap IS NULL OR gap >= p_merge_gap)::int) OVER (ORDER BY started_at) AS session FROM gapped
-)
-SELECT min(started_at), max(ended_at),
-       (array_agg(next_state IS NULL ORDER BY started_at DESC))[1],
-       (array_agg(start_exact ORDER BY started_at))[1],
-       (array_agg(next_state = 'offline' AND coalesce(next_by_exact_row, false) ORDER BY started_at DESC))[1]
-FROM grouped GROUP BY session
-ORDER BY 1
 $$;
 
 -- The local days [p_first, p_last] in p_tz: date, start and end instants (23 or 25 hours on DST days).

@@ -1,4 +1,4 @@
-"""The history reads: one SQL statement each over ``so_history_pieces``/``so_history_sessions`` (db/sql/06_history.sql).
+"""The history reads: one SQL statement each over ``so_history_pieces`` (db/sql/06_history.sql).
 
 Each statement renders its JSON in Postgres. The subject (``$1``) is a tracked user; ``$2`` is the zone
 (NULL: its bot user's ``timezone``). A statement answers no row for an unknown tracked user, and a
@@ -20,6 +20,44 @@ SUBJECT = """subject AS (
     SELECT u.id, u.telegram_user_id, u.username, coalesce($2::text, p.timezone) AS tz, p.theme
     FROM tracked_users u JOIN telegram_users p ON p.id = u.telegram_user_id
     WHERE u.id = $1
+)"""
+
+
+def sessions_from(pieces: str, gap: str, name: str = "sessions") -> str:
+    """CTEs deriving ``name`` (started_at, ended_at, open, start_exact, end_exact) from the CTE ``pieces``.
+
+    Sessions are runs of online pieces, cut where time becomes unknown, then merged across gaps shorter
+    than ``gap``. ``open``: still running at the window's end (``ended_at`` is that end). Exact: the start
+    is an online row with an exact time, the end an offline row with one. A piece starts "by a row" when
+    it starts at its status row's time.
+    """
+    return f"""{name}_marked AS (
+    SELECT p.*, lag(p.state) OVER w AS previous_state, lead(p.state) OVER w AS next_state,
+           lead(p.started_at = p.status_at AND p.status_exact) OVER w AS next_by_exact_row
+    FROM {pieces} p WINDOW w AS (ORDER BY p.started_at)
+),
+{name}_pieces AS (
+    SELECT *, sum((previous_state IS DISTINCT FROM 'online')::int) OVER (ORDER BY started_at) AS run
+    FROM {name}_marked
+),
+{name}_runs AS (
+    SELECT min(started_at) AS started_at, max(ended_at) AS ended_at,
+           bool_or(started_at = status_at AND status_exact AND previous_state IS DISTINCT FROM 'online')
+               AS start_exact,
+           bool_or(next_state IS NULL) AS open,
+           bool_or(next_state = 'offline' AND coalesce(next_by_exact_row, false)) AS end_exact
+    FROM {name}_pieces WHERE state = 'online' GROUP BY run
+),
+{name}_grouped AS (
+    SELECT *, sum((gap IS NULL OR gap >= {gap})::int) OVER (ORDER BY started_at) AS session
+    FROM (SELECT *, started_at - lag(ended_at) OVER (ORDER BY started_at) AS gap FROM {name}_runs) gapped
+),
+{name} AS (
+    SELECT min(started_at) AS started_at, max(ended_at) AS ended_at,
+           (array_agg(open ORDER BY started_at DESC))[1] AS open,
+           (array_agg(start_exact ORDER BY started_at))[1] AS start_exact,
+           (array_agg(end_exact ORDER BY started_at DESC))[1] AS end_exact
+    FROM {name}_grouped GROUP BY session
 )"""
 
 
@@ -86,22 +124,27 @@ piece_days AS (
     SELECT d.day, p.state, d.ended_at - d.started_at AS length
     FROM pieces p, bounds b, so_split_by_day(p.started_at, p.ended_at, b.tz) d
 ),
-sessions AS (
-    SELECT s.* FROM bounds b, so_history_sessions(b.id, b.lo, b.hi, now(), $5, $6) s WHERE b.problem IS NULL
-),
+{sessions_from("pieces", "$6")},
 session_days AS (
     SELECT d.day, d.started_at, d.ended_at, NOT s.open AND d.ended_at = s.ended_at AS ends_here
     FROM sessions s, bounds b, so_split_by_day(s.started_at, s.ended_at, b.tz) d
+),
+piece_totals AS (
+    SELECT day, sum(length) FILTER (WHERE state = 'online') AS online, sum(length) FILTER (WHERE state <> 'unknown')
+        AS known
+    FROM piece_days GROUP BY day
+),
+session_totals AS (
+    SELECT day, count(*) AS sessions, max(ended_at - started_at) AS longest, min(started_at) AS first_online_at,
+           max(ended_at) FILTER (WHERE ends_here) AS last_offline_at
+    FROM session_days GROUP BY day
 )
 SELECT b.problem, CASE WHEN b.problem IS NULL THEN coalesce((SELECT json_agg(json_build_object(
-    'date', days.day,
-    'online_s', {seconds("(SELECT sum(length) FROM piece_days p WHERE p.day = days.day AND p.state = 'online')")},
-    'known_s', {seconds("(SELECT sum(length) FROM piece_days p WHERE p.day = days.day AND p.state <> 'unknown')")},
-    'sessions', (SELECT count(*) FROM session_days s WHERE s.day = days.day),
-    'longest_s', {seconds("(SELECT max(s.ended_at - s.started_at) FROM session_days s WHERE s.day = days.day)")},
-    'first_online_at', (SELECT min(s.started_at) FROM session_days s WHERE s.day = days.day),
-    'last_offline_at', (SELECT max(s.ended_at) FROM session_days s WHERE s.day = days.day AND s.ends_here)
-) ORDER BY days.day) FROM days), '[]'::json)::text END AS body
+    'date', d.day, 'online_s', {seconds("p.online")}, 'known_s', {seconds("p.known")},
+    'sessions', coalesce(s.sessions, 0), 'longest_s', {seconds("s.longest")},
+    'first_online_at', s.first_online_at, 'last_offline_at', s.last_offline_at
+) ORDER BY d.day) FROM days d LEFT JOIN piece_totals p ON p.day = d.day LEFT JOIN session_totals s ON s.day = d.day),
+'[]'::json)::text END AS body
 FROM bounds b
 """
 
@@ -148,19 +191,16 @@ checked AS (
     SELECT b.*, coalesce(b.problem, CASE WHEN NOT EXISTS (SELECT 1 FROM other) THEN 'other_id' END) AS refused
     FROM bounds b
 ),
+pieces_a AS (SELECT p.* FROM checked c, so_history_pieces(c.id, c.lo, c.hi, now(), $6) p WHERE c.refused IS NULL),
+pieces_b AS (SELECT p.* FROM checked c, so_history_pieces($5, c.lo, c.hi, now(), $6) p WHERE c.refused IS NULL),
+{sessions_from("pieces_a", "$7", "sessions_a")},
+{sessions_from("pieces_b", "$7", "sessions_b")},
 sessions AS (
-    SELECT s.started_at, s.ended_at FROM checked c, so_history_sessions(c.id, c.lo, c.hi, now(), $6, $7) s
-    WHERE c.refused IS NULL
-    UNION ALL
-    SELECT s.started_at, s.ended_at FROM checked c, so_history_sessions($5, c.lo, c.hi, now(), $6, $7) s
-    WHERE c.refused IS NULL
+    SELECT started_at, ended_at FROM sessions_a UNION ALL SELECT started_at, ended_at FROM sessions_b
 ),
 known AS (
-    SELECT p.started_at, p.ended_at FROM checked c, so_history_pieces(c.id, c.lo, c.hi, now(), $6) p
-    WHERE c.refused IS NULL AND p.state <> 'unknown'
-    UNION ALL
-    SELECT p.started_at, p.ended_at FROM checked c, so_history_pieces($5, c.lo, c.hi, now(), $6) p
-    WHERE c.refused IS NULL AND p.state <> 'unknown'
+    SELECT started_at, ended_at FROM pieces_a WHERE state <> 'unknown'
+    UNION ALL SELECT started_at, ended_at FROM pieces_b WHERE state <> 'unknown'
 ),
 -- Each list is disjoint in itself, so where two intervals are open at once both targets are in one.
 both_online AS (
@@ -199,12 +239,13 @@ FROM checked c
 # $3 after, $4 before (NULL: unbounded), $5 stale, $6 merge gap, $7 shortest, then LIMIT/OFFSET.
 SESSIONS_FROM = f"""
 WITH {SUBJECT},
-found AS (
-    SELECT s.* FROM subject,
-        so_history_sessions(subject.id, coalesce($3::timestamptz, '-infinity'), coalesce($4::timestamptz, 'infinity'),
-                            now(), $5, $6) s
-    WHERE s.ended_at - s.started_at >= $7
-)"""
+pieces AS (
+    SELECT p.* FROM subject,
+        so_history_pieces(subject.id, coalesce($3::timestamptz, '-infinity'), coalesce($4::timestamptz, 'infinity'),
+                          now(), $5) p
+),
+{sessions_from("pieces", "$6", "merged")},
+found AS (SELECT * FROM merged WHERE ended_at - started_at >= $7)"""
 
 SESSION_JSON = f"""json_build_object(
     'started_at', started_at, 'ended_at', CASE WHEN open THEN NULL ELSE ended_at END,
