@@ -33,8 +33,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.api import API_KEY, Result, _seed, api_server, database, parse_wrk, wrk  # noqa: E402
-from bench.seeding import Seeded  # noqa: E402
+from bench.api import API_KEY, Result, _seed, api_server, database, parse_wrk, wrk
+from bench.seeding import Seeded
 
 COVERAGE = """
 INSERT INTO target_watches (target_id, tracker_account_id, started_at)
@@ -93,10 +93,10 @@ def measure_charts(base_url: str, seeded: Seeded, count: int, api: object) -> tu
             client.get(f"/tracked-users/{low}/chart/", params={"tz": "Europe/Berlin"})
         rss_before = api.memory_info().rss / 2**20  # type: ignore[attr-defined]
         for _ in range(count):
-            day = datetime.datetime.fromtimestamp(first_day + random.randrange(days) * 86400, datetime.UTC)  # noqa: S311
+            day = datetime.datetime.fromtimestamp(first_day + random.randrange(days) * 86400, datetime.UTC)
             began = time.perf_counter()
             response = client.get(
-                f"/tracked-users/{random.randint(low, high)}/chart/",  # noqa: S311
+                f"/tracked-users/{random.randint(low, high)}/chart/",
                 params={"date": day.date().isoformat(), "tz": "Europe/Berlin"},
             )
             latencies.append((time.perf_counter() - began) * 1000)

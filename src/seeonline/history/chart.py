@@ -226,7 +226,17 @@ def static_layer(layout: Layout) -> np.ndarray[Any, Any]:
     draw_static(figure, data, layout)
     canvas = FigureCanvasAgg(figure)
     canvas.draw()  # type: ignore[no-untyped-call]
-    return np.asarray(canvas.buffer_rgba()).copy()  # type: ignore[no-untyped-call]
+    layer = np.asarray(canvas.buffer_rgba()).copy()  # type: ignore[no-untyped-call]
+    release(figure, canvas)
+    return layer
+
+
+def release(figure: Figure, canvas: Any) -> None:
+    """Free the pixel buffer now: a figure and its canvas reference each other, so without this the
+    megabytes of every chart wait for the cyclic garbage collector (the API's memory grew ~120 MB per
+    1,000 charts)."""
+    canvas.renderer = None
+    figure.clear()
 
 
 def render(request: ChartRequest) -> bytes:
@@ -238,6 +248,7 @@ def render(request: ChartRequest) -> bytes:
         draw_static(figure, data, layout)
         draw_day(figure, data, layout, request, day=day, starts=starts)
         FigureCanvasSVG(figure).print_svg(out, metadata={"Date": None})  # type: ignore[no-untyped-call]
+        figure.clear()
         return out.getvalue()
     with _static_lock:  # one thread fills the cache; the others wait for it, then share the array
         background = static_layer(layout)
@@ -249,6 +260,7 @@ def render(request: ChartRequest) -> bytes:
     figure.draw(renderer)
     # Opaque, so RGB; a fast zlib level (flat colour compresses well anyway).
     Image.fromarray(np.asarray(canvas.buffer_rgba())[:, :, :3]).save(out, "png", compress_level=1)  # type: ignore[no-untyped-call]
+    release(figure, canvas)
     return out.getvalue()
 
 
