@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Response, get
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 from litestar.response import Stream
 
@@ -80,7 +81,15 @@ class HistoryController(Controller):
         other = parse_int("other_id", query.get("other_id") or "")
         return json_response(await reader(request).overlap(path_id(tracked_id), other, RangeQuery.parse(query)))
 
-    @get("/{tracked_id:str}/chart", operation_class=query_operation("theme", "format", "width", *DAY))
+    @get(
+        "/{tracked_id:str}/chart",
+        operation_class=query_operation("theme", "format", "width", *DAY),
+        responses={
+            **returns(None),
+            200: ResponseSpec(None, description="The day chart, image/png or image/svg+xml", media_type="image/png"),
+            304: ResponseSpec(None, description="Not modified (If-None-Match matched the ETag)"),
+        },
+    )
     async def chart(self, request: AnyRequest, tracked_id: FromPath[str]) -> Response[bytes]:
         """The day chart as PNG or SVG."""
         query = ChartQuery.parse(query_of(request))
