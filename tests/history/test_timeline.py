@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.builders import Client
+from tests.api.builders import Client, follow, person, tracker, username
 from tests.history import builders as b
 from tests.history.builders import local
 
@@ -269,3 +269,24 @@ async def test_range_limits(client: Client, db: Any) -> None:
     assert len((await client.get(f"/tracked-users/{person.id}/daily/")).json()) == 30
     assert (await client.get("/tracked-users/999999/daily/")).status_code == 404
     assert (await client.get("/tracked-users/999999/timeline/")).status_code == 404
+
+
+async def test_rows_posted_through_the_api_count_as_known(client: Client) -> None:
+    # No worker ever watched this target: only the rows the bot posted say anything, and they are believed.
+    await tracker(client)
+    tracked = await follow(client, await person(client), username())
+    for at, online in [
+        ("2025-05-05T08:00:00Z", False),
+        ("2025-05-05T10:00:00Z", True),
+        ("2025-05-05T10:30:00Z", False),
+    ]:
+        body = {"tracked_user_id": tracked["id"], "is_online": online, "created_at": at}
+        assert (await client.post("/online-statuses/", json=body)).status_code == 201
+    timeline = (await client.get(f"/tracked-users/{tracked['id']}/timeline/", params={"date": "2025-05-05"})).json()
+    assert [(s["state"], s["reason"]) for s in timeline["segments"]] == [
+        ("unknown", "before_tracking"),
+        ("offline", None),
+        ("online", None),
+        ("offline", None),
+    ]
+    assert (timeline["online_s"], timeline["unknown_s"]) == (1800, 8 * 3600)
