@@ -42,6 +42,15 @@ class StatusSource(enum.StrEnum):
     API = "api"  # written through POST /online-statuses/
 
 
+class UnknownReason(enum.StrEnum):
+    """Why a stretch of a tracked user's history is unknown (timelines, ``db/sql/06_history.sql``)."""
+
+    BEFORE_TRACKING = "before_tracking"  # before the subscription, the first watch, or the first status
+    UNASSIGNED = "unassigned"  # no tracker watched the target
+    TRACKER_DOWN = "tracker_down"  # its tracker's worker was not running or not connected to Telegram
+    HIDDEN = "hidden"  # the target hid its status (or the tracker could not see it)
+
+
 class LoginState(enum.StrEnum):
     """Where a tracker login stands (``tracker_logins.state``; ``expired`` is only ever rendered)."""
 

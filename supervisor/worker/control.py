@@ -29,6 +29,7 @@ from seeonline.database.errors import DATABASE_ERRORS
 from seeonline.database.maintenance import move_unresolved
 from seeonline.health import NEVER_RUN_STATES, RETIRED_STATES, RUNNING_STATES, UNUSABLE_STATES, HealthState
 from seeonline.logging import get_logger
+from supervisor.worker.uptime import RECORD_UPTIME
 
 log = get_logger("supervisor.worker.control")
 
@@ -321,6 +322,11 @@ class ControlDb:
         async with self._use() as connection:
             status: str = await connection.execute(HEARTBEAT, self.tracker_id, state, error, enrolment_paused_until)
         return status.endswith(" 1")
+
+    async def record_uptime(self, started: datetime, seen: datetime, ended: bool) -> None:
+        """Record that the worker was connected to Telegram from ``started`` until ``seen`` (see ``uptime``)."""
+        async with self._use() as connection:
+            await connection.execute(RECORD_UPTIME, self.tracker_id, started, seen, ended)
 
     async def move_unresolved(self, pause_over: float) -> int:
         """Hand targets this tracker cannot resolve for longer than ``pause_over`` s to enrolling trackers."""

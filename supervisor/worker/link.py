@@ -22,6 +22,7 @@ from supervisor.worker.call_errors import CallErrors, describe
 from supervisor.worker.lease import LeaseKeeper
 from supervisor.worker.options import WorkerOptions
 from supervisor.worker.telegram import TELEGRAM_ERRORS, ShortFloodWaitError, TelegramSide
+from supervisor.worker.uptime import UptimeLog
 from supervisor.worker.waiting import wait_event
 
 TELEGRAM_CONNECT_TIMEOUT = 30.0  # one Telegram connect attempt, when no lease grace bounds it sooner
@@ -59,6 +60,7 @@ class TelegramLink:
         self.lost_at: float | None = time.monotonic()  # None while connected to Telegram
         self.error: str | None = None
         self.resync_wanted_since: float | None = None  # a resync is due and has not succeeded since
+        self.uptime = UptimeLog()  # connected periods, written with the heartbeats
         self._hook_reconnect()
 
     async def disconnect(self) -> None:
@@ -78,12 +80,22 @@ class TelegramLink:
         sender = self.client._sender
         original = sender._auto_reconnect_callback
 
+        start_reconnect = sender._start_reconnect
+
+        def dropped(error: Any) -> None:  # the connection broke: blind until the reconnect (history's uptime)
+            if sender._user_connected and not sender._reconnecting:
+                self.uptime.disconnected()
+            start_reconnect(error)
+
         async def reconnected() -> None:
             self.log.info("worker_telegram_reconnected")
+            self.uptime.connected()
+            self.on_change()
             self.resync.set()
             if original is not None:
                 await original()
 
+        sender._start_reconnect = dropped
         sender._auto_reconnect_callback = reconnected
 
     async def run(self) -> None:
@@ -112,12 +124,14 @@ class TelegramLink:
                 continue
             delay = 0.2
             self.connected.set()
+            self.uptime.connected()
             self.lost_at = self.error = None
             self.on_change()
             self.resync.set()
             with contextlib.suppress(Exception):
                 await self.client.disconnected
             self.connected.clear()
+            self.uptime.disconnected()
             self.lost_at = time.monotonic()
             self.error = "disconnected from Telegram"
             self.on_change()

@@ -328,6 +328,8 @@ class TrackerWorker:
                     paused = self._enrolment_paused_until
                     if await self.control.heartbeat(state, error, enrolment_paused_until=paused):
                         self.keeper.last_beat = sent
+                    if self.link is not None:
+                        await self.link.uptime.record(self.control.record_uptime)
                     if self._move_unresolved:
                         moved = await self.control.move_unresolved(self.settings.move_unresolved_after)
                         self._move_unresolved = False

@@ -89,8 +89,17 @@ class StreamSource:
         self.dsn = dsn
         self._slots = asyncio.Semaphore(limit)
 
-    async def json_array(self, sql: str, args: tuple[Any, ...]) -> AsyncIterator[bytes]:
+    def json_array(self, sql: str, args: tuple[Any, ...]) -> AsyncIterator[bytes]:
         """Stream a query's single text column as a JSON array, in chunks, from one snapshot."""
+        return self._chunks(sql, args, head="[", separator=",", tail="]")
+
+    def text(self, sql: str, args: tuple[Any, ...], *, head: str = "") -> AsyncIterator[bytes]:
+        """Stream a query's single text column concatenated after ``head`` (CSV lines), from one snapshot."""
+        return self._chunks(sql, args, head=head, separator="", tail="")
+
+    async def _chunks(
+        self, sql: str, args: tuple[Any, ...], *, head: str, separator: str, tail: str
+    ) -> AsyncIterator[bytes]:
         async with asyncio.timeout(STREAM_SLOT_WAIT):
             await self._slots.acquire()
         try:
@@ -104,18 +113,18 @@ class StreamSource:
             try:
                 await _init_connection(connection)
                 async with connection.transaction(isolation="repeatable_read", readonly=True):
-                    buffer: list[str] = ["["]
-                    size = 1
+                    buffer: list[str] = [head]
+                    size = len(head)
                     first = True
                     async for record in connection.cursor(sql, *args, prefetch=1000):
-                        piece = record[0] if first else "," + record[0]
+                        piece = record[0] if first else separator + record[0]
                         first = False
                         buffer.append(piece)
                         size += len(piece)
                         if size >= STREAM_CHUNK_BYTES:
                             yield "".join(buffer).encode()
                             buffer, size = [], 0
-                    buffer.append("]")
+                    buffer.append(tail)
                     yield "".join(buffer).encode()
             finally:
                 await connection.close()

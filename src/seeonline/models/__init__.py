@@ -2,6 +2,7 @@
 
 from seeonline.models.base import Base
 from seeonline.models.bot_users import TelegramUser, TrackedUser
+from seeonline.models.history import TargetVisibilityChange, TargetWatch, TrackerUptime
 from seeonline.models.logins import TrackerLogin
 from seeonline.models.statuses import OnlineStatus
 from seeonline.models.targets import Target, TrackerPeer
@@ -11,6 +12,8 @@ __all__ = [
     "Base",
     "OnlineStatus",
     "Target",
+    "TargetVisibilityChange",
+    "TargetWatch",
     "TelegramUser",
     "TrackedUser",
     "TrackerAccount",
@@ -19,4 +22,5 @@ __all__ = [
     "TrackerPeer",
     "TrackerPrivacyCheck",
     "TrackerSetting",
+    "TrackerUptime",
 ]

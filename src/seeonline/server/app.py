@@ -25,6 +25,7 @@ from seeonline.api.handler_types import AnyRequest, Pool
 from seeonline.bot_users.controllers import TelegramUserController, TrackedUserController
 from seeonline.database.maintenance import drop_expired_status_partitions, ensure_status_partitions
 from seeonline.database.pool import StreamSource, create_pool
+from seeonline.history.controllers import HistoryController
 from seeonline.logging import get_logger
 from seeonline.logins.controllers import TrackerLoginController
 from seeonline.server.dependencies import Services, dependencies
@@ -104,6 +105,7 @@ def create_app(settings: Settings) -> Litestar:
             TrackerSettingController,
             TelegramUserController,
             TrackedUserController,
+            HistoryController,
             OnlineStatusController,
             TrackerLoginController,
         ],

@@ -11,6 +11,7 @@ from litestar.di import Provide
 
 from seeonline.bot_users.service import BotUserService
 from seeonline.database.pool import StreamSource
+from seeonline.history.reads import HistoryReader
 from seeonline.logins.service import LoginService
 from seeonline.statuses.service import StatusService
 from seeonline.trackers.service import TrackerService
@@ -26,6 +27,7 @@ class Services:
     bot_users: BotUserService
     statuses: StatusService
     logins: LoginService
+    history: HistoryReader
 
     @classmethod
     def build(cls, pool: asyncpg.Pool, streams: StreamSource, secret_key: str) -> Services:
@@ -37,6 +39,7 @@ class Services:
             bot_users=BotUserService(pool),
             statuses=StatusService(pool),
             logins=LoginService(pool, secret_key),
+            history=HistoryReader(pool, streams),
         )
 
 

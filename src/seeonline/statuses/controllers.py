@@ -12,6 +12,7 @@ from seeonline.api.handler_types import AnyRequest, Pool, Streams
 from seeonline.api.listing import fetch_one, json_response, list_response, path_id
 from seeonline.api.openapi import DeletedCount, list_operation, returns
 from seeonline.api.params import parse_text
+from seeonline.history.controllers import online_statuses_csv, online_statuses_csv_wanted
 from seeonline.statuses.resources import ONLINE_STATUSES
 from seeonline.statuses.schemas import OnlineStatusCreate, OnlineStatusOut, OnlineStatusUpdate
 from seeonline.statuses.service import StatusService
@@ -33,7 +34,9 @@ class OnlineStatusController(Controller):
 
     @get("/", operation_class=list_operation(ONLINE_STATUSES), responses=returns(OnlineStatusOut, many=True))
     async def list_statuses(self, request: AnyRequest, pool: Pool, streams: Streams) -> Response[Any]:
-        """List status transitions (streamed when unpaginated)."""
+        """List status transitions (streamed when unpaginated; CSV with ``format=csv`` or ``Accept: text/csv``)."""
+        if online_statuses_csv_wanted(request):
+            return await online_statuses_csv(request, pool, streams)
         return await list_response(pool, streams, ONLINE_STATUSES, request)
 
     @post("/", responses=returns(OnlineStatusOut, status=201))
