@@ -11,7 +11,8 @@ offline carries Telegram's ``was_online`` to the second). Scenarios (see bench/R
 
 - ``failover``: host A's supervisor runs every tracker, host B's waits; ``kill -9`` of A's whole process
   group; per tracker, time until B's worker answered its resync (``contacts.getStatuses``); flips lost
-  before, during and after. Once with the default ``SEEONLINE_LEASE_GRACE`` and once with a small one (``--failover-graces``).
+  before, during and after. Once with the default ``SEEONLINE_LEASE_GRACE`` and once with a small one
+  (``--failover-graces``).
 - ``worker_kill``: ``kill -9`` of one worker (each tracker once): time until its replacement resynced.
 - ``telegram``: Telegram unreachable for ``--telegram-outage`` s: flips made during it that were lost
   (per minute), flips outside it lost, sessions inside it recorded as inexact (source ``resync``).
@@ -102,7 +103,7 @@ class Stage:
         }
         command = [sys.executable, "-m", "seeonline", "supervisor", "--exit-with-parent"]
         log = (self.work / f"{name}.log").open("ab")
-        host = subprocess.Popen(command, env=env, stderr=log, stdout=log, start_new_session=True)  # noqa: ASYNC220
+        host = subprocess.Popen(command, env=env, stderr=log, stdout=log, start_new_session=True)
         self.hosts.append(host)
         return host
 
@@ -114,7 +115,7 @@ class Stage:
     async def _flip(self, name: str) -> None:
         online = False
         while True:
-            await asyncio.sleep(random.uniform(*FLIP_SPACING))  # noqa: S311 - spacing, not a secret
+            await asyncio.sleep(random.uniform(*FLIP_SPACING))
             online = not online
             self.sandbox.world.set_status(name, online=online, expires_in=600.0)
             self.flips.append(Flip(name, online, time.time()))
@@ -155,7 +156,9 @@ class Stage:
 
     def resynced_after(self, account: Any, after: float) -> float | None:
         """When ``account`` got its first answered ``contacts.getStatuses`` after ``after``."""
-        times = [c.time for c in self.sandbox.calls_to("contacts.getStatuses", account) if c.time > after and not c.error]
+        times = [
+            c.time for c in self.sandbox.calls_to("contacts.getStatuses", account) if c.time > after and not c.error
+        ]
         return min(times) if times else None
 
 
@@ -248,7 +251,9 @@ async def worker_kill(stage: Stage) -> dict[str, Any]:
             tracker_id = await connection.fetchval("SELECT id FROM tracker_accounts WHERE telegram_id = $1", account.id)
             title = f"seeonline worker tracker={tracker_id}"
             [worker] = [
-                p for p in psutil.Process(host.pid).children(recursive=True) if " ".join(p.cmdline()).strip().startswith(title)
+                p
+                for p in psutil.Process(host.pid).children(recursive=True)
+                if " ".join(p.cmdline()).strip().startswith(title)
             ]
             killed = time.time()
             worker.kill()

@@ -50,7 +50,6 @@ from supervisor.worker.privacy import PrivacyWatch
 from supervisor.worker.telegram import ENROLMENT, RetiredError, TelegramSide
 from supervisor.worker.waiting import wait_event
 
-
 # Retirements after which the session still receives status pushes (a long flood wait on contacts.getStatuses
 # limits that call, not the updates): the worker drains instead of stopping at once.
 DRAIN_ON_RETIRE = frozenset({HealthState.FLOOD_WAIT})
@@ -343,7 +342,10 @@ class TrackerWorker:
         if self.health is not HealthState.OK:
             return self.health, self.health_error or self.call_errors.latest()  # e.g. without targets
         if self._draining:
-            return self.health, f"draining: watching {len(self._handing_over)} targets until their new trackers have them"
+            return (
+                self.health,
+                f"draining: watching {len(self._handing_over)} targets until their new trackers have them",
+            )
         now = time.monotonic()
         assert self.link is not None
         if self.link.lost_at is not None:

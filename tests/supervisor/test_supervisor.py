@@ -149,7 +149,9 @@ async def test_a_draining_tracker_that_becomes_runnable_again_gets_a_fresh_worke
 ) -> None:
     options = msgspec.structs.replace(FAST, process=msgspec.structs.replace(FAST.process, drain_limit=600.0))
     settings = msgspec.structs.replace(settings, reconcile_interval=5.0, lease=LEASE)
-    supervisor = Supervisor(settings, target=functools.partial(fake_worker.run, control_dir=str(tmp_path)), options=options)
+    supervisor = Supervisor(
+        settings, target=functools.partial(fake_worker.run, control_dir=str(tmp_path)), options=options
+    )
     task = asyncio.create_task(supervisor.run())
     running = Running(supervisor, task, tmp_path)
     try:
