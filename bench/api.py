@@ -41,8 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.profile_summary import summarize
 from bench.seeding import Seeded, check_counters, seed
-from seeonline import migrations
-from seeonline.embedded_postgres import EmbeddedPostgres, find_free_port
+from seeonline.database import migrations
+from seeonline.local.embedded_postgres import EmbeddedPostgres, find_free_port
 from seeonline.logging import configure_logging
 
 BENCH_DIR = Path(__file__).resolve().parent

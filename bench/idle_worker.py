@@ -11,7 +11,7 @@ import signal
 import asyncpg
 
 from seeonline import secrets as crypto
-from seeonline.channels import TRACKER_LOCK_SPACE
+from seeonline.database.channels import TRACKER_LOCK_SPACE
 from seeonline.settings import Settings
 from seeonline.telegram.client import build_client
 

@@ -37,8 +37,8 @@ from telethon.tl import types
 # Run as a script: the repository root on the path makes `bench.*` and the project importable.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from seeonline import migrations
-from seeonline.embedded_postgres import EmbeddedPostgres
+from seeonline.database import migrations
+from seeonline.local.embedded_postgres import EmbeddedPostgres
 from seeonline.logging import configure_logging
 from supervisor.worker.book import StatusBook, TargetState
 from supervisor.worker.ingest import StatusWriter, Transition

@@ -16,7 +16,7 @@ from pathlib import Path
 
 _FRAME = re.compile(r"(?P<function>.*?) \((?P<path>.*?):\d+\)$")
 # Frames on every request's stack (the process's entry point and the server's run loop): not news.
-_BORING = ("(click/", "(<frozen runpy>)", "(seeonline/cli.py)", "(seeonline/__main__.py)", "(uvicorn/server.py)",
+_BORING = ("(click/", "(<frozen runpy>)", "(seeonline/cli/", "(seeonline/__main__.py)", "(uvicorn/server.py)",
            "(uvicorn/_compat.py)", "(stdlib/threading.py)")  # fmt: skip
 
 

@@ -31,9 +31,9 @@ from typing import Any
 import asyncpg
 import psutil
 
-from seeonline import migrations
 from seeonline import secrets as crypto
-from seeonline.channels import TRACKER_LOCK_SPACE
+from seeonline.database import migrations
+from seeonline.database.channels import TRACKER_LOCK_SPACE
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCKS = """
@@ -46,7 +46,7 @@ WHERE locktype = 'advisory' AND granted AND objsubid = 2 AND classid = $1::bigin
 def _start_postgres(work: Path) -> tuple[str, Any]:
     if os.environ.get("DATABASE_URL"):
         return os.environ["DATABASE_URL"].replace("+asyncpg", ""), None
-    from seeonline.embedded_postgres import EmbeddedPostgres  # noqa: PLC0415
+    from seeonline.local.embedded_postgres import EmbeddedPostgres  # noqa: PLC0415
 
     work.chmod(0o755)
     server = EmbeddedPostgres(work / "pg", durable=False)
@@ -107,7 +107,7 @@ async def _subscribe(url: str, secret_key: str, manifest: dict[str, Any]) -> int
     """Follow every sandbox person through the API, as the bot would; returns how many were followed."""
     from litestar.testing import AsyncTestClient  # noqa: PLC0415
 
-    from seeonline.api.app import create_app  # noqa: PLC0415
+    from seeonline.server.app import create_app  # noqa: PLC0415
     from seeonline.settings import load_settings  # noqa: PLC0415
 
     api_key = secrets.token_hex(16)

@@ -2,7 +2,7 @@
 
 Around the revisions, in the same transaction, it handles the SQL routines (``db/sql/``, see
 ``seeonline.database.routines``): they are dropped before any revision runs (a revision may change
-what they depend on) and reinstalled once the database is at head. ``seeonline.migrations`` says
+what they depend on) and reinstalled once the database is at head. ``seeonline.database.migrations`` says
 which applies through the config attribute ``routines`` (a ``routines.Step``).
 """
 

@@ -46,7 +46,7 @@ def supervisor(
     if exit_with_parent and not die_with_parent(signal.SIGTERM, expected_parent_from_env()):
         raise SystemExit(1)  # the parent died before the signal was armed
     setproctitle("seeonline supervisor")
-    from seeonline.cli import require_database, settings_or_exit  # noqa: PLC0415 - the CLI module loads this one
+    from seeonline.cli.common import require_database, settings_or_exit  # noqa: PLC0415
 
     settings = settings_or_exit()
     require_database(settings)

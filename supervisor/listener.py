@@ -35,7 +35,7 @@ from typing import Any
 
 import asyncpg
 
-from seeonline.db_errors import DATABASE_ERRORS
+from seeonline.database.errors import DATABASE_ERRORS
 from seeonline.logging import get_logger
 
 NotifyCallback = Callable[[str, str], None]

@@ -38,10 +38,10 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from seeonline.channels import CHANNEL_TRACKERS
-from seeonline.db_errors import DATABASE_ERRORS
+from seeonline.database.channels import CHANNEL_TRACKERS
+from seeonline.database.errors import DATABASE_ERRORS
+from seeonline.database.maintenance import housekeeping
 from seeonline.logging import get_logger
-from seeonline.maintenance import housekeeping
 from seeonline.settings import Settings
 from supervisor import trackers
 from supervisor.listener import PgListener

@@ -25,13 +25,14 @@ from typing import Any, Union
 import asyncpg
 import msgspec
 
-from seeonline.channels import TRACKER_LOCK_SPACE
+from seeonline.database.channels import TRACKER_LOCK_SPACE
+from seeonline.health import HealthState
 
 Connection = Union["asyncpg.Connection[Any]", "asyncpg.pool.PoolConnectionProxy[Any]"]
 
 # The rule is the view so_runnable_trackers (db/sql/03_slots.sql): usable ones, and privacy_misconfigured
 # ones (no targets, but a worker that re-checks and can fix the setting).
-RUNNABLE_TRACKERS = """
+RUNNABLE_TRACKERS = f"""
 SELECT a.id,
        md5(a.api_id::text || ':' || a.api_hash_encrypted || ':' || s.session_encrypted) AS fingerprint,
        EXISTS (
@@ -40,7 +41,8 @@ SELECT a.id,
              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
              AND l.classid = $1::bigint::oid AND l.objid::bigint = a.id
        ) AS locked,
-       CASE WHEN h.state IS DISTINCT FROM 'stopped' AND h.last_heartbeat_at > now() - make_interval(secs => $2)
+       CASE WHEN h.state IS DISTINCT FROM '{HealthState.STOPPED}'
+                 AND h.last_heartbeat_at > now() - make_interval(secs => $2)
             THEN extract(epoch FROM h.last_heartbeat_at + make_interval(secs => $2) - now())::float8
             ELSE 0.0
        END AS heartbeat_fresh_for
@@ -51,34 +53,34 @@ LEFT JOIN tracker_health h ON h.tracker_account_id = a.id
 ORDER BY a.id
 """
 
-NEXT_FLOOD_WAIT_END = """
-SELECT min(state_until) FROM tracker_health WHERE state = 'flood_wait' AND state_until > now()
+NEXT_FLOOD_WAIT_END = f"""
+SELECT min(state_until) FROM tracker_health WHERE state = '{HealthState.FLOOD_WAIT}' AND state_until > now()
 """
 
-STALE_FATAL = """
+STALE_FATAL = f"""
 SELECT h.tracker_account_id
 FROM tracker_health h
 JOIN tracker_accounts a ON a.id = h.tracker_account_id
 LEFT JOIN tracker_settings s ON s.tracker_account_id = h.tracker_account_id
-WHERE h.state = 'fatal' AND (a.updated_at > h.updated_at OR s.updated_at > h.updated_at)
+WHERE h.state = '{HealthState.FATAL}' AND (a.updated_at > h.updated_at OR s.updated_at > h.updated_at)
 """
 
-CLEAR_FATAL = """
-UPDATE tracker_health h SET state = 'stopped', state_until = NULL
+CLEAR_FATAL = f"""
+UPDATE tracker_health h SET state = '{HealthState.STOPPED}', state_until = NULL
 FROM tracker_accounts a
 LEFT JOIN tracker_settings s ON s.tracker_account_id = a.id
 WHERE a.id = h.tracker_account_id AND h.tracker_account_id = ANY($1::bigint[])
-  AND h.state = 'fatal' AND (a.updated_at > h.updated_at OR s.updated_at > h.updated_at)
+  AND h.state = '{HealthState.FATAL}' AND (a.updated_at > h.updated_at OR s.updated_at > h.updated_at)
 RETURNING h.tracker_account_id
 """
 
 STILL_RUNNABLE = "SELECT EXISTS (SELECT 1 FROM so_runnable_trackers WHERE tracker_account_id = $1)"
 
-MARK_FATAL = """
+MARK_FATAL = f"""
 INSERT INTO tracker_health (tracker_account_id, state, state_until, last_error)
-VALUES ($1, 'fatal', NULL, $2)
+VALUES ($1, '{HealthState.FATAL}', NULL, $2)
 ON CONFLICT (tracker_account_id) DO UPDATE
-SET state = 'fatal', state_until = NULL, last_error = EXCLUDED.last_error
+SET state = '{HealthState.FATAL}', state_until = NULL, last_error = EXCLUDED.last_error
 """
 
 

@@ -18,10 +18,10 @@ import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
-from seeonline import migrations
-from seeonline.api.app import create_app
-from seeonline.embedded_postgres import EmbeddedPostgres
+from seeonline.database import migrations
+from seeonline.local.embedded_postgres import EmbeddedPostgres
 from seeonline.sandbox import SandboxServer, World
+from seeonline.server.app import create_app
 from seeonline.settings import Settings, load_settings, to_asyncpg_dsn
 from seeonline.telegram.client import DC_ENV, RSA_KEY_ENV
 from tests.support.http import same_loop_client

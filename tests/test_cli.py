@@ -18,7 +18,7 @@ import httpx
 import psutil
 import pytest
 
-from seeonline.embedded_postgres import find_free_port
+from seeonline.local.embedded_postgres import find_free_port
 from tests.api.live_server import wait_for_health
 
 SEEONLINE = [sys.executable, "-m", "seeonline"]

@@ -21,8 +21,8 @@ import psutil
 import pytest
 
 import seeonline
-from seeonline import postgres_install
-from seeonline.embedded_postgres import EmbeddedPostgres, EmbeddedPostgresError, find_free_port
+from seeonline.local import postgres_install
+from seeonline.local.embedded_postgres import EmbeddedPostgres, EmbeddedPostgresError, find_free_port
 
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="only root runs the server as another user")
 
@@ -179,7 +179,7 @@ async def test_create_database_is_idempotent_and_usable(pg: EmbeddedPostgres) ->
 CHILD = """
 import json, sys, time
 from pathlib import Path
-from seeonline.embedded_postgres import EmbeddedPostgres
+from seeonline.local.embedded_postgres import EmbeddedPostgres
 from seeonline.logging import configure_logging
 configure_logging()  # to stderr: stdout carries only the JSON line
 pg = EmbeddedPostgres(Path(sys.argv[1]), durable=False)

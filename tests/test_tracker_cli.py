@@ -10,7 +10,7 @@ from typing import Any, TypeAlias
 import asyncpg
 import pytest
 
-from seeonline.local_stack import start_embedded_database
+from seeonline.local.stack import start_embedded_database
 from seeonline.sandbox import Account, SandboxServer
 from seeonline.secrets import decrypt
 from tests.support.keys import SECRET_KEY

@@ -16,15 +16,15 @@
 CREATE OR REPLACE VIEW so_runnable_trackers AS
 SELECT s.tracker_account_id, s.id AS setting_id, s.max_users, s.current_users,
        coalesce(h.enrolment_paused_until <= now(), true) AS enrolling,
-       coalesce(h.state, 'stopped') AS state
+       coalesce(h.state, @HEALTH_STOPPED@) AS state
 FROM tracker_settings s
 JOIN tracker_accounts a ON a.id = s.tracker_account_id
 LEFT JOIN tracker_health h ON h.tracker_account_id = s.tracker_account_id
 WHERE a.is_active
   AND a.is_auth
   AND s.session_encrypted IS NOT NULL
-  AND coalesce(h.state, 'stopped') NOT IN ('auth_lost', 'banned', 'fatal')
-  AND NOT (coalesce(h.state, 'stopped') = 'flood_wait' AND coalesce(h.state_until, 'infinity') > now());
+  AND coalesce(h.state, @HEALTH_STOPPED@) NOT IN (@HEALTH_NEVER_RUN@)
+  AND NOT (coalesce(h.state, @HEALTH_STOPPED@) = @HEALTH_FLOOD_WAIT@ AND coalesce(h.state_until, 'infinity') > now());
 
 -- Trackers that may receive targets now (the contract's "usable"). A tracker that hides its own last
 -- seen (privacy_misconfigured) sees no exact statuses, so it gets none; its worker still runs, to
@@ -32,7 +32,7 @@ WHERE a.is_active
 CREATE OR REPLACE VIEW so_usable_trackers AS
 SELECT tracker_account_id, setting_id, max_users, current_users, enrolling
 FROM so_runnable_trackers
-WHERE state <> 'privacy_misconfigured';
+WHERE state <> @HEALTH_PRIVACY_MISCONFIGURED@;
 
 CREATE OR REPLACE FUNCTION so_tracker_usable(p_tracker bigint) RETURNS boolean
 LANGUAGE sql STABLE AS $$
@@ -89,7 +89,7 @@ BEGIN
             IF previous IS NOT NULL THEN
                 UPDATE tracker_settings SET current_users = current_users - 1 WHERE tracker_account_id = previous;
             END IF;
-            UPDATE targets SET tracker_account_id = candidate, visibility = 'unknown', enrolled_at = NULL
+            UPDATE targets SET tracker_account_id = candidate, visibility = @VISIBILITY_UNKNOWN@, enrolled_at = NULL
             WHERE id = p_target;
             RETURN candidate;
         END IF;
@@ -140,7 +140,7 @@ LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE tracker_settings SET current_users = current_users - 1 WHERE tracker_account_id = p_from;
     UPDATE tracker_settings SET current_users = current_users + 1 WHERE tracker_account_id = p_to;
-    UPDATE targets SET tracker_account_id = p_to, visibility = 'unknown', enrolled_at = NULL WHERE id = p_target;
+    UPDATE targets SET tracker_account_id = p_to, visibility = @VISIBILITY_UNKNOWN@, enrolled_at = NULL WHERE id = p_target;
 END $$;
 
 -- Start a rebalance: one at a time, then every setting locked in id order.

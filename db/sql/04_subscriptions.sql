@@ -1,12 +1,12 @@
--- Subscriptions: a person's TrackedUser rows and the targets they share.
+-- Subscriptions: a bot user's TrackedUser rows and the targets they share.
 
--- Lock a person for a quota change; raise the contract's errors for a missing, banned or full person.
-CREATE OR REPLACE FUNCTION so_lock_subscriber(p_telegram_user bigint, p_adding boolean) RETURNS void
+-- Lock a bot user for a quota change; raise the contract's errors for a missing, banned or full bot user.
+CREATE OR REPLACE FUNCTION so_lock_bot_user(p_telegram_user bigint, p_adding boolean) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
-    person record;
+    bot_user record;
 BEGIN
-    SELECT role, current_users, max_users INTO person FROM telegram_users WHERE id = p_telegram_user FOR UPDATE;
+    SELECT role, current_users, max_users INTO bot_user FROM telegram_users WHERE id = p_telegram_user FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'SO400', MESSAGE = 'invalid', HINT = 'telegram_user_id',
             DETAIL = format('telegram_user_id: no telegram user with id %s', p_telegram_user);
@@ -14,14 +14,14 @@ BEGIN
     IF NOT p_adding THEN
         RETURN;
     END IF;
-    IF person.role = 'banned' THEN
+    IF bot_user.role = @ROLE_BANNED@ THEN
         RAISE EXCEPTION USING ERRCODE = 'SO403', MESSAGE = 'banned', HINT = 'telegram_user_id',
             DETAIL = 'this telegram user is banned and cannot track anyone';
     END IF;
-    IF person.current_users >= person.max_users THEN
+    IF bot_user.current_users >= bot_user.max_users THEN
         RAISE EXCEPTION USING ERRCODE = 'SO409', MESSAGE = 'quota_exceeded', HINT = 'telegram_user_id',
             DETAIL = format('this telegram user already tracks %s of %s allowed users',
-                            person.current_users, person.max_users);
+                            bot_user.current_users, bot_user.max_users);
     END IF;
 END $$;
 
@@ -63,7 +63,7 @@ DECLARE
     v_target bigint;
     created_id bigint;
 BEGIN
-    PERFORM so_lock_subscriber(p_telegram_user, true);
+    PERFORM so_lock_bot_user(p_telegram_user, true);
     v_target := so_claim_target(p_username, p_tracker);
     INSERT INTO tracked_users (telegram_user_id, target_id, username, visible_online)
     VALUES (p_telegram_user, v_target, p_display_username, p_visible_online)
@@ -72,36 +72,36 @@ BEGIN
     RETURN created_id;
 END $$;
 
--- Change a TrackedUser's person, username or tracker, keeping every counter exact.
+-- Change a TrackedUser's bot user, username or tracker, keeping every counter exact.
 -- Returns true when waiting targets exist (see so_release_target).
 CREATE OR REPLACE FUNCTION so_update_subscription(
     p_tracked_user bigint, p_telegram_user bigint, p_username text, p_display_username text, p_tracker bigint,
     p_visible_online boolean
 ) RETURNS boolean LANGUAGE plpgsql AS $$
 DECLARE
-    seen_owner bigint;
+    seen_bot_user bigint;
     v_row record;
     current_username text;
     new_target bigint;
     waiting boolean := false;
 BEGIN
-    -- People first (lock order), then the row itself; a concurrent owner change means we retry.
+    -- Bot users first (lock order), then the row itself; a concurrent change of bot user means we retry.
     LOOP
-        SELECT telegram_user_id INTO seen_owner FROM tracked_users WHERE id = p_tracked_user;
+        SELECT telegram_user_id INTO seen_bot_user FROM tracked_users WHERE id = p_tracked_user;
         IF NOT FOUND THEN
             RAISE EXCEPTION USING ERRCODE = 'SO404', MESSAGE = 'not_found',
                 DETAIL = 'No TrackedUser matches the given query.';
         END IF;
-        PERFORM 1 FROM telegram_users WHERE id IN (seen_owner, p_telegram_user) ORDER BY id FOR UPDATE;
+        PERFORM 1 FROM telegram_users WHERE id IN (seen_bot_user, p_telegram_user) ORDER BY id FOR UPDATE;
         SELECT telegram_user_id, target_id INTO v_row FROM tracked_users WHERE id = p_tracked_user FOR UPDATE;
         IF NOT FOUND THEN
             RAISE EXCEPTION USING ERRCODE = 'SO404', MESSAGE = 'not_found',
                 DETAIL = 'No TrackedUser matches the given query.';
         END IF;
-        EXIT WHEN v_row.telegram_user_id = seen_owner;
+        EXIT WHEN v_row.telegram_user_id = seen_bot_user;
     END LOOP;
     IF p_telegram_user IS NOT NULL AND p_telegram_user <> v_row.telegram_user_id THEN
-        PERFORM so_lock_subscriber(p_telegram_user, true);  -- the new owner must exist, be allowed, have room
+        PERFORM so_lock_bot_user(p_telegram_user, true);  -- the new bot user must exist, be allowed, have room
         UPDATE telegram_users SET current_users = current_users - 1 WHERE id = v_row.telegram_user_id;
         UPDATE telegram_users SET current_users = current_users + 1 WHERE id = p_telegram_user;
     END IF;
@@ -157,13 +157,13 @@ BEGIN
     END LOOP;
 END $$;
 
--- Delete people with all their TrackedUsers. Returns (deleted, waiting) like so_unsubscribe.
-CREATE OR REPLACE FUNCTION so_delete_telegram_users(p_people bigint[], OUT deleted integer, OUT waiting boolean)
+-- Delete bot users with all their TrackedUsers. Returns (deleted, waiting) like so_unsubscribe.
+CREATE OR REPLACE FUNCTION so_delete_telegram_users(p_bot_users bigint[], OUT deleted integer, OUT waiting boolean)
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM 1 FROM telegram_users WHERE id = ANY (p_people) ORDER BY id FOR UPDATE;
+    PERFORM 1 FROM telegram_users WHERE id = ANY (p_bot_users) ORDER BY id FOR UPDATE;
     SELECT u.waiting INTO waiting
-    FROM so_unsubscribe(ARRAY(SELECT id FROM tracked_users WHERE telegram_user_id = ANY (p_people))) AS u;
-    DELETE FROM telegram_users WHERE id = ANY (p_people);
+    FROM so_unsubscribe(ARRAY(SELECT id FROM tracked_users WHERE telegram_user_id = ANY (p_bot_users))) AS u;
+    DELETE FROM telegram_users WHERE id = ANY (p_bot_users);
     GET DIAGNOSTICS deleted = ROW_COUNT;
 END $$;

@@ -18,7 +18,7 @@ BEGIN
     ),
     inserted AS (
         INSERT INTO online_statuses (created_at, tracked_user_id, is_online, source)
-        SELECT e.at, u.id, false, 'expires' FROM expired e JOIN tracked_users u ON u.target_id = e.id
+        SELECT e.at, u.id, false, @SOURCE_EXPIRES@ FROM expired e JOIN tracked_users u ON u.target_id = e.id
         ORDER BY e.at, u.id
     ),
     updated AS (

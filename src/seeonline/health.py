@@ -36,3 +36,5 @@ RUNNING_STATES = frozenset(
 RETIRED_STATES = frozenset({HealthState.FLOOD_WAIT, HealthState.AUTH_LOST, HealthState.BANNED})
 # The slot engine gives these trackers no targets: entering one drains the tracker, leaving one refills it.
 UNUSABLE_STATES = RETIRED_STATES | {HealthState.PRIVACY_MISCONFIGURED}
+# The supervisor runs no worker for these until an operator acts (a new session, or re-activation).
+NEVER_RUN_STATES = frozenset({HealthState.AUTH_LOST, HealthState.BANNED, HealthState.FATAL})

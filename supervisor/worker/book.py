@@ -82,7 +82,7 @@ class StatusBook:
             self._index(state)
 
     def remove(self, target_id: int) -> TargetState | None:
-        """Stop watching a target (it moved to another tracker or lost its subscribers)."""
+        """Stop watching a target (it moved to another tracker or lost its last tracked user)."""
         state = self.targets.pop(target_id, None)
         if state is not None:
             state.cancel_expiry()

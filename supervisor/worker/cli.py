@@ -13,7 +13,7 @@ from seeonline.logging import configure_logging
 @click.argument("tracker_account_id", type=int)
 def worker(tracker_account_id: int) -> None:
     """Run the worker of one tracker account until Ctrl-C/SIGTERM (normally the supervisor does this)."""
-    from seeonline.cli import settings_or_exit  # noqa: PLC0415 - the CLI module imports this one
+    from seeonline.cli.common import settings_or_exit  # noqa: PLC0415
     from supervisor.worker.main import run_worker  # noqa: PLC0415 - Telethon only when used
 
     settings = settings_or_exit()

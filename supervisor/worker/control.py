@@ -23,12 +23,12 @@ from typing import Any
 
 import asyncpg
 
-from seeonline.channels import CHANNEL_PRIVACY, CHANNEL_TARGETS, TRACKER_LOCK_SPACE
 from seeonline.choices import sql_list
-from seeonline.db_errors import DATABASE_ERRORS
-from seeonline.health import RUNNING_STATES, UNUSABLE_STATES, HealthState
+from seeonline.database.channels import CHANNEL_PRIVACY, CHANNEL_TARGETS, TRACKER_LOCK_SPACE
+from seeonline.database.errors import DATABASE_ERRORS
+from seeonline.database.maintenance import move_unresolved
+from seeonline.health import NEVER_RUN_STATES, RETIRED_STATES, RUNNING_STATES, UNUSABLE_STATES, HealthState
 from seeonline.logging import get_logger
-from seeonline.maintenance import move_unresolved
 
 log = get_logger("supervisor.worker.control")
 
@@ -124,17 +124,17 @@ ON CONFLICT (tracker_account_id) DO UPDATE SET
     last_heartbeat_at = EXCLUDED.last_heartbeat_at, last_error = EXCLUDED.last_error
 """
 
-HEARTBEAT = """
+HEARTBEAT = f"""
 INSERT INTO tracker_health (tracker_account_id, state, last_heartbeat_at, last_error, enrolment_paused_until)
 VALUES ($1, $2, now(), $3, $4)
 ON CONFLICT (tracker_account_id) DO UPDATE SET last_heartbeat_at = now(), state = EXCLUDED.state,
     last_error = EXCLUDED.last_error, enrolment_paused_until = EXCLUDED.enrolment_paused_until
-WHERE tracker_health.state NOT IN ('auth_lost', 'banned', 'fatal', 'flood_wait')
+WHERE tracker_health.state NOT IN ({sql_list(RETIRED_STATES | NEVER_RUN_STATES)})
 """
 
 # A clean stop shows as stopped, unless a state that explains why the tracker cannot run is kept.
 MARK_STOPPED = f"""
-UPDATE tracker_health SET state = 'stopped', state_until = NULL
+UPDATE tracker_health SET state = '{HealthState.STOPPED}', state_until = NULL
 WHERE tracker_account_id = $1 AND state IN ({sql_list(RUNNING_STATES - UNUSABLE_STATES)})
 """
 

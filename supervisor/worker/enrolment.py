@@ -14,7 +14,7 @@ from typing import Any
 
 from telethon import errors
 
-from seeonline.db_errors import DATABASE_ERRORS
+from seeonline.database.errors import DATABASE_ERRORS
 from supervisor.worker.book import StatusBook, TargetState
 from supervisor.worker.call_errors import CallErrors, describe
 from supervisor.worker.control import ControlDb

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 import asyncpg
 
 from seeonline.choices import StatusSource, Visibility
-from seeonline.db_errors import DATABASE_ERRORS
+from seeonline.database.errors import DATABASE_ERRORS
 from seeonline.logging import get_logger
 from supervisor.worker.waiting import wait_event
 
@@ -77,8 +77,8 @@ SELECT (SELECT count(*) FROM changes) AS changes, (SELECT count(*) FROM inserted
        (SELECT count(*) FROM moved) AS targets
 """
 
-# Visibility is a state, not a transition: the latest value wins; subscribers see it as visible_online.
-UPDATE_VISIBILITY = """
+# Visibility is a state, not a transition: the latest value wins; tracked users see it as visible_online.
+UPDATE_VISIBILITY = f"""
 WITH wanted AS (
     SELECT v.target_id, v.visibility FROM unnest($1::bigint[], $2::text[]) AS v(target_id, visibility)
 ),
@@ -88,10 +88,10 @@ changed AS (
     WHERE t.id = w.target_id AND t.visibility IS DISTINCT FROM w.visibility
     RETURNING t.id
 )
-UPDATE tracked_users u SET visible_online = (w.visibility = 'visible')
+UPDATE tracked_users u SET visible_online = (w.visibility = '{Visibility.VISIBLE}')
 FROM wanted w
-WHERE u.target_id = w.target_id AND w.visibility <> 'unknown'
-  AND u.visible_online IS DISTINCT FROM (w.visibility = 'visible')
+WHERE u.target_id = w.target_id AND w.visibility <> '{Visibility.UNKNOWN}'
+  AND u.visible_online IS DISTINCT FROM (w.visibility = '{Visibility.VISIBLE}')
 """
 
 

@@ -25,7 +25,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from seeonline.db_errors import DATABASE_ERRORS
+from seeonline.database.errors import DATABASE_ERRORS
 from seeonline.lease import Lease
 from supervisor.worker.control import LOCK_CONNECT_TIMEOUT, ControlDb, LockHeldError, TargetRow
 from supervisor.worker.options import WorkerOptions

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from telethon import TelegramClient, errors
 
-from seeonline.db_errors import DATABASE_ERRORS
+from seeonline.database.errors import DATABASE_ERRORS
 from seeonline.logging import get_logger
 from seeonline.telegram.privacy import PrivacyReport, check_last_seen
 from supervisor.worker.control import ControlDb

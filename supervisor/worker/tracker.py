@@ -30,7 +30,7 @@ from typing import Any
 from telethon import TelegramClient, events
 from telethon.tl import types
 
-from seeonline.db_errors import DATABASE_ERRORS
+from seeonline.database.errors import DATABASE_ERRORS
 from seeonline.health import RUNNING_STATES, HealthState
 from seeonline.logging import get_logger
 from seeonline.secrets import SecretKeyError, decrypt

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from seeonline.embedded_postgres import find_free_port
+from seeonline.local.embedded_postgres import find_free_port
 from seeonline.processes import stop_child
 from tests.support.keys import API_KEY, SECRET_KEY
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
-from seeonline.api.app import create_app
 from seeonline.logging import configure_logging
+from seeonline.server.app import create_app
 from seeonline.settings import Settings
 from tests.api.builders import Client, create, tracker
 from tests.support.keys import API_KEY

@@ -207,7 +207,7 @@ async def test_unreachable_telegram_is_503_with_retry_after(
     api: Api, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     account = sandbox.world.add_account()
-    from seeonline.embedded_postgres import find_free_port  # noqa: PLC0415
+    from seeonline.local.embedded_postgres import find_free_port  # noqa: PLC0415
 
     monkeypatch.setenv(DC_ENV, f"127.0.0.1:{find_free_port()}")
     response = await api.post("/tracker-logins/", json=body(account))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import asyncpg
 
-from seeonline.channels import TRACKER_LOCK_SPACE
+from seeonline.database.channels import TRACKER_LOCK_SPACE
 from seeonline.settings import Settings
 from supervisor.exit_codes import EXIT_LOCK_HELD, EXIT_RETIRED
 from supervisor.handover import DRAIN_SIGNAL

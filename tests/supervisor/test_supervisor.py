@@ -15,7 +15,7 @@ import asyncpg
 import msgspec
 import pytest
 
-from seeonline.channels import CHANNEL_TRACKERS, TRACKER_LOCK_SPACE
+from seeonline.database.channels import CHANNEL_TRACKERS, TRACKER_LOCK_SPACE
 from seeonline.lease import Lease
 from seeonline.settings import Settings
 from supervisor.process import ProcessOptions, State

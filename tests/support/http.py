@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 
-from seeonline.api.app import create_app
+from seeonline.server.app import create_app
 from seeonline.settings import Settings
 from tests.support.keys import API_KEY
 

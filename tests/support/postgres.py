@@ -7,7 +7,7 @@ import secrets
 import asyncpg
 import pytest
 
-from seeonline.embedded_postgres import EmbeddedPostgres
+from seeonline.local.embedded_postgres import EmbeddedPostgres
 
 
 class PostgresServer:

@@ -18,9 +18,9 @@ import asyncpg
 import msgspec
 import pytest
 
-from seeonline.channels import TRACKER_LOCK_SPACE
+from seeonline.database.channels import TRACKER_LOCK_SPACE
+from seeonline.database.maintenance import move_unresolved
 from seeonline.lease import Lease
-from seeonline.maintenance import move_unresolved
 from seeonline.sandbox import SandboxServer
 from supervisor import trackers
 from supervisor.exit_codes import EXIT_LOCK_HELD, EXIT_RETIRED

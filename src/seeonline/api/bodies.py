@@ -15,12 +15,3 @@ Id = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
 def provided(update: msgspec.Struct) -> dict[str, Any]:
     """The fields a PATCH body actually carried."""
     return {name: value for name in update.__struct_fields__ if (value := getattr(update, name)) is not msgspec.UNSET}
-
-
-def set_clause(values: dict[str, Any], args: list[Any]) -> str:
-    """``col = $n, …`` for ``values``, appending them to ``args`` (column names come from Structs)."""
-    parts = []
-    for column, value in values.items():
-        args.append(value)
-        parts.append(f"{column} = ${len(args)}")
-    return ", ".join(parts)

@@ -10,7 +10,7 @@ import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
-from seeonline.db_errors import DATABASE_ERRORS, RETRYABLE_SQLSTATES
+from seeonline.database.errors import DATABASE_ERRORS, RETRYABLE_SQLSTATES
 from seeonline.logging import get_logger
 
 log = get_logger(__name__)

@@ -15,9 +15,9 @@ import asyncpg
 from litestar import Request, Response
 from litestar.response import Stream
 
-from seeonline.api.database import StreamSource
 from seeonline.api.errors import invalid, not_found
 from seeonline.api.params import Parser, parse_int, parse_non_negative
+from seeonline.database.pool import StreamSource
 
 JSON = "application/json"
 # Lists up to this size are answered from one query; larger ones are streamed from a cursor.

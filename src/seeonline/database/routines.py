@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from seeonline.channels import SQL_PLACEHOLDERS
+from seeonline.database.placeholders import substitute
 from seeonline.settings import PROJECT_ROOT
 
 SQL_DIR = PROJECT_ROOT / "db" / "sql"
@@ -75,11 +75,8 @@ def sql_files() -> list[Path]:
 
 
 def load_script() -> str:
-    """Every routine file, in order, with channel names and lock keys substituted."""
-    script = "\n".join(path.read_text() for path in sql_files())
-    for placeholder, value in SQL_PLACEHOLDERS.items():
-        script = script.replace(placeholder, value)
-    return script
+    """Every routine file, in order, with its placeholders substituted (:mod:`seeonline.database.placeholders`)."""
+    return substitute("\n".join(path.read_text() for path in sql_files()))
 
 
 def script_checksum(script: str) -> str:

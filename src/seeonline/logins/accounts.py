@@ -10,9 +10,10 @@ from typing import Any
 
 import asyncpg
 
-from seeonline.api.database import Connection, in_transaction
 from seeonline.api.errors import from_database_error, not_found
 from seeonline.choices import LoginState
+from seeonline.database.pool import Connection, in_transaction
+from seeonline.health import HealthState
 from seeonline.logins.store import LoginRow
 from seeonline.secrets import encrypt, lookup_hash, mask
 
@@ -89,7 +90,7 @@ async def save_tracker(pool: asyncpg.Pool, secret_key: str, login: LoginRow) -> 
             )
         else:
             await connection.execute(
-                "UPDATE tracker_health SET state = 'stopped', state_until = NULL, last_error = NULL"
+                f"UPDATE tracker_health SET state = '{HealthState.STOPPED}', state_until = NULL, last_error = NULL"
                 " WHERE tracker_account_id = $1 AND state = ANY($2::text[])",
                 tracker_id,
                 list(CURED_BY_LOGIN),

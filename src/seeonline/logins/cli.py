@@ -18,9 +18,10 @@ import click
 import msgspec
 from click.core import ParameterSource
 
-from seeonline.api.database import create_pool
 from seeonline.api.errors import ApiError, from_validation_error
 from seeonline.choices import LoginState
+from seeonline.database.pool import create_pool
+from seeonline.health import HealthState
 from seeonline.logins.schemas import TrackerLoginCreate
 from seeonline.logins.service import LoginService
 from seeonline.settings import Settings
@@ -30,8 +31,8 @@ CODE_ATTEMPTS = 5
 PASSWORD_ATTEMPTS = 3
 RESEND_WORDS = frozenset({"r", "resend"})
 
-TRACKERS = """
-SELECT a.id, a.telegram_id, s.phone_number, coalesce(h.state, 'stopped') AS health, h.last_error,
+TRACKERS = f"""
+SELECT a.id, a.telegram_id, s.phone_number, coalesce(h.state, '{HealthState.STOPPED}') AS health, h.last_error,
        s.current_users, s.max_users, a.is_active, a.is_auth
 FROM tracker_accounts a
 LEFT JOIN tracker_settings s ON s.tracker_account_id = a.id
@@ -48,8 +49,8 @@ def database(settings: Settings) -> Iterator[tuple[str, str]]:
             raise click.ClickException("SEEONLINE_SECRET_KEY: not set (it encrypts tracker credentials)")
         yield settings.asyncpg_dsn, settings.secret_key
         return
-    from seeonline.embedded_postgres import EmbeddedPostgresError  # noqa: PLC0415 - only without DATABASE_URL
-    from seeonline.local_stack import load_or_create_credentials, local_database  # noqa: PLC0415
+    from seeonline.local.embedded_postgres import EmbeddedPostgresError  # noqa: PLC0415 - only without DATABASE_URL
+    from seeonline.local.stack import load_or_create_credentials, local_database  # noqa: PLC0415
 
     credentials = load_or_create_credentials(settings.data_dir)
     try:
@@ -61,7 +62,7 @@ def database(settings: Settings) -> Iterator[tuple[str, str]]:
 
 
 def _settings() -> Settings:
-    from seeonline.cli import settings_or_exit  # noqa: PLC0415 - the CLI module loads this one lazily
+    from seeonline.cli.common import settings_or_exit  # noqa: PLC0415
 
     return settings_or_exit()
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from litestar import Controller, Response, delete, get, post
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
-from seeonline.api.context import AnyRequest, services
 from seeonline.api.listing import json_response, path_id
 from seeonline.api.openapi import ErrorBody, returns
 from seeonline.logins.schemas import LoginCode, LoginPassword, TrackerLoginCreate, TrackerLoginOut
+from seeonline.logins.service import LoginService
+
+Logins = NamedDependency[LoginService]
 
 TELEGRAM_ERRORS = {
     403: ResponseSpec(ErrorBody, description="`phone_banned`: Telegram banned this phone number"),
@@ -31,45 +34,42 @@ class TrackerLoginController(Controller):
     tags = ["tracker-logins"]
 
     @post("/", responses=login_returns(201))
-    async def start_login(self, request: AnyRequest, data: JSONBody[TrackerLoginCreate]) -> Response[bytes]:
+    async def start_login(self, logins: Logins, data: JSONBody[TrackerLoginCreate]) -> Response[bytes]:
         """Start a login: Telegram sends the account a code (state code_sent; expires in 15 minutes)."""
-        logins = services(request).logins
         return json_response(await logins.render(await logins.start(data)), 201)
 
     @get("/{login_id:str}", responses=returns(TrackerLoginOut))
-    async def get_login(self, request: AnyRequest, login_id: FromPath[str]) -> Response[bytes]:
+    async def get_login(self, logins: Logins, login_id: FromPath[str]) -> Response[bytes]:
         """Where a login stands (state code_sent, password_needed, signed_in, done or expired)."""
-        return json_response(await services(request).logins.render(path_id(login_id)))
+        return json_response(await logins.render(path_id(login_id)))
 
     @delete(
         "/{login_id:str}",
         responses={**returns(None), 409: ResponseSpec(ErrorBody, description="`login_busy`: a step is running")},
     )
-    async def delete_login(self, request: AnyRequest, login_id: FromPath[str]) -> None:
+    async def delete_login(self, logins: Logins, login_id: FromPath[str]) -> None:
         """Abandon a login (its pre-login session is deleted; a signed-in one is logged out first)."""
-        await services(request).logins.delete(path_id(login_id))
+        await logins.delete(path_id(login_id))
 
     @post("/{login_id:str}/code", status_code=200, responses=login_returns())
-    async def submit_code(
-        self, request: AnyRequest, login_id: FromPath[str], data: JSONBody[LoginCode]
-    ) -> Response[bytes]:
+    async def submit_code(self, logins: Logins, login_id: FromPath[str], data: JSONBody[LoginCode]) -> Response[bytes]:
         """Sign in with the code (separators allowed): state done, or password_needed with its hint."""
-        logins, row_id = services(request).logins, path_id(login_id)
+        row_id = path_id(login_id)
         await logins.submit_code(row_id, data.code)
         return json_response(await logins.render(row_id))
 
     @post("/{login_id:str}/password", status_code=200, responses=login_returns())
     async def submit_password(
-        self, request: AnyRequest, login_id: FromPath[str], data: JSONBody[LoginPassword]
+        self, logins: Logins, login_id: FromPath[str], data: JSONBody[LoginPassword]
     ) -> Response[bytes]:
         """Finish a 2FA login with the account's password (never stored or logged): state done."""
-        logins, row_id = services(request).logins, path_id(login_id)
+        row_id = path_id(login_id)
         await logins.submit_password(row_id, data.password)
         return json_response(await logins.render(row_id))
 
     @post("/{login_id:str}/resend", status_code=200, responses=login_returns())
-    async def resend_code(self, request: AnyRequest, login_id: FromPath[str]) -> Response[bytes]:
+    async def resend_code(self, logins: Logins, login_id: FromPath[str]) -> Response[bytes]:
         """Send the code again (Telegram picks the next delivery type, e.g. SMS)."""
-        logins, row_id = services(request).logins, path_id(login_id)
+        row_id = path_id(login_id)
         await logins.resend(row_id)
         return json_response(await logins.render(row_id))

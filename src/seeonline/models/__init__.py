@@ -1,8 +1,8 @@
 """The database schema as SQLAlchemy models: the source Alembic compares migrations with."""
 
 from seeonline.models.base import Base
+from seeonline.models.bot_users import TelegramUser, TrackedUser
 from seeonline.models.logins import TrackerLogin
-from seeonline.models.people import TelegramUser, TrackedUser
 from seeonline.models.statuses import OnlineStatus
 from seeonline.models.targets import Target, TrackerPeer
 from seeonline.models.trackers import TrackerAccount, TrackerHealth, TrackerPrivacyCheck, TrackerSetting

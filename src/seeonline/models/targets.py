@@ -13,7 +13,7 @@ from seeonline.models.base import AuditedTable, Base, created_at_column
 
 
 class Target(AuditedTable):
-    """One watched Telegram account, shared by all its subscribers and assigned to one tracker."""
+    """One watched Telegram account, shared by every tracked user following it and assigned to one tracker."""
 
     __tablename__ = "targets"
     __table_args__ = (

@@ -6,10 +6,11 @@ from typing import Any
 
 import asyncpg
 
-from seeonline.api.bodies import provided, set_clause
-from seeonline.api.database import with_retry
+from seeonline.api.bodies import provided
 from seeonline.api.errors import not_found
 from seeonline.choices import StatusSource
+from seeonline.database.pool import with_retry
+from seeonline.database.set_clause import set_clause
 from seeonline.statuses.resources import STATUS_JSON
 from seeonline.statuses.schemas import OnlineStatusCreate, OnlineStatusUpdate, as_utc
 

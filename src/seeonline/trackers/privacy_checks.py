@@ -11,9 +11,10 @@ import time
 
 import asyncpg
 
-from seeonline.api.database import Connection, in_transaction
 from seeonline.api.errors import not_found
-from seeonline.channels import CHANNEL_PRIVACY
+from seeonline.database.channels import CHANNEL_PRIVACY
+from seeonline.database.pool import Connection, in_transaction
+from seeonline.health import HealthState
 from seeonline.logging import get_logger
 
 log = get_logger(__name__)
@@ -36,7 +37,8 @@ RETURNING requested_seq
 
 WORKER_ALIVE = f"""
 SELECT EXISTS (
-    SELECT 1 FROM tracker_health WHERE tracker_account_id = $1 AND state IN ('ok', 'privacy_misconfigured')
+    SELECT 1 FROM tracker_health
+    WHERE tracker_account_id = $1 AND state IN ('{HealthState.OK}', '{HealthState.PRIVACY_MISCONFIGURED}')
       AND last_heartbeat_at > now() - interval '{ALIVE_WITHIN}'
 )
 """

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from seeonline.api.listing import Filter, Resource
 from seeonline.api.params import parse_bool, parse_int, parse_text
+from seeonline.health import HealthState
 
 TRACKER_ACCOUNTS = Resource(
     name="TrackerAccount",
     source="tracker_accounts r LEFT JOIN tracker_health h ON h.tracker_account_id = r.id",
-    json="""json_build_object(
+    json=f"""json_build_object(
         'id', r.id, 'telegram_id', r.telegram_id, 'api_id', r.api_id, 'api_hash', r.api_hash_masked,
         'is_active', r.is_active, 'is_auth', r.is_auth,
         'health', json_build_object(
-            'state', coalesce(h.state, 'stopped'), 'state_until', h.state_until,
+            'state', coalesce(h.state, '{HealthState.STOPPED}'), 'state_until', h.state_until,
             'last_heartbeat_at', h.last_heartbeat_at, 'last_error', h.last_error,
             'enrolment_paused_until', CASE WHEN h.enrolment_paused_until > now() THEN h.enrolment_paused_until END),
         'created_at', r.created_at, 'updated_at', r.updated_at)""",

@@ -7,9 +7,10 @@ from typing import Any
 
 import asyncpg
 
-from seeonline.api.bodies import provided, set_clause
-from seeonline.api.database import Connection, in_transaction, with_retry
+from seeonline.api.bodies import provided
 from seeonline.api.errors import ApiError, not_found
+from seeonline.database.pool import Connection, in_transaction, with_retry
+from seeonline.database.set_clause import set_clause
 from seeonline.logging import get_logger
 from seeonline.secrets import encrypt, lookup_hash, mask
 from seeonline.trackers.schemas import (

@@ -1,10 +1,10 @@
-"""How telegram users and tracked users are read: SQL, JSON shape, filters, orderings."""
+"""How bot users and tracked users are read: SQL, JSON shape, filters, orderings."""
 
 from __future__ import annotations
 
 from seeonline.api.listing import Filter, Resource
 from seeonline.api.params import choice_parser, parse_bool, parse_int, parse_text
-from seeonline.people.schemas import ROLES, THEMES
+from seeonline.bot_users.schemas import ROLES, THEMES
 from seeonline.usernames import sql_normalized
 
 TELEGRAM_USERS = Resource(

@@ -17,10 +17,10 @@ from typing import Any
 
 import asyncpg
 
-from seeonline.api.database import create_pool
+from seeonline.bot_users.schemas import TelegramUserCreate, TrackedUserCreate
+from seeonline.bot_users.service import BotUserService
+from seeonline.database.pool import create_pool
 from seeonline.logging import get_logger
-from seeonline.people.schemas import TelegramUserCreate, TrackedUserCreate
-from seeonline.people.service import PeopleService
 from seeonline.processes import stop_child
 from seeonline.sandbox.process import sandbox_command_line
 from seeonline.trackers.schemas import TrackerAccountCreate, TrackerSettingCreate
@@ -77,7 +77,7 @@ async def register(database_url: str, secret_key: str, manifest: dict[str, Any])
     """Register the sandbox's trackers and some bot users following its people, through the services."""
     pool = await create_pool(database_url, size=2)
     try:
-        trackers, people = TrackerService(pool, secret_key), PeopleService(pool)
+        trackers, people = TrackerService(pool, secret_key), BotUserService(pool)
         room = len(manifest["people"]) // max(1, len(manifest["trackers"])) + 5
         for tracker in manifest["trackers"]:
             account_id = await trackers.create_account(
@@ -115,7 +115,7 @@ def prepare_demo(
     admin_url: str, database_url: str, secret_key: str, *, trackers: int, people: int, rate: float
 ) -> DemoSandbox:
     """Reset the demo database, migrate it, start the sandbox and register everything."""
-    from seeonline import migrations  # noqa: PLC0415
+    from seeonline.database import migrations  # noqa: PLC0415
 
     asyncio.run(reset_database(admin_url, database_url))
     migrations.upgrade(database_url)

@@ -6,12 +6,13 @@ import json
 
 from litestar import Response, get
 
-from seeonline.api.context import AnyRequest, services
+from seeonline.api.handler_types import Pool
+from seeonline.health import HealthState
 
-GAUGES_SQL = """
+GAUGES_SQL = f"""
 SELECT
-    (SELECT coalesce(json_object_agg(state, n), '{}') FROM (
-        SELECT coalesce(h.state, 'stopped') AS state, count(*) AS n
+    (SELECT coalesce(json_object_agg(state, n), '{{}}') FROM (
+        SELECT coalesce(h.state, '{HealthState.STOPPED}') AS state, count(*) AS n
         FROM tracker_accounts a LEFT JOIN tracker_health h ON h.tracker_account_id = a.id GROUP BY 1
     ) AS states)::text AS trackers_by_state,
     (SELECT count(*) FROM so_usable_trackers) AS usable_trackers,
@@ -22,7 +23,7 @@ SELECT
     (SELECT count(*) FROM tracked_users) AS tracked_users,
     (SELECT count(*) FROM telegram_users) AS telegram_users,
     (SELECT coalesce(extract(epoch FROM now() - min(last_heartbeat_at)), 0) FROM tracker_health
-        WHERE state = 'ok') AS oldest_heartbeat_seconds
+        WHERE state = '{HealthState.OK}') AS oldest_heartbeat_seconds
 """
 
 HELP = {
@@ -38,9 +39,9 @@ HELP = {
 
 
 @get("/metrics", tags=["operations"])
-async def metrics(request: AnyRequest) -> Response[str]:
+async def metrics(pool: Pool) -> Response[str]:
     """Gauges about trackers, slots and targets (no API key needed)."""
-    row = await services(request).pool.fetchrow(GAUGES_SQL)
+    row = await pool.fetchrow(GAUGES_SQL)
     assert row is not None
     lines = [
         "# HELP seeonline_trackers Tracker accounts by health state.",

@@ -14,8 +14,6 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
 from seeonline.api.auth import require_api_key
-from seeonline.api.context import AnyRequest, Services
-from seeonline.api.database import StreamSource, create_pool
 from seeonline.api.errors import (
     ApiError,
     api_error_handler,
@@ -23,18 +21,17 @@ from seeonline.api.errors import (
     invalid,
     unexpected_error_handler,
 )
-from seeonline.api.metrics import metrics
+from seeonline.api.handler_types import AnyRequest, Pool
+from seeonline.bot_users.controllers import TelegramUserController, TrackedUserController
+from seeonline.database.maintenance import drop_expired_status_partitions, ensure_status_partitions
+from seeonline.database.pool import StreamSource, create_pool
 from seeonline.logging import get_logger
 from seeonline.logins.controllers import TrackerLoginController
-from seeonline.logins.service import LoginService
-from seeonline.maintenance import drop_expired_status_partitions, ensure_status_partitions
-from seeonline.people.controllers import TelegramUserController, TrackedUserController
-from seeonline.people.service import PeopleService
+from seeonline.server.dependencies import Services, dependencies
+from seeonline.server.metrics import metrics
 from seeonline.settings import Settings, SettingsError
 from seeonline.statuses.controllers import OnlineStatusController
-from seeonline.statuses.service import StatusService
 from seeonline.trackers.controllers import TrackerAccountController, TrackerSettingController
-from seeonline.trackers.service import TrackerService
 
 log = get_logger(__name__)
 
@@ -50,10 +47,10 @@ async def health() -> dict[str, str]:
 
 
 @get("/ready", tags=["operations"])
-async def ready(request: AnyRequest) -> Response[dict[str, str]]:
+async def ready(pool: Pool) -> Response[dict[str, str]]:
     """Readiness: the database answers."""
     try:
-        await request.app.state.services.pool.fetchval("SELECT 1")
+        await pool.fetchval("SELECT 1")
     except (OSError, asyncpg.PostgresError, AttributeError):
         return Response({"status": "unavailable", "detail": "database unreachable"}, status_code=503)
     return Response({"status": "ok"})
@@ -93,14 +90,7 @@ def create_app(settings: Settings) -> Litestar:
             await ensure_status_partitions(connection)
             if settings.status_retention_months:
                 await drop_expired_status_partitions(connection, settings.status_retention_months)
-        app.state.services = Services(
-            pool=pool,
-            streams=StreamSource(settings.asyncpg_dsn, limit=STREAM_LIMIT),
-            trackers=TrackerService(pool, secret_key),
-            people=PeopleService(pool),
-            statuses=StatusService(pool),
-            logins=LoginService(pool, secret_key),
-        )
+        app.state.services = Services.build(pool, StreamSource(settings.asyncpg_dsn, limit=STREAM_LIMIT), secret_key)
         try:
             yield
         finally:
@@ -120,6 +110,7 @@ def create_app(settings: Settings) -> Litestar:
     )
     app = Litestar(
         route_handlers=[health, ready, metrics, resources],
+        dependencies=dependencies(),
         lifespan=[lifespan],
         exception_handlers={
             ApiError: api_error_handler,

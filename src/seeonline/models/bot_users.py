@@ -10,7 +10,7 @@ from seeonline.models.base import AuditedTable
 
 
 class TelegramUser(AuditedTable):
-    """A person using the bot, with a role and a quota of tracked users."""
+    """A bot user: someone using the bot, with a role and a quota of tracked users."""
 
     __tablename__ = "telegram_users"
     __table_args__ = (
@@ -29,7 +29,7 @@ class TelegramUser(AuditedTable):
 
 
 class TrackedUser(AuditedTable):
-    """One person's subscription to a target; its tracker is the target's tracker."""
+    """One bot user's subscription to a target; its tracker is the target's tracker."""
 
     __tablename__ = "tracked_users"
     __table_args__ = (UniqueConstraint("telegram_user_id", "target_id"),)

@@ -15,9 +15,7 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -28,126 +26,33 @@ from typing import Any, Self, TypeVar
 from urllib.parse import quote
 
 import asyncpg
-import psutil
 
-from seeonline import parent_death
+from seeonline.local.postgres_install import EmbeddedPostgresError, RunAs, first_blocked, install_root, run_as
+from seeonline.local.postgres_processes import (
+    HOST,
+    LOG_TAIL_LINES,
+    child_env,
+    find_free_port,
+    log_tail,
+    read_pid_file,
+    running_server_port,
+    server_using,
+    spawn_kwargs,
+)
 from seeonline.logging import get_logger
-from seeonline.postgres_install import EmbeddedPostgresError, RunAs, first_blocked, install_root, run_as
 
 __all__ = ["EmbeddedPostgres", "EmbeddedPostgresError", "find_free_port", "running_server_port"]
 
 log = get_logger(__name__)
 
-HOST = "127.0.0.1"
 SUPERUSER = "postgres"
 LOG_NAME = "postgres.log"
 # sun_path holds 108 bytes including the terminating NUL.
 MAX_SOCKET_PATH = 107
 # Rotate the server log at start once it passes this size, keeping one old copy.
 MAX_LOG_BYTES = 10 * 1024 * 1024
-LOG_TAIL_LINES = 25
-# SIGINT is Postgres' "fast" shutdown: it disconnects clients, checkpoints and exits cleanly within a bounded
-# time. SIGTERM ("smart") would wait forever for clients in other processes; SIGQUIT ("immediate") skips the
-# checkpoint and forces crash recovery on the next start.
-PARENT_DEATH_SIGNAL = signal.SIGINT
 
 _T = TypeVar("_T")
-
-
-def find_free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now (never 5432, which a system server may own)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind((HOST, 0))
-            port: int = sock.getsockname()[1]
-        if port != 5432:
-            return port
-
-
-def _child_env(install: Path) -> dict[str, str]:
-    """The environment for initdb and postgres: ours without libpq/PG settings, plain C messages."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "LC_")) and k != "LANG"}
-    env["LC_ALL"] = "C"
-    env["PATH"] = f"{install / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-    icu = install / "share" / "icu"
-    if icu.is_dir():
-        env["ICU_DATA"] = str(icu)
-    return env
-
-
-def _make_preexec(parent_pid: int) -> Any:
-    """A preexec_fn that ties the child's life to the spawning thread (runs after subprocess drops to ``user``)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    check = parent_death.arm(PARENT_DEATH_SIGNAL)
-
-    def preexec() -> None:
-        # Setting the uid clears the death signal, so this must run after the switch, as preexec_fn does.
-        if not check(parent_pid):  # the parent died before the signal was armed
-            os._exit(1)
-
-    return preexec
-
-
-def _spawn_kwargs(who: RunAs | None) -> dict[str, Any]:
-    """Popen arguments that drop to ``who`` (with only its own groups) and arm the parent-death signal."""
-    kwargs: dict[str, Any] = {"preexec_fn": _make_preexec(os.getpid()), "cwd": "/", "stdin": subprocess.DEVNULL}
-    if who is not None:
-        kwargs |= {"user": who.uid, "group": who.gid, "extra_groups": list(who.groups)}
-    return kwargs
-
-
-def _tail(path: Path, offset: int = 0, lines: int = LOG_TAIL_LINES) -> str:
-    """The last ``lines`` lines of ``path`` written after ``offset``."""
-    try:
-        with path.open("rb") as fh:
-            fh.seek(max(offset, fh.seek(0, os.SEEK_END) - 64 * 1024))
-            text = fh.read().decode(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def _read_pid_file(data_dir: Path) -> list[str] | None:
-    """The lines of ``postmaster.pid``, or None when there is none."""
-    try:
-        return (data_dir / "postmaster.pid").read_text().splitlines()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-
-
-def _server_using(data_dir: Path) -> int | None:
-    """The pid of a live Postgres process (postmaster or orphaned backend) working in ``data_dir``, if any."""
-    lines = _read_pid_file(data_dir)
-    if lines is None:
-        return None
-    real = data_dir.resolve()
-    # Every Postgres process works in its data dir, which tells a live owner from an unrelated process (even
-    # another cluster's postmaster) that got the recorded pid after a reboot.
-    with contextlib.suppress(ValueError, IndexError, psutil.NoSuchProcess, psutil.ZombieProcess):
-        named = psutil.Process(int(lines[0]))
-        try:
-            if named.name() == "postgres" and Path(named.cwd()) == real:
-                return int(named.pid)
-        except psutil.AccessDenied:
-            return int(named.pid)  # cannot tell: better refuse than start a second server on the same files
-    # Backends outlive a SIGKILLed postmaster for a moment and still share its memory.
-    for proc in psutil.process_iter(["name"]):
-        with contextlib.suppress(psutil.Error):
-            if proc.info["name"] == "postgres" and Path(proc.cwd()) == real:
-                return int(proc.pid)
-    return None
-
-
-def running_server_port(data_dir: Path) -> int | None:
-    """The TCP port of a live server (started by another process) working in ``data_dir``, or None."""
-    if _server_using(Path(data_dir).absolute()) is None:
-        return None
-    lines = _read_pid_file(Path(data_dir).absolute()) or []
-    # postmaster.pid: pid, data dir, start time, port, socket dir, listen address, ...
-    with contextlib.suppress(ValueError, IndexError):
-        return int(lines[3])
-    return None
 
 
 def _run_coroutine(coro: Coroutine[Any, Any, _T]) -> _T:
@@ -351,11 +256,11 @@ class EmbeddedPostgres:
             cmd.append("--no-sync")
         result = subprocess.run(
             cmd,
-            env=_child_env(install),
+            env=child_env(install),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             check=False,
-            **_spawn_kwargs(who),
+            **spawn_kwargs(who),
         )
         if result.returncode != 0:
             output = "\n".join(result.stdout.decode(errors="replace").splitlines()[-LOG_TAIL_LINES:])
@@ -409,10 +314,10 @@ class EmbeddedPostgres:
 
     def _launch(self, install: Path, who: RunAs | None, timeout: float) -> None:
         """Start the postmaster directly (so the death signal is on it) and wait for its ready status."""
-        if (holder := _server_using(self.data_dir)) is not None:
+        if (holder := server_using(self.data_dir)) is not None:
             msg = f"data directory {self.data_dir} is already in use by PostgreSQL pid {holder}"
             raise EmbeddedPostgresError(msg)
-        if _read_pid_file(self.data_dir) is not None:
+        if read_pid_file(self.data_dir) is not None:
             # No live Postgres works there, whatever pid the file names (pids get reused after a reboot).
             log.warning("postgres_stale_pid_file_removed", data_dir=str(self.data_dir))
             (self.data_dir / "postmaster.pid").unlink(missing_ok=True)
@@ -421,12 +326,12 @@ class EmbeddedPostgres:
         try:
             self._proc = subprocess.Popen(
                 self._server_args(install, socket_dir),
-                env=_child_env(install),
+                env=child_env(install),
                 stdout=log_fd,
                 stderr=subprocess.STDOUT,
                 # Its own session: a Ctrl-C at the terminal reaches us, and we stop the server in order.
                 start_new_session=True,
-                **_spawn_kwargs(who),
+                **spawn_kwargs(who),
             )
         finally:
             os.close(log_fd)
@@ -440,7 +345,7 @@ class EmbeddedPostgres:
             code = self._proc.poll()
             if code is not None:
                 self._proc = None
-                tail = _tail(self.log_path, self._log_offset)
+                tail = log_tail(self.log_path, self._log_offset)
                 if "could not bind" in tail or "Address already in use" in tail:
                     raise _PortTakenError(tail)
                 if "lock file" in tail and "already exists" in tail:
@@ -448,7 +353,7 @@ class EmbeddedPostgres:
                     raise EmbeddedPostgresError(msg)
                 msg = f"PostgreSQL exited with code {code} while starting in {self.data_dir}; log tail:\n{tail}"
                 raise EmbeddedPostgresError(msg)
-            lines = _read_pid_file(self.data_dir)
+            lines = read_pid_file(self.data_dir)
             if (
                 lines is not None
                 and len(lines) >= 8
@@ -458,7 +363,7 @@ class EmbeddedPostgres:
                 return
             if time.monotonic() > deadline:
                 self._shutdown(5.0)
-                tail = _tail(self.log_path, self._log_offset)
+                tail = log_tail(self.log_path, self._log_offset)
                 msg = f"PostgreSQL did not accept connections within {timeout:g}s in {self.data_dir}; log tail:\n{tail}"
                 raise EmbeddedPostgresError(msg)
             time.sleep(0.01)

@@ -8,7 +8,7 @@ from typing import Any, TypeAlias, TypeVar
 
 import asyncpg
 
-from seeonline.db_errors import RETRYABLE_SQLSTATES
+from seeonline.database.errors import RETRYABLE_SQLSTATES
 from seeonline.logging import get_logger
 
 log = get_logger(__name__)

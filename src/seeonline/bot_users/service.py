@@ -1,4 +1,4 @@
-"""Writes to telegram users and tracked users; the slot engine's SQL keeps every counter exact."""
+"""Writes to bot users and tracked users; the slot engine's SQL keeps every counter exact."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ from typing import Any
 import asyncpg
 
 from seeonline import usernames
-from seeonline.api.bodies import provided, set_clause
-from seeonline.api.database import with_retry
+from seeonline.api.bodies import provided
 from seeonline.api.errors import ApiError, not_found
-from seeonline.people.schemas import (
+from seeonline.bot_users.schemas import (
     TelegramUserCreate,
     TelegramUserUpdate,
     TrackedUserCreate,
@@ -18,16 +17,18 @@ from seeonline.people.schemas import (
     check_timezone,
     clean_username,
 )
+from seeonline.database.pool import with_retry
+from seeonline.database.set_clause import set_clause
 
 
-class PeopleService:
+class BotUserService:
     """TelegramUser and TrackedUser writes."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
     async def create_telegram_user(self, data: TelegramUserCreate) -> int:
-        """Insert a telegram user; returns its id."""
+        """Insert a bot user; returns its id."""
         check_timezone(data.timezone)
         sql = (
             "INSERT INTO telegram_users (telegram_id, role, max_users, timezone, theme)"
@@ -38,7 +39,7 @@ class PeopleService:
         return created
 
     async def telegram_user_id_by_telegram_id(self, telegram_id: int) -> int:
-        """The id of the telegram user with this Telegram id, or a 404."""
+        """The id of the bot user with this Telegram id, or a 404."""
         found: int | None = await self.pool.fetchval(
             "SELECT id FROM telegram_users WHERE telegram_id = $1", telegram_id
         )
@@ -61,8 +62,8 @@ class PeopleService:
 
     async def delete_telegram_users(self, condition: str, key: object) -> int:
         """Delete the users matching ``condition`` with all their tracked users; how many went."""
-        people = f"ARRAY(SELECT id FROM telegram_users WHERE {condition})"
-        sql = f"SELECT d.deleted, d.waiting FROM so_delete_telegram_users({people}) d"
+        bot_users = f"ARRAY(SELECT id FROM telegram_users WHERE {condition})"
+        sql = f"SELECT d.deleted, d.waiting FROM so_delete_telegram_users({bot_users}) d"
         result = await with_retry(self.pool, lambda c: c.fetchrow(sql, key))
         if result is None or not result["deleted"]:
             raise not_found("TelegramUser")
@@ -79,7 +80,7 @@ class PeopleService:
         return created
 
     async def update_subscription(self, tracked_user_id: int, data: TrackedUserUpdate) -> None:
-        """Change a tracked user's person, username, tracker or visibility."""
+        """Change a tracked user's bot user, username, tracker or visibility."""
         values = provided(data)
         normalized = display = None
         if "username" in values:
@@ -97,29 +98,29 @@ class PeopleService:
         await self._pick_up_if(waiting)
 
     async def unsubscribe(self, tracked_user_id: int) -> None:
-        """Delete a tracked user, freeing the slot when it was the target's last subscriber."""
+        """Delete a tracked user, freeing the slot when it was the target's last tracked user."""
         sql = "SELECT deleted, waiting FROM so_unsubscribe(ARRAY[$1::bigint])"
         result = await with_retry(self.pool, lambda c: c.fetchrow(sql, tracked_user_id))
         if result is None or not result["deleted"]:
             raise not_found("TrackedUser")
         await self._pick_up_if(result["waiting"])
 
-    async def tracked_user_by_username(self, username: str, owner_telegram_id: int | None) -> int:
-        """The one tracked user with this username (optionally of one owner); 404 or 409 otherwise."""
+    async def tracked_user_by_username(self, username: str, bot_user_telegram_id: int | None) -> int:
+        """The one tracked user with this username (optionally of one bot user); 404 or 409 otherwise."""
         normalized = usernames.normalize(username)
         rows = await self.pool.fetch(
             "SELECT r.id FROM tracked_users r JOIN targets t ON t.id = r.target_id WHERE t.username = $1"
             " AND ($2::bigint IS NULL OR r.telegram_user_id IN (SELECT id FROM telegram_users WHERE telegram_id = $2))"
             " LIMIT 2",
             normalized,
-            owner_telegram_id,
+            bot_user_telegram_id,
         )
         if not rows:
             raise not_found("TrackedUser")
         if len(rows) > 1:
             raise ApiError(
                 409,
-                f"several people track {username!r}; narrow it with ?telegram_user__telegram_id=",
+                f"several bot users track {username!r}; narrow it with ?telegram_user__telegram_id=",
                 code="ambiguous_username",
                 field="username",
             )

@@ -1,4 +1,4 @@
-"""Request bodies for telegram users and tracked users, with their value rules."""
+"""Request bodies for bot users and tracked users, with their value rules."""
 
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ def clean_username(raw: str, field: str = "username") -> tuple[str, str]:
 
 
 class TelegramUserOut(msgspec.Struct):
-    """A telegram user as responses show it."""
+    """A bot user as responses show it."""
 
     id: int
     telegram_id: int

@@ -7,16 +7,21 @@ import contextlib
 import json
 import os
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from seeonline import migrations
-from seeonline.embedded_postgres import SUPERUSER, EmbeddedPostgres, running_server_port
+from seeonline.database import migrations
+from seeonline.local.embedded_postgres import SUPERUSER, EmbeddedPostgres, running_server_port
 from seeonline.logging import get_logger
+from seeonline.parent_death import PARENT_PID_ENV
 from seeonline.secrets import generate_secret_key
+from seeonline.settings import Settings
 
 log = get_logger(__name__)
 
@@ -91,3 +96,20 @@ def has_tracker_accounts(url: str) -> bool:
             await connection.close()
 
     return asyncio.run(count()) > 0
+
+
+def with_database(url: str, database: str) -> str:
+    """``url`` pointing at another database on the same server (query parameters kept)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+def start_supervisor_process(settings: Settings) -> subprocess.Popen[bytes]:
+    """Start ``seeonline supervisor`` beside the API, sharing the database and secret key."""
+    env = dict(os.environ)
+    env["DATABASE_URL"] = settings.database_url or ""
+    # The child's environment is readable only by this user (/proc/<pid>/environ is 0400).
+    env["SEEONLINE_SECRET_KEY"] = settings.secret_key or ""
+    # --exit-with-parent: a supervisor must not outlive `seeonline run`, even after a kill -9.
+    env[PARENT_PID_ENV] = str(os.getpid())
+    return subprocess.Popen([sys.executable, "-m", "seeonline", "supervisor", "--exit-with-parent"], env=env)
