@@ -45,10 +45,10 @@ from typing import Any
 import asyncpg
 
 from bench.workers import _create_database, _register, _subscribe
-from seeonline import migrations
 from seeonline import secrets as crypto
-from seeonline.embedded_postgres import EmbeddedPostgres
+from seeonline.database import migrations
 from seeonline.lease import DEFAULT_GRACE
+from seeonline.local.embedded_postgres import EmbeddedPostgres
 from seeonline.sandbox import SandboxServer
 from seeonline.sandbox.world import World
 
