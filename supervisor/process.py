@@ -6,7 +6,10 @@ happen before RUNNING make it FATAL. An exit with ``EXIT_LOCK_HELD`` (another ho
 goes to LOCKED: not a crash, the supervisor retries when the lock is free. ``EXIT_RETIRED`` (the
 worker recorded an unrunnable health, or could not reach Postgres) backs off without counting towards
 FATAL; the reconcile it triggers normally stops an unrunnable tracker for good. ``stop()`` sends SIGTERM
-(STOPPING), then SIGKILL after the grace period.
+(STOPPING), then SIGKILL after the grace period. ``drain()`` (a tracker that stopped being runnable) sends
+``DRAIN_SIGNAL`` instead (DRAINING): the worker keeps watching the targets it is handing over and exits
+on its own once their new trackers have them (``supervisor.handover``); ``stop()`` follows after
+``drain_limit`` if it has not.
 
 Workers are forked by a forkserver that preloaded Telethon and froze its heap, so each one shares
 most of its memory. Each child arms ``PR_SET_PDEATHSIG`` (SIGTERM) and a watchdog thread that kills
@@ -35,6 +38,7 @@ from seeonline.logging import configure_logging, get_logger
 from seeonline.parent_death import die_with_parent
 from seeonline.settings import Settings
 from supervisor.exit_codes import EXIT_LOCK_HELD, EXIT_RETIRED
+from supervisor.handover import DRAIN_MARGIN, DRAIN_SIGNAL, HANDOVER_MAX
 
 WorkerTarget = Callable[[int, Settings], int]
 
@@ -53,6 +57,7 @@ class State(enum.Enum):
     RUNNING = "running"
     BACKOFF = "backoff"
     LOCKED = "locked"
+    DRAINING = "draining"  # not wanted any more; watching what it hands over until its new trackers have it
     STOPPING = "stopping"
     FATAL = "fatal"
 
@@ -60,8 +65,11 @@ class State(enum.Enum):
 # Where each state may lead; every change goes through TrackerProcess._set, which checks it.
 TRANSITIONS: dict[State, frozenset[State]] = {
     State.STOPPED: frozenset({State.STARTING, State.LOCKED}),
-    State.STARTING: frozenset({State.RUNNING, State.STOPPING, State.STOPPED, State.LOCKED, State.BACKOFF, State.FATAL}),
-    State.RUNNING: frozenset({State.STOPPING, State.STOPPED, State.LOCKED, State.BACKOFF, State.FATAL}),
+    State.STARTING: frozenset(
+        {State.RUNNING, State.DRAINING, State.STOPPING, State.STOPPED, State.LOCKED, State.BACKOFF, State.FATAL}
+    ),
+    State.RUNNING: frozenset({State.DRAINING, State.STOPPING, State.STOPPED, State.LOCKED, State.BACKOFF, State.FATAL}),
+    State.DRAINING: frozenset({State.STOPPING, State.STOPPED}),
     State.BACKOFF: frozenset({State.STARTING, State.STOPPED}),
     State.LOCKED: frozenset({State.STARTING, State.STOPPED}),
     State.STOPPING: frozenset({State.STOPPED}),
@@ -79,6 +87,7 @@ class ProcessOptions(msgspec.Struct, frozen=True, kw_only=True):
     stable_seconds: float = 60.0  # a run this long resets the backoff
     lock_retry: float = 1.0  # retry delay after EXIT_LOCK_HELD
     stop_grace: float = 10.0  # SIGTERM → SIGKILL
+    drain_limit: float = HANDOVER_MAX + DRAIN_MARGIN  # DRAIN_SIGNAL → SIGTERM, if the worker is still draining
     orphan_grace: float = 10.0  # a child whose parent died kills itself after this long
 
 
@@ -115,6 +124,8 @@ def child_main(target: WorkerTarget, tracker_id: int, settings: Settings, orphan
     if not die_with_parent(signal.SIGTERM, parent):
         os._exit(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # ^C reaches the whole group; the supervisor decides
+    # Until the worker handles it: a drain request before then must not kill it (it re-reads its tracker at start).
+    signal.signal(DRAIN_SIGNAL, signal.SIG_IGN)
     setproctitle(f"seeonline worker tracker={tracker_id}")
     threading.Thread(target=_watch_parent, args=(parent, orphan_grace), daemon=True, name="orphan-watch").start()
     configure_logging(settings.log_level, json=settings.log_json)
@@ -204,6 +215,24 @@ class TrackerProcess:
         self._set(State.STOPPING)
         self._signal(signal.SIGTERM)
         self._timer = asyncio.get_running_loop().call_later(self._options.stop_grace, self._kill, self.process)
+
+    def drain(self) -> None:
+        """Ask the worker to hand its targets over and exit (``stop()`` after ``drain_limit``); else ``stop()``."""
+        if self.state not in (State.STARTING, State.RUNNING) or self.process is None:
+            if self.state is not State.DRAINING:
+                self.stop()
+            return
+        self._cancel_timer()
+        self._set(State.DRAINING)
+        self._signal(DRAIN_SIGNAL)
+        self._timer = asyncio.get_running_loop().call_later(self._options.drain_limit, self._drain_over, self.process)
+        self._log.info("worker_draining", pid=self.pid, limit=self._options.drain_limit)
+
+    def _drain_over(self, process: multiprocessing.process.BaseProcess) -> None:
+        self._timer = None
+        if process is self.process and self.state is State.DRAINING:
+            self._log.warning("worker_drain_overran", pid=process.pid, limit=self._options.drain_limit)
+            self.stop()
 
     def wait_for_lock(self) -> None:
         """No worker now: the tracker runs elsewhere, or may still (its heartbeat is fresh); re-checked later."""

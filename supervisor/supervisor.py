@@ -15,6 +15,10 @@ nothing), so a free lock alone does not mean the session is free: a tracker whos
 younger than ``settings.lease.takeover_delay`` is not started here (it waits in LOCKED, re-checked every
 ``lock_poll_interval``) unless this supervisor's own worker ran it last. See ``supervisor.trackers``.
 
+A tracker that stops being runnable has its worker drained, not stopped (make before break, see
+``supervisor.handover``): it watches the targets it hands over until their new trackers have them.
+A drainer whose tracker becomes runnable again is stopped and started afresh.
+
 ``stop()`` never waits for the database: a reconcile runs as a task raced against the stop request
 and is cancelled by it (a reconcile blocked on a lock would otherwise hold SIGTERM up for good), and
 every query of the supervisor's pool has ``command_timeout``.
@@ -204,7 +208,7 @@ class Supervisor:
         for tracker_id, process in list(self.processes.items()):
             if tracker_id not in runnable and process.state is not State.FATAL:
                 process.wanted = False
-                process.stop()
+                process.drain()
                 if not process.alive:
                     del self.processes[tracker_id]
         for tracker in runnable.values():
@@ -225,6 +229,9 @@ class Supervisor:
             process.fingerprint = tracker.fingerprint
             self.processes[tracker.id] = process
         process.wanted = True
+        if process.state is State.DRAINING:
+            log.info("tracker_runnable_again_restarting", tracker_account_id=tracker.id)
+            process.stop()  # its exit (wanted again) wakes a reconcile that starts a fresh worker
         if process.fingerprint != tracker.fingerprint:
             log.info("tracker_changed_restarting", tracker_account_id=tracker.id)
             process.fingerprint = tracker.fingerprint

@@ -29,6 +29,11 @@ from tests.support.keys import API_KEY, SECRET_KEY
 from tests.support.postgres import PostgresServer, new_database
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` (real outages of minutes) first, so xdist runs them alongside the rest."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def _worker_id() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 

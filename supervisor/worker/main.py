@@ -10,6 +10,7 @@ import structlog
 from seeonline.logging import get_logger
 from seeonline.settings import Settings
 from supervisor.exit_codes import EXIT_CRASHED, EXIT_RETIRED
+from supervisor.handover import DRAIN_SIGNAL
 from supervisor.worker.control import UNREACHABLE_ERRORS
 from supervisor.worker.options import WorkerOptions
 from supervisor.worker.tracker import TrackerWorker
@@ -20,7 +21,8 @@ log = get_logger("supervisor.worker")
 def run_worker(tracker_account_id: int, settings: Settings, options: WorkerOptions | None = None) -> int:
     """Run one tracker's worker until SIGTERM (exit 0 after flushing) or until it cannot run; returns the exit code.
 
-    Codes: 0 stopped on request, 1 crashed, 3 the tracker's lock is held elsewhere, 4 cannot run now (auth
+    ``DRAIN_SIGNAL`` hands the targets over first (``TrackerWorker.request_drain``).
+    Codes: 0 stopped on request (or drained), 1 crashed, 3 the tracker's lock is held elsewhere, 4 cannot run now (auth
     lost, banned, long flood wait, tracker gone or without a session, whose health says which; or Postgres
     unreachable at start).
     """
@@ -41,6 +43,7 @@ async def _main(tracker_account_id: int, settings: Settings, options: WorkerOpti
     worker = TrackerWorker(tracker_account_id, settings, options)
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, worker.request_stop)
+    loop.add_signal_handler(DRAIN_SIGNAL, worker.request_drain)  # the tracker is leaving: make before break
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
         loop.add_signal_handler(signal.SIGINT, worker.request_stop)
     return await worker.run()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
+from supervisor.handover import HANDOVER_MAX
+
 
 class WorkerOptions(msgspec.Struct, frozen=True, kw_only=True):
     """Timings of one worker; the defaults suit production, tests shorten them."""
@@ -24,8 +26,8 @@ class WorkerOptions(msgspec.Struct, frozen=True, kw_only=True):
     lock_probe_interval: float = 3.0  # how often the lock connection is probed (a silent partition ends the lease)
     lock_probe_timeout: float = 5.0  # a probe slower than this counts as a lost lock
     # A target that moved to another tracker stays watched here until the new one has it (make before
-    # break), at most this long; whether it has is checked this often.
-    handover_max: float = 300.0
+    # break), at most this long; whether it has is checked this often. Also bounds a drain (supervisor.handover).
+    handover_max: float = HANDOVER_MAX
     handover_poll: float = 2.0
     call_timeout: float = 30.0  # any one Telegram call
     resync_retry_max: float = 60.0  # cap of the backoff after failed contacts.getStatuses calls

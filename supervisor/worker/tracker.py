@@ -9,6 +9,13 @@ the control connection and on a timer; ``enrol`` resolves new targets and adds t
 (``enrolment``); ``control`` keeps the lock, a lease on the Telegram session (``lease``);
 ``heartbeat`` keeps tracker_health fresh; ``privacy`` checks the tracker's own last-seen rule
 (``privacy``).
+
+Draining (``request_drain``, the supervisor's ``DRAIN_SIGNAL`` when the tracker stops being runnable;
+or on its own after retiring for a reason that leaves the session usable, ``DRAIN_ON_RETIRE``): no
+target is this tracker's any more, so every contact it watches is handed over as in a move (watched
+until its new tracker has it, at most ``handover_max``), nothing is enrolled, and the worker exits
+once nothing is left to hand over. A dead session (auth lost, banned) cannot watch: that retirement
+stops at once.
 """
 
 from __future__ import annotations
@@ -42,6 +49,10 @@ from supervisor.worker.options import WorkerOptions
 from supervisor.worker.privacy import PrivacyWatch
 from supervisor.worker.telegram import ENROLMENT, RetiredError, TelegramSide
 from supervisor.worker.waiting import wait_event
+
+# Retirements after which the session still receives status pushes (a long flood wait on contacts.getStatuses
+# limits that call, not the updates): the worker drains instead of stopping at once.
+DRAIN_ON_RETIRE = frozenset({HealthState.FLOOD_WAIT})
 
 
 class TrackerWorker:
@@ -96,10 +107,26 @@ class TrackerWorker:
         self._handing_over: dict[int, float] = {}  # target id -> monotonic deadline (see handover_max)
         self._enrolment_paused_until: datetime | None = None  # persisted with every heartbeat
         self._move_unresolved = False  # a pause longer than move_unresolved_after: hand unresolved targets on
+        self._draining = False  # nothing is ours: hand over what we watch, then exit with _drain_code
+        self._drain_code = EXIT_OK
 
     def request_stop(self) -> None:
         """Stop gracefully: flush what was observed, release the lock, return EXIT_OK."""
         self.stopping.set()
+
+    def request_drain(self) -> None:
+        """Hand every watched target over (make before break), enrol nothing, exit once done (EXIT_OK).
+
+        A worker that already retired with a dead session (its book is closed) just stops.
+        """
+        if self.book.closed or (self._outcome is not None and self._outcome.done()):
+            self.request_stop()
+            return
+        if not self._draining:
+            self._draining = True
+            self.log.info("worker_draining", watched=len(self.book.targets))
+        self._reconcile_soon()
+        self._beat.set()
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -195,7 +222,7 @@ class TrackerWorker:
         for task in loops:
             task.cancel()
         await asyncio.gather(*loops, return_exceptions=True)
-        if code == EXIT_RETIRED:
+        if code == EXIT_RETIRED and not self._draining:
             await self._linger()
         await self._shutdown(code)
         return code
@@ -255,11 +282,15 @@ class TrackerWorker:
     # --- health -------------------------------------------------------------------------------
 
     async def _retire(self, state: HealthState, seconds: float | None, error: str) -> None:
-        """Persist an unusable health state (moving the targets away), then end the worker."""
+        """Persist an unusable health state (moving the targets away), then end the worker (or drain)."""
+        keeps_session = state in DRAIN_ON_RETIRE and not self.book.closed
+        if keeps_session and self.health is state:
+            return  # retired for this already, and handing over
         until = None if seconds is None else datetime.now(UTC) + timedelta(seconds=seconds)
-        self.log.warning("worker_retiring", state=state, until=until, error=error)
-        # The drain hands the targets to other trackers: from now on nothing here may write for them.
-        self.book.close()
+        self.log.warning("worker_retiring", state=state, until=until, error=error, drains=keeps_session)
+        if not keeps_session:
+            # The session is dead: nothing here may write for the targets the drain hands to other trackers.
+            self.book.close()
         delay = 0.2
         while not self.stopping.is_set():
             try:
@@ -272,6 +303,10 @@ class TrackerWorker:
             self.log.info("worker_retired", state=state, targets_moved=moved)
             break
         self.health = state
+        if keeps_session and not self.stopping.is_set():
+            self._drain_code = EXIT_RETIRED
+            self.request_drain()  # the targets just moved: watch them until their new trackers have them
+            return
         self._finish(EXIT_RETIRED)
 
     def _paused(self, kind: str, seconds: float, error: str) -> None:
@@ -293,6 +328,8 @@ class TrackerWorker:
     async def _privacy_checked(self, report: PrivacyReport) -> None:
         """Enter or leave privacy_misconfigured (the state change moves targets away, or brings them)."""
         wanted = HealthState.OK if report.ok else HealthState.PRIVACY_MISCONFIGURED
+        if self._draining:
+            return  # leaving: its health is its next worker's business
         if self.health not in (HealthState.OK, HealthState.PRIVACY_MISCONFIGURED) or self.health == wanted:
             return
         error = None if report.ok else report.detail
@@ -304,6 +341,11 @@ class TrackerWorker:
         """The state and error a heartbeat reports: why a running worker is not fully working, if it is not."""
         if self.health is not HealthState.OK:
             return self.health, self.health_error or self.call_errors.latest()  # e.g. without targets
+        if self._draining:
+            return (
+                self.health,
+                f"draining: watching {len(self._handing_over)} targets until their new trackers have them",
+            )
         now = time.monotonic()
         assert self.link is not None
         if self.link.lost_at is not None:
@@ -365,11 +407,15 @@ class TrackerWorker:
             except (*DATABASE_ERRORS, ConnectionError) as exc:
                 self.log.info("worker_reconcile_failed", error=repr(exc))
                 rows = None
-            if rows is not None:
-                self._apply_targets(rows)
+            if rows is not None or self._draining:
+                self._apply_targets(rows or [])
             if self._handing_over:
                 with contextlib.suppress(*DATABASE_ERRORS, ConnectionError):
                     await self._finish_handovers()
+            if self._draining and not self._handing_over:
+                self.log.info("worker_drained", exit_code=self._drain_code)
+                self._finish(self._drain_code)
+                return
             interval = self._reconcile_interval
             if self._handing_over:
                 interval = min(interval, self.options.handover_poll)
@@ -380,8 +426,14 @@ class TrackerWorker:
         """Stop watching targets that left once their new tracker has them (or the time limit passed)."""
         assert self.enrolment is not None
         now = time.monotonic()
-        done = await self.control.handed_over(list(self._handing_over))
-        done |= {target_id for target_id, deadline in self._handing_over.items() if deadline <= now}
+        done = {target_id for target_id, deadline in self._handing_over.items() if deadline <= now}
+        try:
+            done |= await self.control.handed_over([tid for tid in self._handing_over if tid not in done])
+        finally:  # the time limit holds while Postgres is away too
+            self._let_go_of(done)
+
+    def _let_go_of(self, done: set[int]) -> None:
+        assert self.enrolment is not None
         for target_id in done:
             self._handing_over.pop(target_id, None)
             state = self.book.remove(target_id)
@@ -392,7 +444,7 @@ class TrackerWorker:
             self._enrol.set()  # their contacts go
 
     def _apply_targets(self, rows: list[TargetRow]) -> None:
-        wanted = {row.target_id: row for row in rows}
+        wanted = {} if self._draining else {row.target_id: row for row in rows}
         gone = [tid for tid in self.book.targets if tid not in wanted and tid not in self._handing_over]
         assert self.enrolment is not None
         deadline = time.monotonic() + self.options.handover_max

@@ -3,7 +3,8 @@
 The behaviour comes from ``<control>/mode.<tracker id>`` (``run`` by default): ``run`` waits for
 SIGTERM and exits 0, ``crash`` exits 1 at once, ``locked`` exits ``EXIT_LOCK_HELD`` at once,
 ``retire`` exits ``EXIT_RETIRED`` at once,
-``ignore_term`` ignores SIGTERM. Every step is appended to ``<control>/events.log`` as
+``ignore_term`` ignores SIGTERM, ``ignore_drain`` ignores the drain signal (others exit 0 on it, logging
+``drained``). Every step is appended to ``<control>/events.log`` as
 ``<kind> <tracker> <pid> <unix time>``.
 """
 
@@ -20,6 +21,7 @@ import asyncpg
 from seeonline.database.channels import TRACKER_LOCK_SPACE
 from seeonline.settings import Settings
 from supervisor.exit_codes import EXIT_LOCK_HELD, EXIT_RETIRED
+from supervisor.handover import DRAIN_SIGNAL
 
 
 def event(control: Path, kind: str, tracker_id: int) -> None:
@@ -55,11 +57,18 @@ async def _main(tracker_id: int, settings: Settings, control: Path) -> int:
     if mode == "crash":
         return 1
     stop = asyncio.Event()
+    drained = asyncio.Event()
+    loop = asyncio.get_running_loop()
     if mode == "ignore_term":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     else:
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    await stop.wait()
-    event(control, "stopped", tracker_id)
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+    if mode != "ignore_drain":
+        loop.add_signal_handler(DRAIN_SIGNAL, drained.set)
+    await asyncio.wait(
+        [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(drained.wait())],
+        return_when=asyncio.FIRST_COMPLETED,
+    )
+    event(control, "drained" if drained.is_set() and not stop.is_set() else "stopped", tracker_id)
     await connection.close()
     return 0

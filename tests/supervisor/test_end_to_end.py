@@ -33,13 +33,15 @@ logging.getLogger("telethon").setLevel(logging.ERROR)
 
 
 @contextlib.asynccontextmanager
-async def running_supervisor(settings: Settings, process: ProcessOptions) -> AsyncIterator[Supervisor]:
+async def running_supervisor(
+    settings: Settings, process: ProcessOptions, *, resolve_interval: float = 0.05
+) -> AsyncIterator[Supervisor]:
     """The supervisor running the real worker with short timings."""
     from supervisor.worker.main import run_worker  # noqa: PLC0415
     from supervisor.worker.options import WorkerOptions  # noqa: PLC0415
 
     worker_options = WorkerOptions(
-        resolve_interval=0.05, contact_interval=0.0, reconcile_interval=2.0, retire_grace=0.2
+        resolve_interval=resolve_interval, contact_interval=0.0, reconcile_interval=2.0, retire_grace=0.2
     )
     runner = Supervisor(
         msgspec.structs.replace(settings, lease=Lease(grace=10.0, heartbeat_interval=0.5)),

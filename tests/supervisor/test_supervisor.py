@@ -27,7 +27,13 @@ from tests.support.postgres import PostgresServer
 
 FAST = SupervisorOptions(
     process=ProcessOptions(
-        start_seconds=0.5, fatal_after=3, backoff_base=0.2, backoff_max=2.0, stop_grace=1.0, lock_retry=0.2
+        start_seconds=0.5,
+        fatal_after=3,
+        backoff_base=0.2,
+        backoff_max=2.0,
+        stop_grace=1.0,
+        lock_retry=0.2,
+        drain_limit=1.0,
     ),
     lock_poll_interval=0.2,
 )
@@ -83,7 +89,8 @@ async def test_workers_start_and_stop_as_tracker_rows_change(running: Running, d
     await wait_until(lambda: running.state(tracker) == "running", what="RUNNING")
 
     await db.execute("UPDATE tracker_accounts SET is_active = false WHERE id = $1", tracker)
-    await wait_until(lambda: events_of(running.control, "stopped", tracker), what="graceful stop")
+    # Not stopped but drained (make before break); the fake worker exits at once on that.
+    await wait_until(lambda: events_of(running.control, "drained", tracker), what="drain request")
     await wait_until(lambda: not alive(first) and running.state(tracker) is None, what="worker gone")
 
     await db.execute("UPDATE tracker_accounts SET is_active = true WHERE id = $1", tracker)
@@ -106,6 +113,61 @@ async def test_workers_start_and_stop_as_tracker_rows_change(running: Running, d
     )
     await wait_until(lambda: not alive(third), what="stop on flood wait")
     await wait_until(lambda: len(running.acquired(tracker)) == 4, what="start after the flood wait ended")
+
+
+@pytest.mark.parametrize("how", ["deactivate", "delete_account", "delete_setting", "flood_wait"])
+async def test_a_tracker_that_stops_being_runnable_is_drained_and_stopped_after_the_drain_limit(
+    running: Running, db: asyncpg.Connection[Any], how: str
+) -> None:
+    leaving = await make_tracker(db)
+    stubborn = await make_tracker(db)
+    (running.control / f"mode.{stubborn}").write_text("ignore_drain")
+    await wait_until(lambda: running.state(leaving) == running.state(stubborn) == "running", what="both RUNNING")
+    for tracker in (leaving, stubborn):
+        if how == "deactivate":
+            await db.execute("UPDATE tracker_accounts SET is_active = false WHERE id = $1", tracker)
+        elif how == "delete_account":
+            await db.execute("DELETE FROM tracker_accounts WHERE id = $1", tracker)
+        elif how == "delete_setting":
+            await db.execute("DELETE FROM tracker_settings WHERE tracker_account_id = $1", tracker)
+        else:
+            await db.execute(
+                "INSERT INTO tracker_health (tracker_account_id, state, state_until) "
+                "VALUES ($1, 'flood_wait', now() + interval '1 hour')",
+                tracker,
+            )
+    await wait_until(lambda: events_of(running.control, "drained", leaving), what="the drained worker to exit")
+    await wait_until(lambda: running.state(leaving) is None, what="the drained worker to be forgotten")
+    assert not events_of(running.control, "stopped", leaving), "asked to drain, not to stop"
+    # One that does not finish its drain is stopped (SIGTERM) once the drain limit passed.
+    await wait_until(lambda: events_of(running.control, "stopped", stubborn), what="the drain limit to stop it")
+    await wait_until(lambda: running.state(stubborn) is None, what="the stubborn worker to be forgotten")
+
+
+async def test_a_draining_tracker_that_becomes_runnable_again_gets_a_fresh_worker(
+    settings: Settings, tmp_path: Path, db: asyncpg.Connection[Any]
+) -> None:
+    options = msgspec.structs.replace(FAST, process=msgspec.structs.replace(FAST.process, drain_limit=600.0))
+    settings = msgspec.structs.replace(settings, reconcile_interval=5.0, lease=LEASE)
+    supervisor = Supervisor(
+        settings, target=functools.partial(fake_worker.run, control_dir=str(tmp_path)), options=options
+    )
+    task = asyncio.create_task(supervisor.run())
+    running = Running(supervisor, task, tmp_path)
+    try:
+        await asyncio.wait_for(supervisor.ready.wait(), 30)
+        tracker = await make_tracker(db)
+        (tmp_path / f"mode.{tracker}").write_text("ignore_drain")
+        await wait_until(lambda: running.state(tracker) == "running", what="RUNNING")
+        await db.execute("UPDATE tracker_accounts SET is_active = false WHERE id = $1", tracker)
+        await wait_until(lambda: running.state(tracker) == "draining", what="DRAINING")
+        await db.execute("UPDATE tracker_accounts SET is_active = true WHERE id = $1", tracker)
+        # Far inside the drain limit: the drainer is stopped and a new worker takes the lock.
+        await wait_until(lambda: len(running.acquired(tracker)) == 2, what="a fresh worker")
+        assert events_of(running.control, "stopped", tracker), "the drainer was stopped (SIGTERM)"
+        await wait_until(lambda: running.state(tracker) == "running", what="RUNNING again")
+    finally:
+        await running.stop()
 
 
 async def test_a_tracker_hiding_its_last_seen_keeps_a_worker_that_can_fix_it(
