@@ -124,3 +124,8 @@ def test_the_database_room_knows_no_web_code_and_no_domain() -> None:
 def test_only_the_command_line_and_tests_reach_the_assembly() -> None:
     users = {name for name, targets in IMPORTED_ANYWHERE.items() for t in targets if t.startswith("seeonline.server")}
     assert {name for name in users if not name.startswith(("seeonline.server", "seeonline.cli"))} == set()
+
+
+def test_no_module_is_much_over_400_lines() -> None:
+    long = {name: n for name, path in MODULES.items() if (n := len(path.read_text().splitlines())) > 430}
+    assert long == {}

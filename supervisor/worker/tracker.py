@@ -38,7 +38,8 @@ from seeonline.settings import Settings
 from seeonline.telegram.client import build_client
 from seeonline.telegram.privacy import HIDDEN_DETAIL, PrivacyReport
 from supervisor.exit_codes import EXIT_CRASHED, EXIT_LOCK_HELD, EXIT_OK, EXIT_RETIRED
-from supervisor.worker.book import StatusBook, TargetState
+from supervisor.worker.assignment import Assignment
+from supervisor.worker.book import StatusBook
 from supervisor.worker.call_errors import CallErrors
 from supervisor.worker.control import ControlDb, LockHeldError, TargetRow
 from supervisor.worker.enrolment import Enrolment
@@ -47,6 +48,7 @@ from supervisor.worker.lease import LeaseKeeper
 from supervisor.worker.link import TelegramLink
 from supervisor.worker.options import WorkerOptions
 from supervisor.worker.privacy import PrivacyWatch
+from supervisor.worker.shown_health import transient_health
 from supervisor.worker.telegram import ENROLMENT, RetiredError, TelegramSide
 from supervisor.worker.waiting import wait_event
 
@@ -104,7 +106,8 @@ class TrackerWorker:
             retry_base=self.options.call_retry_base, retry_max=self.options.call_retry_max, on_change=self._beat.set
         )
         self.enrolment: Enrolment | None = None
-        self._handing_over: dict[int, float] = {}  # target id -> monotonic deadline (see handover_max)
+        self.assignment = Assignment(self.book, self.options, self.log)
+        self._handing_over = self.assignment.handing_over  # shared with enrolment: these stay contacts
         self._enrolment_paused_until: datetime | None = None  # persisted with every heartbeat
         self._move_unresolved = False  # a pause longer than move_unresolved_after: hand unresolved targets on
         self._draining = False  # nothing is ours: hand over what we watch, then exit with _drain_code
@@ -201,6 +204,7 @@ class TrackerWorker:
             handing_over=self._handing_over,
             log=self.log,
         )
+        self.assignment.enrolment = self.enrolment
         self.writer.start()
         sent = time.monotonic()
         if row.health == HealthState.PRIVACY_MISCONFIGURED:  # stays so (without targets) until a check says otherwise
@@ -346,17 +350,10 @@ class TrackerWorker:
                 self.health,
                 f"draining: watching {len(self._handing_over)} targets until their new trackers have them",
             )
-        now = time.monotonic()
         assert self.link is not None
-        if self.link.lost_at is not None:
-            lost_long = now - self.link.lost_at >= self.options.unreachable_after
-            return (HealthState.TELEGRAM_UNREACHABLE if lost_long else HealthState.CONNECTING), self.link.error
-        failing_since = self.writer.failing_since
-        if failing_since is not None and now - failing_since >= self.options.writer_failing_after:
-            return HealthState.WRITER_FAILING, f"status writes failing: {self.writer.last_error}"
-        wanted = self.link.resync_wanted_since
-        if wanted is not None and now - wanted >= self.options.resync_stuck_after:
-            return HealthState.RESYNC_STUCK, self.call_errors.latest() or "contacts.getStatuses not answered"
+        transient = transient_health(self.link, self.writer, self.call_errors, self.options)
+        if transient is not None:
+            return transient
         return self.health, self.health_error or self.call_errors.latest()
 
     async def _heartbeat_loop(self) -> None:
@@ -411,7 +408,8 @@ class TrackerWorker:
                 self._apply_targets(rows or [])
             if self._handing_over:
                 with contextlib.suppress(*DATABASE_ERRORS, ConnectionError):
-                    await self._finish_handovers()
+                    if await self.assignment.finish_handovers(self.control):
+                        self._enrol.set()  # their contacts go
             if self._draining and not self._handing_over:
                 self.log.info("worker_drained", exit_code=self._drain_code)
                 self._finish(self._drain_code)
@@ -422,64 +420,10 @@ class TrackerWorker:
             await wait_event(self._reconcile, interval)
             self._reconcile.clear()
 
-    async def _finish_handovers(self) -> None:
-        """Stop watching targets that left once their new tracker has them (or the time limit passed)."""
-        assert self.enrolment is not None
-        now = time.monotonic()
-        done = {target_id for target_id, deadline in self._handing_over.items() if deadline <= now}
-        try:
-            done |= await self.control.handed_over([tid for tid in self._handing_over if tid not in done])
-        finally:  # the time limit holds while Postgres is away too
-            self._let_go_of(done)
-
-    def _let_go_of(self, done: set[int]) -> None:
-        assert self.enrolment is not None
-        for target_id in done:
-            self._handing_over.pop(target_id, None)
-            state = self.book.remove(target_id)
-            if state is not None:
-                self.enrolment.target_left(state)
-        if done:
-            self.log.info("worker_targets_handed_over", count=len(done), still=len(self._handing_over))
-            self._enrol.set()  # their contacts go
-
     def _apply_targets(self, rows: list[TargetRow]) -> None:
-        wanted = {} if self._draining else {row.target_id: row for row in rows}
-        gone = [tid for tid in self.book.targets if tid not in wanted and tid not in self._handing_over]
-        assert self.enrolment is not None
-        deadline = time.monotonic() + self.options.handover_max
-        for target_id in gone:
-            state = self.book.targets[target_id]
-            if state.is_contact and not self.book.closed:
-                # Make before break: keep watching it until its new tracker has it.
-                self._handing_over[target_id] = deadline
-                continue
-            self.book.remove(target_id)
-            self.enrolment.target_left(state)
-        for target_id in [tid for tid in self._handing_over if tid in wanted]:
-            del self._handing_over[target_id]  # it came back
-            self.book.targets[target_id].enrolled_marked = False  # the move cleared enrolled_at
-        added = 0
-        for target_id, row in wanted.items():
-            if target_id in self.book.targets:
-                continue
-            state = TargetState(
-                target_id=target_id,
-                username=row.username,
-                visibility=row.visibility,
-                last_online=row.last_is_online,
-                last_at=row.last_status_at,
-            )
-            self.book.add(state)
-            if row.user_id is not None and row.access_hash is not None:
-                self.book.bind(state, row.user_id, row.access_hash)
-                self.enrolment.target_returned(row.user_id)
-            if row.last_is_online and row.online_expires_at is not None:
-                # Online when its last worker stopped (or was killed): the interval still ends at ``expires``.
-                self.book.restore_expiry(state, row.online_expires_at)
-            added += 1
+        added, gone = self.assignment.apply(rows, draining=self._draining)
         if added or gone:
-            self.log.info("worker_targets_reconciled", added=added, removed=len(gone), total=len(self.book.targets))
+            self.log.info("worker_targets_reconciled", added=added, removed=gone, total=len(self.book.targets))
             self._enrol.set()
             if added and self._resynced.is_set():
                 # Newly assigned targets may already be contacts (this tracker watched them before).
