@@ -82,20 +82,22 @@ async def _register(url: str, secret_key: str, manifest: dict[str, Any]) -> list
     ids = []
     try:
         for tracker in manifest["trackers"]:
-            tracker_id = await connection.fetchval(
-                "INSERT INTO tracker_accounts (telegram_id, api_id, api_hash_encrypted, api_hash_lookup,"
-                " api_hash_masked, is_active, is_auth) VALUES ($1, $2, $3, $4, '****', true, true) RETURNING id",
+            tracker_id = await connection.fetchval("SELECT nextval(pg_get_serial_sequence('tracker_accounts', 'id'))")
+            await connection.execute(
+                "INSERT INTO tracker_accounts (id, telegram_id, api_id, api_hash_encrypted, api_hash_lookup,"
+                " api_hash_masked, is_active, is_auth) VALUES ($5, $1, $2, $3, $4, '****', true, true)",
                 tracker["telegram_id"],
                 tracker["api_id"],
-                crypto.encrypt(secret_key, tracker["api_hash"]),
+                crypto.encrypt(secret_key, tracker["api_hash"], crypto.tracker_api_hash(tracker_id)),
                 crypto.lookup_hash(secret_key, tracker["api_hash"]),
+                tracker_id,
             )
             await connection.execute(
                 "INSERT INTO tracker_settings (tracker_account_id, phone_number, session_encrypted, max_users)"
                 " VALUES ($1, $2, $3, 50)",
                 tracker_id,
                 tracker["phone"],
-                crypto.encrypt(secret_key, tracker["session_string"]),
+                crypto.encrypt(secret_key, tracker["session_string"], crypto.tracker_session(tracker_id)),
             )
             ids.append(tracker_id)
     finally:

@@ -26,10 +26,10 @@ from telethon.tl import types
 from seeonline.database.errors import DATABASE_ERRORS
 from seeonline.health import RUNNING_STATES, HealthState
 from seeonline.logging import get_logger
-from seeonline.secrets import SecretKeyError, decrypt
 from seeonline.settings import Settings
 from seeonline.telegram.client import build_client
 from seeonline.telegram.privacy import HIDDEN_DETAIL, PrivacyReport
+from supervisor.credentials import WorkerCredentials, open_credentials
 from supervisor.exit_codes import EXIT_CRASHED, EXIT_LOCK_HELD, EXIT_OK, EXIT_RETIRED
 from supervisor.worker.book import StatusBook, TargetState
 from supervisor.worker.call_errors import CallErrors
@@ -47,9 +47,18 @@ from supervisor.worker.waiting import wait_event
 class TrackerWorker:
     """Runs one tracker until asked to stop (``request_stop``) or until the tracker cannot run."""
 
-    def __init__(self, tracker_id: int, settings: Settings, options: WorkerOptions | None = None) -> None:
+    def __init__(
+        self,
+        tracker_id: int,
+        settings: Settings,
+        options: WorkerOptions | None = None,
+        *,
+        credentials: WorkerCredentials | None = None,
+    ) -> None:
         self.tracker_id = tracker_id
         self.settings = settings
+        # Handed over by the supervisor (its workers hold no key); a standalone worker decrypts its own.
+        self._credentials = credentials
         self.options = options or WorkerOptions()
         self.lease = settings.lease
         self.log = get_logger("supervisor.worker").bind(tracker_account_id=tracker_id)
@@ -124,17 +133,25 @@ class TrackerWorker:
         if row.health in ("auth_lost", "banned"):
             self.log.warning("worker_tracker_not_runnable", health=row.health)
             return EXIT_RETIRED
-        try:
-            secret_key = self.settings.secret_key or ""
-            session = decrypt(secret_key, row.session_encrypted)
-            api_hash = decrypt(secret_key, row.api_hash_encrypted)
-        except SecretKeyError:
+        credentials, self._credentials = self._credentials, None
+        if credentials is None and self.settings.secret_key is not None:
+            opened = open_credentials(
+                self.settings.secret_key, self.tracker_id, row.api_id, row.api_hash_encrypted, row.session_encrypted
+            )
+            credentials = opened.credentials
+        if credentials is None:
             self.log.error("worker_cannot_decrypt_credentials")
             return EXIT_CRASHED
         self.client = build_client(
-            session, row.api_id, api_hash, connection_retries=3, retry_delay=0.5, request_retries=2, catch_up=False
+            credentials.session,
+            credentials.api_id,
+            credentials.api_hash,
+            connection_retries=3,
+            retry_delay=0.5,
+            request_retries=2,
+            catch_up=False,
         )
-        del session, api_hash
+        del credentials
         self.client.add_event_handler(self._on_status, events.Raw(types.UpdateUserStatus))
         self.telegram = TelegramSide(
             self.client,
