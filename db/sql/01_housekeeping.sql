@@ -1,7 +1,13 @@
 -- updated_at is maintained by the database so raw-SQL writers never forget it.
+-- A key rotation (`seeonline secrets rotate`, which sets seeonline.key_rotation for its transactions)
+-- re-encrypts unchanged secrets: the row did not change, so a FATAL tracker stays FATAL.
 CREATE OR REPLACE FUNCTION so_set_updated_at() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    NEW.updated_at := now();
+    IF current_setting('seeonline.key_rotation', true) = 'on' THEN
+        NEW.updated_at := OLD.updated_at;
+    ELSE
+        NEW.updated_at := now();
+    END IF;
     RETURN NEW;
 END $$;
 

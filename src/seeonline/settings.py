@@ -139,6 +139,9 @@ def _validate(settings: Settings) -> None:
         msg = "SEEONLINE_RECONCILE_INTERVAL: must be positive"
         raise SettingsError(msg)
     if settings.secret_key is not None:
-        from seeonline.secrets import validate_secret_key  # noqa: PLC0415 - avoids a cycle at import
+        from seeonline.secrets import SecretKeyError, validate_secret_key  # noqa: PLC0415 - avoids a cycle at import
 
-        validate_secret_key(settings.secret_key)
+        try:
+            validate_secret_key(settings.secret_key)  # the message names the variable, never the key
+        except SecretKeyError as exc:
+            raise SettingsError(str(exc)) from None

@@ -338,10 +338,10 @@ async def test_a_clash_with_another_tracker_is_409_unique_and_the_signed_in_logi
     assert (done.json()["state"], done.json()["privacy_ok"]) == ("done", True)
     tracker = (await api.get(f"/tracker-accounts/{done.json()['tracker_account_id']}")).json()
     assert (tracker["telegram_id"], tracker["is_auth"]) == (account.id, True)
-    session, tracker_id = await db.fetchrow("SELECT session_encrypted, tracker_account_id FROM tracker_settings")
-    assert (
-        sandbox.world.account_for_key(key_id_of(decrypt(SECRET_KEY, session, tracker_session(tracker_id)))) is account
-    )
+    row = await db.fetchrow("SELECT session_encrypted, tracker_account_id FROM tracker_settings")
+    assert row is not None
+    plain = decrypt(SECRET_KEY, row["session_encrypted"], tracker_session(row["tracker_account_id"]))
+    assert sandbox.world.account_for_key(key_id_of(plain)) is account
 
 
 async def test_relogin_of_a_tracker_created_without_a_setting_is_decided_by_telegram_id(
