@@ -34,6 +34,7 @@ from setproctitle import setproctitle
 from seeonline.logging import configure_logging, get_logger
 from seeonline.parent_death import die_with_parent
 from seeonline.settings import Settings
+from seeonline.telegram.addresses import adopt_sandboxes, trusted_sandboxes
 from supervisor.credentials import WorkerCredentials, without_secret_environment
 from supervisor.exit_codes import EXIT_LOCK_HELD, EXIT_RETIRED
 
@@ -115,7 +116,9 @@ def child_main(
     tracker_id: int,
     settings: Settings,
     credentials: WorkerCredentials | None,
+    *,
     orphan_grace: float,
+    sandboxes: frozenset[tuple[str, int]] = frozenset(),
 ) -> None:
     """Entry point in the forked child: arm the death signals, configure logging, run the worker."""
     # Forked by the forkserver, which announced its pid: a different parent means it died meanwhile.
@@ -126,6 +129,8 @@ def child_main(
     setproctitle(f"seeonline worker tracker={tracker_id}")
     threading.Thread(target=_watch_parent, args=(parent, orphan_grace), daemon=True, name="orphan-watch").start()
     configure_logging(settings.log_level, json=settings.log_json)
+    # The forkserver's environment dates from its start; the sandboxes trusted now come over the pipe.
+    adopt_sandboxes(sandboxes)
     sys.exit(target(tracker_id, settings, credentials))
 
 
@@ -189,7 +194,8 @@ class TrackerProcess:
         loop = asyncio.get_running_loop()
         process = self._context.Process(
             target=child_main,
-            args=(self._target, self.tracker_id, self._settings, self.credentials, self._options.orphan_grace),
+            args=(self._target, self.tracker_id, self._settings, self.credentials),
+            kwargs={"orphan_grace": self._options.orphan_grace, "sandboxes": trusted_sandboxes()},
             name=f"seeonline-worker-{self.tracker_id}",
             daemon=True,
         )

@@ -27,7 +27,7 @@ from seeonline.database.errors import DATABASE_ERRORS
 from seeonline.health import RUNNING_STATES, HealthState
 from seeonline.logging import get_logger
 from seeonline.settings import Settings
-from seeonline.telegram.client import build_client
+from seeonline.telegram.client import UntrustedSessionError, build_client
 from seeonline.telegram.privacy import HIDDEN_DETAIL, PrivacyReport
 from supervisor.credentials import WorkerCredentials, open_credentials
 from supervisor.exit_codes import EXIT_CRASHED, EXIT_LOCK_HELD, EXIT_OK, EXIT_RETIRED
@@ -142,15 +142,19 @@ class TrackerWorker:
         if credentials is None:
             self.log.error("worker_cannot_decrypt_credentials")
             return EXIT_CRASHED
-        self.client = build_client(
-            credentials.session,
-            credentials.api_id,
-            credentials.api_hash,
-            connection_retries=3,
-            retry_delay=0.5,
-            request_retries=2,
-            catch_up=False,
-        )
+        try:
+            self.client = build_client(
+                credentials.session,
+                credentials.api_id,
+                credentials.api_hash,
+                connection_retries=3,
+                retry_delay=0.5,
+                request_retries=2,
+                catch_up=False,
+            )
+        except UntrustedSessionError as exc:  # a crafted session string: never dial it
+            self.log.error("worker_session_address_refused", reason=str(exc))
+            return EXIT_CRASHED
         del credentials
         self.client.add_event_handler(self._on_status, events.Raw(types.UpdateUserStatus))
         self.telegram = TelegramSide(
