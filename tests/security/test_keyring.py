@@ -81,7 +81,7 @@ def test_format_1_ciphertexts_stay_readable_with_any_listed_key() -> None:
         "short",
         "s" * 40,  # long enough before, but not 32 bytes in either spelling
         "g" * 64,  # 64 characters, not hex
-        base64.b64encode(os.urandom(16)).decode(),  # base64, 16 bytes
+        "tpZkOdvehSv2YtZ0qTfO0w==",  # base64, 16 bytes
         "00" * 32,  # 32 bytes, no randomness
         "0123456789abcdef" * 4,
         f"{NEW},short",
@@ -97,10 +97,10 @@ def test_a_key_that_is_not_32_random_bytes_is_refused_naming_the_variable(value:
 @pytest.mark.parametrize(
     "value",
     [
-        os.urandom(32).hex(),
-        os.urandom(32).hex().upper(),
-        base64.b64encode(os.urandom(32)).decode(),
-        base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("="),
+        NEW,
+        NEW.upper(),
+        base64.b64encode(bytes.fromhex(NEW)).decode(),
+        base64.urlsafe_b64encode(bytes.fromhex(OLD)).decode().rstrip("="),
         f"{NEW}, {OLD}",
     ],
 )
