@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import pwd
 import shutil
@@ -125,7 +126,10 @@ def test_another_local_user_cannot_connect(cluster_dir: Path) -> None:
         assert found["tcp"] != "ok" and found["tcp_guessed_password"] != "ok" and found["socket"] != "ok", found
 
 
-def test_a_cluster_made_with_trust_needs_the_password_from_its_next_start(cluster_dir: Path) -> None:
+def test_a_cluster_made_with_trust_needs_the_password_from_its_next_start(
+    cluster_dir: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    caplog.set_level(logging.DEBUG)
     with EmbeddedPostgres(cluster_dir / "data", durable=False) as trusting:
         port = trusting.port
         assert _connects(server_url(port))
@@ -136,3 +140,9 @@ def test_a_cluster_made_with_trust_needs_the_password_from_its_next_start(cluste
         assert "trust" not in "".join(
             line for line in (server.data_dir / "pg_hba.conf").read_text().splitlines() if not line.startswith("#")
         )
+        password = password_file.read_text().strip()
+    # Secrets never logged: the generated password appears in no log line nor in the server's log.
+    captured = capsys.readouterr()
+    logs = caplog.text + captured.out + captured.err
+    assert "postgres_password_auth_enabled" in logs
+    assert password not in logs and password not in server.log_path.read_text()

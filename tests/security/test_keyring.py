@@ -197,7 +197,10 @@ async def test_rotation_end_to_end(settings: Settings, db: asyncpg.Connection[An
     assert result.returncode == 0, result.stderr
     assert "tracker_accounts.api_hash_encrypted: 2 re-encrypted, 1 already under the first key" in result.stdout
     assert "tracker_settings.session_encrypted: 2 re-encrypted" in result.stdout
-    assert NEW not in result.stdout + result.stderr and OLD not in result.stdout + result.stderr
+    # Secrets never logged: neither key nor any plaintext appears in what the command prints.
+    printed = result.stdout + result.stderr
+    for secret in (NEW, OLD, *(value for pair in plaintexts.values() for value in pair)):
+        assert secret not in printed
 
     # Now the new key alone reads everything, every ciphertext is format 2 under it, the hashes are redone.
     new_only = keyring(NEW)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -61,8 +62,13 @@ async def supervised(settings: Settings, tmp_path: Path, monkeypatch: pytest.Mon
 
 
 async def test_a_worker_gets_its_own_credentials_and_never_the_key(
-    supervised: Supervisor, db: asyncpg.Connection[Any], tmp_path: Path
+    supervised: Supervisor,
+    db: asyncpg.Connection[Any],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     first = await builders.tracker(
         db, SECRET_KEY, telegram_id=41, api_id=4101, api_hash="first-api-hash-0001", session="first-session-1"
     )
@@ -87,3 +93,9 @@ async def test_a_worker_gets_its_own_credentials_and_never_the_key(
     assert memory_holds(pid, needles) == []
     assert memory_holds(pid, [b"first-session-1"]) == [b"first-session-1"]  # the scan does see the memory
     assert os.environ["SEEONLINE_SECRET_KEY"] == SECRET_KEY  # the supervisor's own environment is left as it was
+    # Secrets never logged: the supervisor decrypted them, and logged none.
+    captured = capsys.readouterr()
+    logs = caplog.text + captured.out + captured.err
+    assert "worker_started" in logs
+    for secret in (SECRET_KEY, "first-api-hash-0001", "first-session-1", "second-api-hash-002", "second-session-2"):
+        assert secret not in logs
