@@ -97,6 +97,7 @@ class Stage:
             "DATABASE_URL": self.url,
             "SEEONLINE_SECRET_KEY": self.secret_key,
             "SEEONLINE_LEASE_GRACE": str(grace),
+            "SEEONLINE_TELEGRAM_DC": f"{self.sandbox.public_host}:{self.sandbox.port}",  # sandbox sessions allowed
             "SEEONLINE_LOG_JSON": "true",
             "SEEONLINE_LOG_LEVEL": "info",
             "PYTHONPATH": str(ROOT),

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from seeonline.secrets import encrypt, lookup_hash, mask
+from seeonline.secrets import encrypt, lookup_hash, mask, tracker_api_hash, tracker_session
 
 TRACKERS = 50
 PEOPLE = 1_000
@@ -50,28 +50,36 @@ async def seed(connection: asyncpg.Connection, secret_key: str) -> Seeded:
     tracked = PEOPLE * TRACKED_PER_PERSON
     per_tracker = tracked // TRACKERS
 
+    # The ciphertexts name their row, so the ids are drawn first.
+    ids = [
+        row[0]
+        for row in await connection.fetch(
+            "SELECT nextval(pg_get_serial_sequence('tracker_accounts', 'id')) FROM generate_series(1, $1)", TRACKERS
+        )
+    ]
     accounts = [
         (
             TELEGRAM_ID_BASE + i,
             100_000 + i,
-            encrypt(secret_key, f"benchhash{i:023d}"),
+            encrypt(secret_key, f"benchhash{i:023d}", tracker_api_hash(account_id)),
             lookup_hash(secret_key, f"benchhash{i:023d}"),
             mask(f"benchhash{i:023d}"),
             f"+1555{i:07d}",
-            encrypt(secret_key, f"bench-session-{i}"),
+            encrypt(secret_key, f"bench-session-{i}", tracker_session(account_id)),
+            account_id,
         )
-        for i in range(1, TRACKERS + 1)
+        for i, account_id in enumerate(ids, start=1)
     ]
     async with connection.transaction():
         await connection.executemany(
             """
             WITH account AS (
                 INSERT INTO tracker_accounts
-                    (telegram_id, api_id, api_hash_encrypted, api_hash_lookup, api_hash_masked, is_active, is_auth)
-                VALUES ($1, $2, $3, $4, $5, true, true) RETURNING id
+                    (id, telegram_id, api_id, api_hash_encrypted, api_hash_lookup, api_hash_masked, is_active, is_auth)
+                VALUES ($8, $1, $2, $3, $4, $5, true, true) RETURNING id
             ), setting AS (
                 INSERT INTO tracker_settings (tracker_account_id, phone_number, session_encrypted, max_users)
-                SELECT id, $6, $7, $8 FROM account
+                SELECT id, $6, $7, $9 FROM account
             )
             INSERT INTO tracker_health (tracker_account_id, state, last_heartbeat_at)
             SELECT id, 'ok', now() FROM account

@@ -65,16 +65,20 @@ async def _create_database(admin_url: str) -> str:
     return f"{base}/{name}"
 
 
-def _start_sandbox(work: Path, trackers: int, people: int) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+def _start_sandbox(
+    work: Path, trackers: int, people: int
+) -> tuple[subprocess.Popen[bytes], dict[str, Any], dict[str, str]]:
     manifest = work / "sandbox.json"
     command = [sys.executable, "-m", "seeonline", "sandbox", "--trackers", str(trackers), "--people", str(people)]
     command += ["--port", "0", "--control-port", "0", "--manifest", str(manifest), "--exit-with-parent"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=(work / "sandbox.log").open("wb"))
     assert process.stdout is not None
+    login_env: dict[str, str] = {}
     for line in process.stdout:
         if b"sandbox_ready" in line:
+            login_env = json.loads(line)["login_env"]  # sandbox mode: sessions may point at it
             break
-    return process, json.loads(manifest.read_text())
+    return process, json.loads(manifest.read_text()), login_env
 
 
 async def _register(url: str, secret_key: str, manifest: dict[str, Any]) -> list[int]:
@@ -82,20 +86,22 @@ async def _register(url: str, secret_key: str, manifest: dict[str, Any]) -> list
     ids = []
     try:
         for tracker in manifest["trackers"]:
-            tracker_id = await connection.fetchval(
-                "INSERT INTO tracker_accounts (telegram_id, api_id, api_hash_encrypted, api_hash_lookup,"
-                " api_hash_masked, is_active, is_auth) VALUES ($1, $2, $3, $4, '****', true, true) RETURNING id",
+            tracker_id = await connection.fetchval("SELECT nextval(pg_get_serial_sequence('tracker_accounts', 'id'))")
+            await connection.execute(
+                "INSERT INTO tracker_accounts (id, telegram_id, api_id, api_hash_encrypted, api_hash_lookup,"
+                " api_hash_masked, is_active, is_auth) VALUES ($5, $1, $2, $3, $4, '****', true, true)",
                 tracker["telegram_id"],
                 tracker["api_id"],
-                crypto.encrypt(secret_key, tracker["api_hash"]),
+                crypto.encrypt(secret_key, tracker["api_hash"], crypto.tracker_api_hash(tracker_id)),
                 crypto.lookup_hash(secret_key, tracker["api_hash"]),
+                tracker_id,
             )
             await connection.execute(
                 "INSERT INTO tracker_settings (tracker_account_id, phone_number, session_encrypted, max_users)"
                 " VALUES ($1, $2, $3, 50)",
                 tracker_id,
                 tracker["phone"],
-                crypto.encrypt(secret_key, tracker["session_string"]),
+                crypto.encrypt(secret_key, tracker["session_string"], crypto.tracker_session(tracker_id)),
             )
             ids.append(tracker_id)
     finally:
@@ -185,13 +191,14 @@ def _percentile(values: list[float], q: float) -> float:
 
 async def _bench(args: argparse.Namespace, url: str, work: Path) -> None:
     secret_key = crypto.generate_secret_key()
-    sandbox, manifest = _start_sandbox(work, args.workers, args.workers * args.targets)
+    sandbox, manifest, login_env = _start_sandbox(work, args.workers, args.workers * args.targets)
     supervisor = None
     try:
         ids = await _register(url, secret_key, manifest)
         followed = await _subscribe(url, secret_key, manifest)
         env = {
             **os.environ,
+            **login_env,
             "DATABASE_URL": url,
             "SEEONLINE_SECRET_KEY": secret_key,
             "PYTHONPATH": str(ROOT),

@@ -37,10 +37,13 @@ from setproctitle import setproctitle
 from seeonline.logging import configure_logging, get_logger
 from seeonline.parent_death import die_with_parent
 from seeonline.settings import Settings
+from seeonline.telegram.addresses import adopt_sandboxes, trusted_sandboxes
+from supervisor.credentials import WorkerCredentials, without_secret_environment
 from supervisor.exit_codes import EXIT_LOCK_HELD, EXIT_RETIRED
 from supervisor.handover import DRAIN_MARGIN, DRAIN_SIGNAL, HANDOVER_MAX
 
-WorkerTarget = Callable[[int, Settings], int]
+# (tracker id, settings without the secret key, the tracker's decrypted credentials or None) -> exit code
+WorkerTarget = Callable[[int, Settings, "WorkerCredentials | None"], int]
 
 SUPERVISOR_PID_ENV = "SEEONLINE_SUPERVISOR_PID"  # the forkserver's expected parent
 FORKSERVER_PID_ENV = "SEEONLINE_FORKSERVER_PID"  # set in the forkserver: its workers' expected parent
@@ -117,7 +120,15 @@ def _watch_parent(parent: int, grace: float) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def child_main(target: WorkerTarget, tracker_id: int, settings: Settings, orphan_grace: float) -> None:
+def child_main(
+    target: WorkerTarget,
+    tracker_id: int,
+    settings: Settings,
+    credentials: WorkerCredentials | None,
+    *,
+    orphan_grace: float,
+    sandboxes: frozenset[tuple[str, int]] = frozenset(),
+) -> None:
     """Entry point in the forked child: arm the death signals, configure logging, run the worker."""
     # Forked by the forkserver, which announced its pid: a different parent means it died meanwhile.
     parent = int(os.environ.get(FORKSERVER_PID_ENV, "0")) or os.getppid()
@@ -129,7 +140,9 @@ def child_main(target: WorkerTarget, tracker_id: int, settings: Settings, orphan
     setproctitle(f"seeonline worker tracker={tracker_id}")
     threading.Thread(target=_watch_parent, args=(parent, orphan_grace), daemon=True, name="orphan-watch").start()
     configure_logging(settings.log_level, json=settings.log_json)
-    sys.exit(target(tracker_id, settings))
+    # The forkserver's environment dates from its start; the sandboxes trusted now come over the pipe.
+    adopt_sandboxes(sandboxes)
+    sys.exit(target(tracker_id, settings, credentials))
 
 
 class TrackerProcess:
@@ -148,6 +161,7 @@ class TrackerProcess:
         self.tracker_id = tracker_id
         self._state = State.STOPPED
         self.fingerprint: str | None = None
+        self.credentials: WorkerCredentials | None = None  # what the next worker gets (set by the supervisor)
         self.wanted = False
         self.fast_exits = 0
         self.crashes = 0
@@ -156,7 +170,7 @@ class TrackerProcess:
         self.process: multiprocessing.process.BaseProcess | None = None
         self._context = context
         self._target = target
-        self._settings = settings
+        self._settings = msgspec.structs.replace(settings, secret_key=None)  # a worker never holds the key
         self._options = options
         self._on_change = on_change
         self._started_at = 0.0
@@ -191,11 +205,13 @@ class TrackerProcess:
         loop = asyncio.get_running_loop()
         process = self._context.Process(
             target=child_main,
-            args=(self._target, self.tracker_id, self._settings, self._options.orphan_grace),
+            args=(self._target, self.tracker_id, self._settings, self.credentials),
+            kwargs={"orphan_grace": self._options.orphan_grace, "sandboxes": trusted_sandboxes()},
             name=f"seeonline-worker-{self.tracker_id}",
             daemon=True,
         )
-        process.start()
+        with without_secret_environment():  # in case the forkserver has to be (re)started now
+            process.start()
         self.process = process
         self._started_at = loop.time()
         loop.add_reader(process.sentinel, self._on_sentinel, process)

@@ -44,6 +44,7 @@ from seeonline.database.maintenance import housekeeping
 from seeonline.logging import get_logger
 from seeonline.settings import Settings
 from supervisor import trackers
+from supervisor.credentials import open_credentials, without_secret_environment
 from supervisor.listener import PgListener
 from supervisor.process import (
     DEFAULT_PRELOAD,
@@ -112,8 +113,10 @@ class Supervisor:
                 loop.add_signal_handler(sig, self.stop)
         target = self.target or default_target()
         self._context = forkserver_context(self.options.preload)
-        # Started here, on the loop's thread, so the server's parent-death signal is tied to it.
-        multiprocessing.forkserver.ensure_running()
+        # Started here, on the loop's thread, so the server's parent-death signal is tied to it; without the
+        # key in its environment, so no worker forked from it inherits the key.
+        with without_secret_environment():
+            multiprocessing.forkserver.ensure_running()
         listener = PgListener(
             self.settings.asyncpg_dsn,
             [CHANNEL_TRACKERS],
@@ -216,7 +219,13 @@ class Supervisor:
 
     def _apply(self, tracker: trackers.RunnableTracker, target: WorkerTarget) -> None:
         assert self._context is not None
+        opened = open_credentials(
+            self.settings.secret_key, tracker.id, tracker.api_id, tracker.api_hash_encrypted, tracker.session_encrypted
+        )
         process = self.processes.get(tracker.id)
+        changed = process is None or process.fingerprint != opened.fingerprint
+        if changed and opened.credentials is None:  # its worker starts, reports it and exits (FATAL after tries)
+            log.error("tracker_credentials_undecryptable", tracker_account_id=tracker.id)
         if process is None:
             process = TrackerProcess(
                 tracker.id,
@@ -226,17 +235,18 @@ class Supervisor:
                 options=self.options.process,
                 on_change=self._on_change,
             )
-            process.fingerprint = tracker.fingerprint
+            process.fingerprint = opened.fingerprint
             self.processes[tracker.id] = process
         process.wanted = True
         if process.state is State.DRAINING:
             log.info("tracker_runnable_again_restarting", tracker_account_id=tracker.id)
             process.stop()  # its exit (wanted again) wakes a reconcile that starts a fresh worker
-        if process.fingerprint != tracker.fingerprint:
+        if process.fingerprint != opened.fingerprint:
             log.info("tracker_changed_restarting", tracker_account_id=tracker.id)
-            process.fingerprint = tracker.fingerprint
+            process.fingerprint = opened.fingerprint
             process.reset()
             process.stop()
+        process.credentials = opened.credentials
         if process.state in (State.STOPPED, State.LOCKED) and not process.alive:
             if tracker.locked:
                 if process.state is not State.LOCKED:

@@ -33,8 +33,7 @@ Connection = Union["asyncpg.Connection[Any]", "asyncpg.pool.PoolConnectionProxy[
 # The rule is the view so_runnable_trackers (db/sql/03_slots.sql): usable ones, and privacy_misconfigured
 # ones (no targets, but a worker that re-checks and can fix the setting).
 RUNNABLE_TRACKERS = f"""
-SELECT a.id,
-       md5(a.api_id::text || ':' || a.api_hash_encrypted || ':' || s.session_encrypted) AS fingerprint,
+SELECT a.id, a.api_id, a.api_hash_encrypted, s.session_encrypted,
        EXISTS (
            SELECT 1 FROM pg_locks l
            WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
@@ -92,7 +91,9 @@ class RunnableTracker(msgspec.Struct, frozen=True):
     """
 
     id: int
-    fingerprint: str
+    api_id: int
+    api_hash_encrypted: str
+    session_encrypted: str
     locked: bool
     heartbeat_fresh_for: float = 0.0
 
@@ -100,7 +101,17 @@ class RunnableTracker(msgspec.Struct, frozen=True):
 async def runnable_trackers(connection: Connection, takeover_delay: float = 0.0) -> list[RunnableTracker]:
     """Every tracker that should have a worker, with whether its lock is held and how fresh its heartbeat is."""
     rows = await connection.fetch(RUNNABLE_TRACKERS, TRACKER_LOCK_SPACE, float(takeover_delay))
-    return [RunnableTracker(row["id"], row["fingerprint"], row["locked"], row["heartbeat_fresh_for"]) for row in rows]
+    return [
+        RunnableTracker(
+            row["id"],
+            row["api_id"],
+            row["api_hash_encrypted"],
+            row["session_encrypted"],
+            row["locked"],
+            row["heartbeat_fresh_for"],
+        )
+        for row in rows
+    ]
 
 
 async def next_flood_wait_end(connection: Connection) -> datetime.datetime | None:

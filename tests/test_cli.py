@@ -20,6 +20,7 @@ import pytest
 
 from seeonline.local.embedded_postgres import find_free_port
 from tests.api.live_server import wait_for_health
+from tests.support.keys import SECRET_KEY
 
 SEEONLINE = [sys.executable, "-m", "seeonline"]
 
@@ -51,7 +52,7 @@ def test_a_bad_setting_stops_start_up_naming_the_variable(variable: str, value: 
 
 
 def test_api_without_keys_names_the_variable() -> None:
-    env = clean_env(DATABASE_URL="postgresql://127.0.0.1:1/x", SEEONLINE_SECRET_KEY="s" * 40)
+    env = clean_env(DATABASE_URL="postgresql://127.0.0.1:1/x", SEEONLINE_SECRET_KEY=SECRET_KEY)
     result = subprocess.run([*SEEONLINE, "api"], env=env, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode != 0
     assert "SEEONLINE_API_KEYS" in result.stderr

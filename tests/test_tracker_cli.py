@@ -12,7 +12,7 @@ import pytest
 
 from seeonline.local.stack import start_embedded_database
 from seeonline.sandbox import Account, SandboxServer
-from seeonline.secrets import decrypt
+from seeonline.secrets import decrypt, tracker_session
 from tests.support.keys import SECRET_KEY
 from tests.test_cli import clean_env, data_dir
 
@@ -98,12 +98,12 @@ async def test_plain_cli_login_creates_the_tracker_and_shows_no_session(
     assert "Logged in: tracker account 1; last seen shown to everybody." in done.out
     assert "2FA" not in done.err  # no password prompt without 2FA
     row = await db.fetchrow(
-        "SELECT a.telegram_id, a.is_auth, a.is_active, s.max_users, s.session_encrypted"
+        "SELECT a.telegram_id, a.is_auth, a.is_active, s.max_users, s.session_encrypted, a.id"
         " FROM tracker_accounts a JOIN tracker_settings s ON s.tracker_account_id = a.id"
     )
     assert row is not None and tuple(row)[:4] == (account.id, True, True, 4)
     # The session (the pre-login session's auth key, now logged in) appears in no argument, output or log.
-    session = decrypt(SECRET_KEY, row["session_encrypted"])
+    session = decrypt(SECRET_KEY, row["session_encrypted"], tracker_session(row["id"]))
     for text in (done.cmdline, done.out, done.err):
         assert session not in text and session[:40] not in text
         assert account.api_hash not in text and "24680" not in text

@@ -1,7 +1,13 @@
 -- updated_at is maintained by the database so raw-SQL writers never forget it.
+-- A key rotation (`seeonline secrets rotate`, which sets seeonline.key_rotation for its transactions)
+-- re-encrypts unchanged secrets: the row did not change, so a FATAL tracker stays FATAL.
 CREATE OR REPLACE FUNCTION so_set_updated_at() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    NEW.updated_at := now();
+    IF current_setting('seeonline.key_rotation', true) = 'on' THEN
+        NEW.updated_at := OLD.updated_at;
+    ELSE
+        NEW.updated_at := now();
+    END IF;
     RETURN NEW;
 END $$;
 
@@ -22,8 +28,10 @@ END $$;
 
 -- Monthly partitions for the status log (rows outside them land in the default partition, which
 -- revision 0001 created).
+-- SECURITY DEFINER: the application role has DML only (see deploy/postgres/roles.sql); the partitions are
+-- made by, and belong to, the role that owns the schema.
 CREATE OR REPLACE FUNCTION so_ensure_status_partitions(p_from date, p_months integer) RETURNS integer
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
     month_start date := date_trunc('month', p_from)::date;
     month_end date;
@@ -53,6 +61,20 @@ BEGIN
         month_start := month_end;
     END LOOP;
     RETURN created;
+END $$;
+
+-- Retention: drop one monthly partition of the status log (only those; by the schema's owner, as above).
+CREATE OR REPLACE FUNCTION so_drop_status_partition(p_name text) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+    IF p_name !~ '^online_statuses_p[0-9]{4}_[0-9]{2}$' OR NOT EXISTS (
+        SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE i.inhparent = 'online_statuses'::regclass AND c.relname = p_name
+    ) THEN
+        RETURN false;
+    END IF;
+    EXECUTE format('DROP TABLE %I', p_name);
+    RETURN true;
 END $$;
 
 -- A fresh database gets the months around today at once; the API and supervisors keep them ahead.

@@ -19,7 +19,10 @@ class SettingsError(Exception):
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
-    """Everything the API, the supervisor and the workers read from the environment."""
+    """Everything the API, the supervisor and the workers read from the environment.
+
+    Every variable may instead be given as a file: ``NAME_FILE=/run/secrets/x`` reads NAME from it.
+    """
 
     database_url: str | None = None
     api_keys: tuple[str, ...] = ()
@@ -84,7 +87,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     raw: dict[str, object] = {}
     for field, name in ENV_NAMES.items():
-        value = env.get(name)
+        value = _value_or_file(env, name)
         if value is None or value.strip() == "":
             continue
         value = value.strip()
@@ -106,6 +109,21 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(_name_variable(str(exc))) from exc
     _validate(settings)
     return settings
+
+
+def _value_or_file(env: Mapping[str, str], name: str) -> str | None:
+    """``name``'s value, or the contents of the file ``name_FILE`` names (container secrets)."""
+    path = env.get(f"{name}_FILE", "").strip()
+    if not path:
+        return env.get(name)
+    if env.get(name, "").strip():
+        msg = f"{name}: set either {name} or {name}_FILE, not both"
+        raise SettingsError(msg)
+    try:
+        return Path(path).read_text().strip()
+    except OSError as exc:
+        msg = f"{name}_FILE: cannot read {path} ({exc.strerror})"
+        raise SettingsError(msg) from None
 
 
 def _name_variable(message: str) -> str:
@@ -139,6 +157,9 @@ def _validate(settings: Settings) -> None:
         msg = "SEEONLINE_RECONCILE_INTERVAL: must be positive"
         raise SettingsError(msg)
     if settings.secret_key is not None:
-        from seeonline.secrets import validate_secret_key  # noqa: PLC0415 - avoids a cycle at import
+        from seeonline.secrets import SecretKeyError, validate_secret_key  # noqa: PLC0415 - avoids a cycle at import
 
-        validate_secret_key(settings.secret_key)
+        try:
+            validate_secret_key(settings.secret_key)  # the message names the variable, never the key
+        except SecretKeyError as exc:
+            raise SettingsError(str(exc)) from None

@@ -9,6 +9,7 @@ import structlog
 
 from seeonline.logging import get_logger
 from seeonline.settings import Settings
+from supervisor.credentials import WorkerCredentials
 from supervisor.exit_codes import EXIT_CRASHED, EXIT_RETIRED
 from supervisor.handover import DRAIN_SIGNAL
 from supervisor.worker.control import UNREACHABLE_ERRORS
@@ -18,17 +19,25 @@ from supervisor.worker.tracker import TrackerWorker
 log = get_logger("supervisor.worker")
 
 
-def run_worker(tracker_account_id: int, settings: Settings, options: WorkerOptions | None = None) -> int:
+def run_worker(
+    tracker_account_id: int,
+    settings: Settings,
+    credentials: WorkerCredentials | None = None,
+    options: WorkerOptions | None = None,
+) -> int:
     """Run one tracker's worker until SIGTERM (exit 0 after flushing) or until it cannot run; returns the exit code.
 
     ``DRAIN_SIGNAL`` hands the targets over first (``TrackerWorker.request_drain``).
+    ``credentials`` are the tracker's, decrypted by the supervisor (``settings`` then hold no secret key);
+    without them the worker decrypts its own with ``settings.secret_key`` (``seeonline worker``).
+
     Codes: 0 stopped on request (or drained), 1 crashed, 3 the tracker's lock is held elsewhere, 4 cannot run now (auth
     lost, banned, long flood wait, tracker gone or without a session, whose health says which; or Postgres
     unreachable at start).
     """
     structlog.contextvars.bind_contextvars(tracker_account_id=tracker_account_id)
     try:
-        return asyncio.run(_main(tracker_account_id, settings, options))
+        return asyncio.run(_main(tracker_account_id, settings, credentials, options))
     except UNREACHABLE_ERRORS as exc:
         # Postgres unreachable at start: not a crash (an outage must not make the tracker FATAL); the
         # supervisor retries with backoff.
@@ -39,8 +48,10 @@ def run_worker(tracker_account_id: int, settings: Settings, options: WorkerOptio
         return EXIT_CRASHED
 
 
-async def _main(tracker_account_id: int, settings: Settings, options: WorkerOptions | None) -> int:
-    worker = TrackerWorker(tracker_account_id, settings, options)
+async def _main(
+    tracker_account_id: int, settings: Settings, credentials: WorkerCredentials | None, options: WorkerOptions | None
+) -> int:
+    worker = TrackerWorker(tracker_account_id, settings, options, credentials=credentials)
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, worker.request_stop)
     loop.add_signal_handler(DRAIN_SIGNAL, worker.request_drain)  # the tracker is leaving: make before break

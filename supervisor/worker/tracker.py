@@ -33,10 +33,9 @@ from telethon.tl import types
 from seeonline.database.errors import DATABASE_ERRORS
 from seeonline.health import RUNNING_STATES, HealthState
 from seeonline.logging import get_logger
-from seeonline.secrets import SecretKeyError, decrypt
 from seeonline.settings import Settings
-from seeonline.telegram.client import build_client
 from seeonline.telegram.privacy import HIDDEN_DETAIL, PrivacyReport
+from supervisor.credentials import WorkerCredentials
 from supervisor.exit_codes import EXIT_CRASHED, EXIT_LOCK_HELD, EXIT_OK, EXIT_RETIRED
 from supervisor.worker.assignment import Assignment
 from supervisor.worker.book import StatusBook
@@ -49,6 +48,7 @@ from supervisor.worker.link import TelegramLink
 from supervisor.worker.options import WorkerOptions
 from supervisor.worker.privacy import PrivacyWatch
 from supervisor.worker.shown_health import transient_health
+from supervisor.worker.startup import CannotStartError, start_client
 from supervisor.worker.telegram import ENROLMENT, RetiredError, TelegramSide
 from supervisor.worker.waiting import wait_event
 
@@ -60,9 +60,18 @@ DRAIN_ON_RETIRE = frozenset({HealthState.FLOOD_WAIT})
 class TrackerWorker:
     """Runs one tracker until asked to stop (``request_stop``) or until the tracker cannot run."""
 
-    def __init__(self, tracker_id: int, settings: Settings, options: WorkerOptions | None = None) -> None:
+    def __init__(
+        self,
+        tracker_id: int,
+        settings: Settings,
+        options: WorkerOptions | None = None,
+        *,
+        credentials: WorkerCredentials | None = None,
+    ) -> None:
         self.tracker_id = tracker_id
         self.settings = settings
+        # Handed over by the supervisor (its workers hold no key); a standalone worker decrypts its own.
+        self._credentials = credentials
         self.options = options or WorkerOptions()
         self.lease = settings.lease
         self.log = get_logger("supervisor.worker").bind(tracker_account_id=tracker_id)
@@ -148,23 +157,13 @@ class TrackerWorker:
 
     async def _run_locked(self) -> int:
         row = await self.control.load_tracker()
-        if row is None or not (row.is_active and row.is_auth and row.session_encrypted):
-            self.log.warning("worker_tracker_not_runnable", exists=row is not None)
-            return EXIT_RETIRED
-        if row.health in ("auth_lost", "banned"):
-            self.log.warning("worker_tracker_not_runnable", health=row.health)
-            return EXIT_RETIRED
+        credentials, self._credentials = self._credentials, None
         try:
-            secret_key = self.settings.secret_key or ""
-            session = decrypt(secret_key, row.session_encrypted)
-            api_hash = decrypt(secret_key, row.api_hash_encrypted)
-        except SecretKeyError:
-            self.log.error("worker_cannot_decrypt_credentials")
-            return EXIT_CRASHED
-        self.client = build_client(
-            session, row.api_id, api_hash, connection_retries=3, retry_delay=0.5, request_retries=2, catch_up=False
-        )
-        del session, api_hash
+            self.client = start_client(self.tracker_id, row, credentials, self.settings.secret_key)
+        except CannotStartError as exc:
+            getattr(self.log, exc.level)(exc.event, **exc.fields)
+            return exc.code
+        assert row is not None
         self.client.add_event_handler(self._on_status, events.Raw(types.UpdateUserStatus))
         self.telegram = TelegramSide(
             self.client,

@@ -12,7 +12,7 @@ import pytest
 
 from seeonline.logging import configure_logging
 from seeonline.sandbox import Account, SandboxServer
-from seeonline.secrets import decrypt
+from seeonline.secrets import decrypt, login_secret, tracker_session
 from seeonline.settings import Settings
 from seeonline.telegram.client import DC_ENV
 from tests.support.http import same_loop_client
@@ -66,7 +66,9 @@ async def test_plain_login_creates_an_authorized_tracker_with_its_session(
     encrypted = await db.fetchval("SELECT session_encrypted FROM tracker_settings WHERE id = $1", setting["id"])
     from telethon.sessions import StringSession  # noqa: PLC0415
 
-    key_id = StringSession(decrypt(SECRET_KEY, encrypted)).auth_key.key_id
+    key_id = StringSession(
+        decrypt(SECRET_KEY, encrypted, tracker_session(setting["tracker_account_id"]))
+    ).auth_key.key_id
     assert sandbox.world.account_for_key(key_id) is account
     # Nothing of the pre-login session is left behind.
     assert await db.fetchval("SELECT session_encrypted FROM tracker_logins WHERE id = $1", login["id"]) is None
@@ -262,7 +264,7 @@ async def test_secrets_of_a_login_never_reach_logs_or_responses(
         texts.append(str(login))
         texts.append((await http.get(f"/tracker-logins/{login['id']}")).text)
         stored = await db.fetchval("SELECT session_encrypted FROM tracker_logins WHERE id = $1", login["id"])
-        pre_login_session = decrypt(SECRET_KEY, stored)
+        pre_login_session = decrypt(SECRET_KEY, stored, login_secret("session_encrypted", login["id"]))
         for payload in ({"code": "9-7-5-3-0"}, {"code": "9-7-5-3-1"}):
             texts.append((await step(http, login, "code", payload)).text)
         for password in ("SECRET-wrong-password", "SECRET-password-2fa"):
@@ -336,8 +338,10 @@ async def test_a_clash_with_another_tracker_is_409_unique_and_the_signed_in_logi
     assert (done.json()["state"], done.json()["privacy_ok"]) == ("done", True)
     tracker = (await api.get(f"/tracker-accounts/{done.json()['tracker_account_id']}")).json()
     assert (tracker["telegram_id"], tracker["is_auth"]) == (account.id, True)
-    session = await db.fetchval("SELECT session_encrypted FROM tracker_settings")
-    assert sandbox.world.account_for_key(key_id_of(decrypt(SECRET_KEY, session))) is account
+    row = await db.fetchrow("SELECT session_encrypted, tracker_account_id FROM tracker_settings")
+    assert row is not None
+    plain = decrypt(SECRET_KEY, row["session_encrypted"], tracker_session(row["tracker_account_id"]))
+    assert sandbox.world.account_for_key(key_id_of(plain)) is account
 
 
 async def test_relogin_of_a_tracker_created_without_a_setting_is_decided_by_telegram_id(

@@ -34,7 +34,7 @@ def event(control: Path, kind: str, tracker_id: int) -> None:
         os.close(fd)
 
 
-def run(tracker_id: int, settings: Settings, control_dir: str | None = None) -> int:
+def run(tracker_id: int, settings: Settings, _credentials: object = None, control_dir: str | None = None) -> int:
     """The worker target."""
     control = Path(control_dir or os.environ["FAKE_WORKER_DIR"])
     return asyncio.run(_main(tracker_id, settings, control))

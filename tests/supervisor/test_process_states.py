@@ -14,7 +14,7 @@ def _process(changes: list[State]) -> TrackerProcess:
     return TrackerProcess(
         7,
         context=multiprocessing.get_context("forkserver"),
-        target=lambda _tracker, _settings: 0,
+        target=lambda _tracker, _settings, _credentials: 0,
         settings=Settings(),
         options=ProcessOptions(),
         on_change=lambda process: changes.append(process.state),

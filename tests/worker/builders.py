@@ -8,7 +8,7 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
-from seeonline.secrets import encrypt, lookup_hash, mask
+from seeonline.secrets import encrypt, lookup_hash, mask, tracker_api_hash, tracker_session
 
 Connection: TypeAlias = "asyncpg.Connection[Any]"
 _sequence = itertools.count(1)
@@ -59,22 +59,24 @@ async def tracker(
 ) -> int:
     """A usable tracker account (active, authorized) with its setting and encrypted credentials."""
     n = next(_sequence)
-    tracker_id: int = await db.fetchval(
+    tracker_id: int = await db.fetchval("SELECT nextval(pg_get_serial_sequence('tracker_accounts', 'id'))")
+    await db.execute(
         """INSERT INTO tracker_accounts
-               (telegram_id, api_id, api_hash_encrypted, api_hash_lookup, api_hash_masked, is_active, is_auth)
-           VALUES ($1, $2, $3, $4, $5, true, true) RETURNING id""",
+               (id, telegram_id, api_id, api_hash_encrypted, api_hash_lookup, api_hash_masked, is_active, is_auth)
+           VALUES ($6, $1, $2, $3, $4, $5, true, true)""",
         telegram_id,
         api_id,
-        encrypt(secret_key, api_hash),
+        encrypt(secret_key, api_hash, tracker_api_hash(tracker_id)),
         lookup_hash(secret_key, api_hash),
         mask(api_hash),
+        tracker_id,
     )
     await db.execute(
         """INSERT INTO tracker_settings (tracker_account_id, phone_number, session_encrypted, max_users)
            VALUES ($1, $2, $3, $4)""",
         tracker_id,
         f"+1999{n:07d}",
-        None if session is None else encrypt(secret_key, session),
+        None if session is None else encrypt(secret_key, session, tracker_session(tracker_id)),
         max_users,
     )
     if health is not None:

@@ -20,7 +20,7 @@ def main() -> None:
     settings = load_settings()
     configure_logging(settings.log_level, json=True)
     options = msgspec.json.decode(sys.argv[2], type=WorkerOptions)
-    sys.exit(run_worker(int(sys.argv[1]), settings, options))
+    sys.exit(run_worker(int(sys.argv[1]), settings, options=options))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import pytest
 
 from seeonline.sandbox import SandboxServer
 from seeonline.settings import Settings
+from seeonline.telegram.addresses import DC_ENV
 from supervisor.exit_codes import EXIT_LOCK_HELD, EXIT_OK
 from supervisor.worker.options import WorkerOptions
 from tests.polling import wait_until
@@ -30,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-async def spawn(settings: Settings) -> AsyncIterator[Callable[..., Any]]:
+async def spawn(settings: Settings, sandbox: SandboxServer) -> AsyncIterator[Callable[..., Any]]:
     """Start ``run_worker`` in a child process; every child is killed at the end of the test."""
     children: list[asyncio.subprocess.Process] = []
 
@@ -40,6 +41,7 @@ async def spawn(settings: Settings) -> AsyncIterator[Callable[..., Any]]:
             "DATABASE_URL": settings.database_url or "",
             "SEEONLINE_SECRET_KEY": SECRET_KEY,
             "SEEONLINE_LOG_LEVEL": "info",
+            DC_ENV: f"{sandbox.public_host}:{sandbox.port}",  # sandbox mode: its sessions may be dialled
         }
         child = await asyncio.create_subprocess_exec(
             sys.executable,

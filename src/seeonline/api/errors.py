@@ -69,6 +69,11 @@ def not_found(resource: str) -> ApiError:
     return ApiError(404, f"No {resource} matches the given query.", code="not_found")
 
 
+def already_exists(field: str) -> ApiError:
+    """409 ``unique``: another row holds this value of ``field``."""
+    return ApiError(409, f"{field}: a row with this {field} already exists", code="unique", field=field)
+
+
 def invalid(field: str, detail: str) -> ApiError:
     """A 400 naming the offending field."""
     return ApiError(400, f"{field}: {detail}", code="invalid", field=field)
@@ -107,8 +112,7 @@ def from_database_error(exc: asyncpg.PostgresError) -> ApiError | None:
     constraint = getattr(exc, "constraint_name", None) or ""
     field = CONSTRAINT_FIELDS.get(constraint)
     if isinstance(exc, asyncpg.UniqueViolationError):
-        field = field or "id"
-        return ApiError(409, f"{field}: a row with this {field} already exists", code="unique", field=field)
+        return already_exists(field or "id")
     if isinstance(exc, asyncpg.ForeignKeyViolationError):
         field = field or "id"
         return ApiError(400, f"{field}: the referenced row does not exist", code="invalid", field=field)

@@ -12,6 +12,7 @@ import click
 
 from seeonline.cli.db import db
 from seeonline.cli.run import demo, run
+from seeonline.cli.secrets import secrets
 from seeonline.cli.serve import api
 
 
@@ -43,5 +44,5 @@ def main() -> None:
     """SeeOnline: track Telegram users' online status and serve it over HTTP."""
 
 
-for command in (db, api, run, demo):
+for command in (db, api, run, demo, secrets):
     main.add_command(command)

@@ -42,8 +42,9 @@ async def drop_expired_status_partitions(
     dropped = []
     for row in rows:
         match = PARTITION_NAME.match(row["relname"])
-        if match and int(match[1]) * 12 + int(match[2]) - 1 < cutoff_index:
-            await connection.execute(f'DROP TABLE "{row["relname"]}"')
+        expired = match is not None and int(match[1]) * 12 + int(match[2]) - 1 < cutoff_index
+        # By the schema's owner (the application role has DML only): db/sql/01_housekeeping.sql.
+        if expired and await connection.fetchval("SELECT so_drop_status_partition($1)", row["relname"]):
             dropped.append(row["relname"])
     if dropped:
         log.info("status_partitions_dropped", partitions=dropped, retention_months=retention_months)

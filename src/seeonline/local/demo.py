@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ class DemoSandbox:
     process: subprocess.Popen[bytes]
     manifest: dict[str, Any]
     workdir: tempfile.TemporaryDirectory[str]
+    login_env: dict[str, str]  # sandbox mode: its address (sessions may point there) and RSA key
 
     def stop(self) -> None:
         """Stop the sandbox and remove its manifest (it holds session strings)."""
@@ -55,11 +57,13 @@ def start_sandbox(trackers: int, people: int, rate: float) -> DemoSandbox:
     )
     process = subprocess.Popen(command, stdout=subprocess.PIPE)
     assert process.stdout is not None
-    if not process.stdout.readline():
+    ready_line = process.stdout.readline()
+    if not ready_line:
         workdir.cleanup()
         msg = "the Telegram sandbox exited before it was ready"
         raise RuntimeError(msg)
-    return DemoSandbox(process, json.loads(manifest_path.read_text()), workdir)
+    ready = json.loads(ready_line)
+    return DemoSandbox(process, json.loads(manifest_path.read_text()), workdir, ready["login_env"])
 
 
 async def reset_database(admin_url: str, database_url: str) -> None:
@@ -70,7 +74,7 @@ async def reset_database(admin_url: str, database_url: str) -> None:
         await connection.execute(f'CREATE DATABASE "{DEMO_DATABASE}"')
     finally:
         await connection.close()
-    log.info("demo_database_ready", url=database_url)
+    log.info("demo_database_ready", database=DEMO_DATABASE)  # not the URL: it holds the password
 
 
 async def register(database_url: str, secret_key: str, manifest: dict[str, Any]) -> dict[str, int]:
@@ -120,6 +124,8 @@ def prepare_demo(
     asyncio.run(reset_database(admin_url, database_url))
     migrations.upgrade(database_url)
     sandbox = start_sandbox(trackers, people, rate)
+    # Sandbox mode for this process and its children (the supervisor): sessions point at the sandbox.
+    os.environ.update(sandbox.login_env)
     try:
         counts = asyncio.run(register(database_url, secret_key, sandbox.manifest))
     except BaseException:

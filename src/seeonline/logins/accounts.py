@@ -6,16 +6,16 @@ writes fire) never starts a worker while the login's own connection of the sessi
 
 from __future__ import annotations
 
-from typing import Any
-
 import asyncpg
 
 from seeonline.api.errors import from_database_error, not_found
 from seeonline.choices import LoginState
 from seeonline.database.pool import Connection, in_transaction
+from seeonline.database.row_ids import next_id
 from seeonline.health import HealthState
 from seeonline.logins.store import LoginRow
-from seeonline.secrets import encrypt, lookup_hash, mask
+from seeonline.secrets import keyring, tracker_session
+from seeonline.trackers.credentials import api_hash_columns
 
 ASCII_DIGITS = frozenset("0123456789")
 
@@ -57,12 +57,8 @@ async def save_tracker(pool: asyncpg.Pool, secret_key: str, login: LoginRow) -> 
     ``unique`` naming the field (the login stays signed_in, so the call can be repeated once that is fixed).
     """
     assert login.telegram_id is not None and login.session is not None
-    credentials: dict[str, Any] = {
-        "api_hash_encrypted": encrypt(secret_key, login.api_hash),
-        "api_hash_lookup": lookup_hash(secret_key, login.api_hash),
-        "api_hash_masked": mask(login.api_hash),
-    }
-    session = encrypt(secret_key, login.session)
+    plain_session = login.session
+    keys = keyring(secret_key)
 
     async def work(connection: Connection) -> int:
         # Deleted meanwhile (DELETE /tracker-logins/{id} mid-flow): the operator gave up on this login.
@@ -70,25 +66,34 @@ async def save_tracker(pool: asyncpg.Pool, secret_key: str, login: LoginRow) -> 
             raise not_found("TrackerLogin")
         # The rebalance lock comes before any slot-engine row lock (see db/sql/03_slots.sql).
         await connection.execute("SELECT so_begin_rebalance()")
-        tracker_id: int | None = await connection.fetchval(
-            """UPDATE tracker_accounts SET api_id = $2, api_hash_encrypted = $3, api_hash_lookup = $4,
-                   api_hash_masked = $5, is_auth = true, is_active = coalesce($6, is_active)
-               WHERE telegram_id = $1 RETURNING id""",
-            login.telegram_id,
-            login.api_id,
-            *credentials.values(),
-            login.is_active,
+        existing: int | None = await connection.fetchval(
+            "SELECT id FROM tracker_accounts WHERE telegram_id = $1 FOR UPDATE", login.telegram_id
         )
-        if tracker_id is None:
-            tracker_id = await connection.fetchval(
-                """INSERT INTO tracker_accounts (telegram_id, api_id, api_hash_encrypted, api_hash_lookup,
-                       api_hash_masked, is_active, is_auth) VALUES ($1, $2, $3, $4, $5, $6, true) RETURNING id""",
+        # The ciphertexts name their row, so the id comes first.
+        tracker_id = existing if existing is not None else await next_id(connection, "tracker_accounts")
+        credentials = await api_hash_columns(connection, keys, tracker_id, login.api_hash)
+        if existing is not None:
+            await connection.execute(
+                """UPDATE tracker_accounts SET api_id = $2, api_hash_encrypted = $3, api_hash_lookup = $4,
+                       api_hash_masked = $5, is_auth = true, is_active = coalesce($6, is_active)
+                   WHERE id = $1""",
+                tracker_id,
+                login.api_id,
+                *credentials.values(),
+                login.is_active,
+            )
+        else:
+            await connection.execute(
+                """INSERT INTO tracker_accounts (id, telegram_id, api_id, api_hash_encrypted, api_hash_lookup,
+                       api_hash_masked, is_active, is_auth) VALUES ($7, $1, $2, $3, $4, $5, $6, true)""",
                 login.telegram_id,
                 login.api_id,
                 *credentials.values(),
                 True if login.is_active is None else login.is_active,
+                tracker_id,
             )
-        else:
+        session = keys.encrypt(plain_session, tracker_session(tracker_id))
+        if existing is not None:
             await connection.execute(
                 f"UPDATE tracker_health SET state = '{HealthState.STOPPED}', state_until = NULL, last_error = NULL"
                 " WHERE tracker_account_id = $1 AND state = ANY($2::text[])",

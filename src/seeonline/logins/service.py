@@ -110,7 +110,7 @@ class LoginService:
         sent, session = await self._leased(login, step)
         await self.store.release(
             login_id,
-            session_encrypted=self.store.seal(session),
+            session_encrypted=self.store.seal_session(login_id, session),
             phone_code_hash=sent.phone_code_hash,
             code_type=sent.code_type,
             code_length=sent.code_length,
@@ -170,7 +170,7 @@ class LoginService:
             await self.store.record(
                 login.id,
                 state=LoginState.SIGNED_IN,
-                session_encrypted=self.store.seal(signed_in.session),
+                session_encrypted=self.store.seal_session(login.id, signed_in.session),
                 telegram_id=signed_in.telegram_id,
                 privacy_ok=privacy_ok,
                 privacy_detail=privacy_detail,

@@ -13,7 +13,8 @@ import asyncpg
 
 from seeonline.api.errors import ApiError, not_found
 from seeonline.choices import LoginState
-from seeonline.secrets import decrypt, encrypt
+from seeonline.database.row_ids import next_id
+from seeonline.secrets import keyring, login_secret
 
 # How long a login lives (Telegram's codes expire sooner; the pre-login session must not linger).
 LOGIN_LIFETIME_SECONDS = 15 * 60
@@ -31,7 +32,7 @@ RETURNING id, state, phone_number, api_id, api_hash_encrypted, session_encrypted
 # Only when no step holds the lease: a step running meanwhile may be signing in on this very key.
 DELETE = """
 DELETE FROM tracker_logins WHERE id = $1 AND (busy_until IS NULL OR busy_until < now())
-RETURNING state, api_id, api_hash_encrypted, session_encrypted
+RETURNING id, state, api_id, api_hash_encrypted, session_encrypted
 """
 
 # The columns a step may write (``release`` and ``record`` build their SQL from these names only).
@@ -89,11 +90,18 @@ class LoginStore:
 
     def __init__(self, pool: asyncpg.Pool, secret_key: str) -> None:
         self.pool = pool
-        self.secret_key = secret_key
+        self.keyring = keyring(secret_key)
 
-    def seal(self, plaintext: str) -> str:
-        """Encrypt a secret for storage."""
-        return encrypt(self.secret_key, plaintext)
+    def seal(self, column: str, login_id: int, plaintext: str) -> str:
+        """Encrypt a secret for storage in ``column`` of this login."""
+        return self.keyring.encrypt(plaintext, login_secret(column, login_id))
+
+    def seal_session(self, login_id: int, session: str) -> str:
+        """Encrypt a login's (pre-login or signed-in) session for storage."""
+        return self.seal("session_encrypted", login_id, session)
+
+    def _open(self, column: str, record: Any) -> str:
+        return self.keyring.decrypt(record[column], login_secret(column, record["id"]))
 
     async def create(
         self,
@@ -110,15 +118,15 @@ class LoginStore:
     ) -> int:
         """Store a login whose code was just sent; returns its id."""
         await self.pool.execute("SELECT so_sweep_logins()")
-        login_id: int = await self.pool.fetchval(
-            """INSERT INTO tracker_logins (phone_number, api_id, api_hash_encrypted, session_encrypted,
+        login_id = await next_id(self.pool, "tracker_logins")  # the ciphertexts name their row
+        await self.pool.execute(
+            """INSERT INTO tracker_logins (id, phone_number, api_id, api_hash_encrypted, session_encrypted,
                    phone_code_hash, code_type, code_length, max_users, is_active, state, expires_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $11, now() + make_interval(secs => $10))
-               RETURNING id""",
+               VALUES ($12, $1, $2, $3, $4, $5, $6, $7, $8, $9, $11, now() + make_interval(secs => $10))""",
             phone,
             api_id,
-            self.seal(api_hash),
-            self.seal(session),
+            self.seal("api_hash_encrypted", login_id, api_hash),
+            self.seal_session(login_id, session),
             code_hash,
             code_type,
             code_length,
@@ -126,6 +134,7 @@ class LoginStore:
             is_active,
             LOGIN_LIFETIME_SECONDS,
             LoginState.CODE_SENT,
+            login_id,
         )
         return login_id
 
@@ -158,8 +167,8 @@ class LoginStore:
             state=record["state"],
             phone_number=record["phone_number"],
             api_id=record["api_id"],
-            api_hash=decrypt(self.secret_key, record["api_hash_encrypted"]),
-            session=decrypt(self.secret_key, record["session_encrypted"]),
+            api_hash=self._open("api_hash_encrypted", record),
+            session=self._open("session_encrypted", record),
             phone_code_hash=record["phone_code_hash"],
             max_users=record["max_users"],
             is_active=record["is_active"],
@@ -194,10 +203,9 @@ class LoginStore:
             if await self.pool.fetchval("SELECT 1 FROM tracker_logins WHERE id = $1", login_id):
                 raise busy()
             raise not_found(RESOURCE)
-        session = record["session_encrypted"]
         return DeletedLogin(
             state=record["state"],
             api_id=record["api_id"],
-            api_hash=decrypt(self.secret_key, record["api_hash_encrypted"]),
-            session=None if session is None else decrypt(self.secret_key, session),
+            api_hash=self._open("api_hash_encrypted", record),
+            session=None if record["session_encrypted"] is None else self._open("session_encrypted", record),
         )

@@ -71,7 +71,7 @@ async def run_sandbox(options: SandboxOptions, stop: asyncio.Event | None = None
     server = SandboxServer(world, host=options.host, port=port, server_key=key)
     await _listen(server, fallback=options.port is None)
     control_port = server.port + 1 if options.control_port is None else options.control_port
-    control = ControlServer(server, host=options.host, port=control_port)
+    control = ControlServer(server, port=control_port)  # loopback only, whatever --host says
     await _listen(control, fallback=options.control_port is None)
     write_manifest(options.manifest, build_manifest(server, control.port))
     # A phone-code login against the sandbox needs its public key in a file (SEEONLINE_TELEGRAM_RSA_KEY).
@@ -131,7 +131,7 @@ async def _listen(server: SandboxServer | ControlServer, *, fallback: bool) -> N
 
 
 @click.command("sandbox")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (keep it loopback).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="MTProto address (control API: loopback only).")
 @click.option("--port", type=int, default=None, help=f"MTProto port [default: {DEFAULT_PORT}, else any free; 0: any].")
 @click.option("--control-port", type=int, default=None, help="Control API port [default: port + 1, else any free].")
 @click.option("--trackers", type=click.IntRange(min=0), default=3, show_default=True, help="Tracker accounts.")

@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from seeonline.logging import get_logger
-from seeonline.sandbox.manifest import build_manifest, person_entry, tracker_entry
+from seeonline.sandbox.manifest import CONTROL_HOST, build_manifest, person_entry, tracker_entry
 from seeonline.sandbox.privacy import Privacy
 from seeonline.sandbox.server import SandboxServer
 from seeonline.sandbox.world import Account, WorldError
@@ -36,9 +36,9 @@ Handler = Callable[[dict[str, str], dict[str, Any], dict[str, list[str]]], Await
 class ControlServer:
     """Routes JSON requests to the sandbox's Python API."""
 
-    def __init__(self, sandbox: SandboxServer, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, sandbox: SandboxServer, *, port: int = 0) -> None:
         self.sandbox = sandbox
-        self.host = host
+        self.host = CONTROL_HOST  # never another address: see seeonline.sandbox.manifest.CONTROL_HOST
         self.requested_port = port
         self._server: asyncio.Server | None = None
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []

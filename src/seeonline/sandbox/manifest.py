@@ -44,13 +44,18 @@ def tracker_entry(server: SandboxServer, account: Account) -> dict[str, Any]:
     }
 
 
+# The control API can add accounts, read every session string and inject faults: it listens on loopback only,
+# whatever address the MTProto side listens on.
+CONTROL_HOST = "127.0.0.1"
+
+
 def build_manifest(server: SandboxServer, control_port: int | None = None) -> dict[str, Any]:
     """Everything a client script needs to use the sandbox, as one JSON-ready dict."""
     host = server.public_host
     return {
         "dc": {"id": 2, "host": host, "port": server.port},
-        "control": None if control_port is None else {"host": host, "port": control_port},
-        "control_url": None if control_port is None else f"http://{host}:{control_port}",
+        "control": None if control_port is None else {"host": CONTROL_HOST, "port": control_port},
+        "control_url": None if control_port is None else f"http://{CONTROL_HOST}:{control_port}",
         "rsa_public_key": server.rsa_public_key_pem(),
         "trackers": [tracker_entry(server, a) for a in server.world.accounts.values()],
         "people": [person_entry(server, u) for u in server.world.people()],

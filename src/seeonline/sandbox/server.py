@@ -24,6 +24,7 @@ from seeonline.sandbox.handlers_users import SANDBOX_DC_ID
 from seeonline.sandbox.rpc import RpcDispatcher
 from seeonline.sandbox.session import Connection
 from seeonline.sandbox.world import Account, World
+from seeonline.telegram.addresses import forget_sandbox, trust_sandbox
 
 log = get_logger("seeonline.sandbox.server")
 
@@ -59,6 +60,8 @@ class SandboxServer:
     async def start(self) -> None:
         """Start listening (port 0 picks a free port; read it back from ``port``)."""
         self._server = await asyncio.start_server(self._accept, self.host, self.requested_port)
+        # Sessions pointing here are the sandbox's own: this process (and the workers it forks) may dial them.
+        trust_sandbox(self.public_host, self.port)
         log.info("sandbox_listening", host=self.host, port=self.port)
 
     async def stop(self) -> None:
@@ -67,6 +70,7 @@ class SandboxServer:
             self._simulation.cancel()
             self._simulation = None
         if self._server is not None:
+            forget_sandbox(self.public_host, self.port)
             self._server.close()
         for connection in list(self.connections):
             connection.close(abort=True)

@@ -11,11 +11,14 @@ from telethon.crypto import rsa
 from telethon.sessions import StringSession
 
 from seeonline.logging import get_logger
+from seeonline.telegram.addresses import DC_ENV, refused_address
+
+__all__ = ["DC_ENV", "RSA_KEY_ENV", "UntrustedSessionError", "build_client", "parse_dc"]
 
 log = get_logger("seeonline.telegram")
 
-# Test-only overrides, unset in production: point logins at the sandbox and trust its RSA key.
-DC_ENV = "SEEONLINE_TELEGRAM_DC"
+# Test-only overrides, unset in production: point logins at the sandbox (DC_ENV, see telegram.addresses) and
+# trust its RSA key.
 RSA_KEY_ENV = "SEEONLINE_TELEGRAM_RSA_KEY"
 DEFAULT_DC_ID = 2
 _added_keys: set[str] = set()
@@ -38,6 +41,10 @@ def _trust_extra_rsa_key(path: str) -> None:
     log.warning("telegram_extra_rsa_key_trusted", env=RSA_KEY_ENV)
 
 
+class UntrustedSessionError(ValueError):
+    """A session string names a data centre address that is not Telegram's (see telegram.addresses)."""
+
+
 def build_client(session: str | None, api_id: int, api_hash: str, **kwargs: Any) -> TelegramClient:
     """A ``TelegramClient`` on a ``StringSession`` that never sleeps through a flood wait itself.
 
@@ -46,7 +53,10 @@ def build_client(session: str | None, api_id: int, api_hash: str, **kwargs: Any)
     raises that ``ServerError`` (an ``RPCError`` callers handle) instead of a bare ``ValueError``.
     When ``SEEONLINE_TELEGRAM_DC`` is set, a session without an auth key (a fresh login) is pointed at
     that address; ``SEEONLINE_TELEGRAM_RSA_KEY`` names a PEM public key to trust for its handshake.
+    A session whose address is not Telegram's (nor the sandbox's) raises ``UntrustedSessionError``.
     """
+    if session and (reason := refused_address(session)) is not None:
+        raise UntrustedSessionError(reason)
     kwargs["flood_sleep_threshold"] = 0
     kwargs["raise_last_call_error"] = True
     string_session = StringSession(session or None)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
 from seeonline.api.bodies import provided
-from seeonline.api.errors import ApiError, not_found
-from seeonline.database.pool import Connection, in_transaction, with_retry
+from seeonline.api.errors import ApiError, invalid, not_found
+from seeonline.database.pool import Connection, in_transaction
+from seeonline.database.row_ids import next_id
 from seeonline.database.set_clause import set_clause
 from seeonline.logging import get_logger
-from seeonline.secrets import encrypt, lookup_hash, mask
+from seeonline.secrets import keyring, tracker_session
+from seeonline.telegram.addresses import refused_address
+from seeonline.trackers.credentials import api_hash_columns
 from seeonline.trackers.schemas import (
     TrackerAccountCreate,
     TrackerAccountUpdate,
@@ -47,28 +51,28 @@ class TrackerService:
 
     def __init__(self, pool: asyncpg.Pool, secret_key: str) -> None:
         self.pool = pool
-        self.secret_key = secret_key
-
-    def _api_hash_columns(self, api_hash: str) -> dict[str, Any]:
-        return {
-            "api_hash_encrypted": encrypt(self.secret_key, api_hash),
-            "api_hash_lookup": lookup_hash(self.secret_key, api_hash),
-            "api_hash_masked": mask(api_hash),
-        }
+        self.keyring = keyring(secret_key)
 
     async def create_account(self, data: TrackerAccountCreate) -> int:
         """Insert a tracker account; returns its id."""
-        columns = {
-            "telegram_id": data.telegram_id,
-            "api_id": data.api_id,
-            **self._api_hash_columns(data.api_hash),
-            "is_active": data.is_active,
-            "is_auth": data.is_auth,
-        }
-        args: list[Any] = list(columns.values())
-        placeholders = ", ".join(f"${i}" for i in range(1, len(args) + 1))
-        sql = f"INSERT INTO tracker_accounts ({', '.join(columns)}) VALUES ({placeholders}) RETURNING id"
-        account_id: int = await with_retry(self.pool, lambda c: c.fetchval(sql, *args))
+
+        async def work(connection: Connection) -> int:
+            account_id = await next_id(connection, "tracker_accounts")  # the ciphertext names its row
+            columns = {
+                "id": account_id,
+                "telegram_id": data.telegram_id,
+                "api_id": data.api_id,
+                **await api_hash_columns(connection, self.keyring, account_id, data.api_hash),
+                "is_active": data.is_active,
+                "is_auth": data.is_auth,
+            }
+            placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+            await connection.execute(
+                f"INSERT INTO tracker_accounts ({', '.join(columns)}) VALUES ({placeholders})", *columns.values()
+            )
+            return account_id
+
+        account_id = await in_transaction(self.pool, work)
         log.info("tracker_account_created", tracker_account_id=account_id, telegram_id=data.telegram_id)
         return account_id
 
@@ -84,10 +88,13 @@ class TrackerService:
     async def update_account(self, account_id: int, data: TrackerAccountUpdate) -> None:
         """Apply a PATCH; activation changes move targets within the same transaction."""
         values = provided(data)
-        if "api_hash" in values:
-            values.update(self._api_hash_columns(values.pop("api_hash")))
+        api_hash = values.pop("api_hash", None)
         rebalance = bool(ACCOUNT_SLOT_FIELDS & values.keys())
-        await self._update(UPDATABLE["accounts"], account_id, values, rebalance=rebalance)
+
+        async def credentials(connection: Connection) -> dict[str, Any]:
+            return {} if api_hash is None else await api_hash_columns(connection, self.keyring, account_id, api_hash)
+
+        await self._update(UPDATABLE["accounts"], account_id, values, rebalance=rebalance, computed=credentials)
         # Field names only: values may be credentials.
         log.info("tracker_account_updated", tracker_account_id=account_id, fields=sorted(provided(data)))
 
@@ -98,7 +105,10 @@ class TrackerService:
 
     async def create_setting(self, data: TrackerSettingCreate) -> int:
         """Insert a setting; its capacity picks up waiting targets at once."""
-        session = encrypt(self.secret_key, data.session_string) if data.session_string is not None else None
+        where = tracker_session(data.tracker_account_id)
+        if data.session_string is not None:
+            _check_session(data.session_string)
+        session = None if data.session_string is None else self.keyring.encrypt(data.session_string, where)
 
         async def work(connection: Connection) -> int:
             setting_id: int = await connection.fetchval(
@@ -131,11 +141,11 @@ class TrackerService:
     async def update_setting(self, setting_id: int, data: TrackerSettingUpdate) -> None:
         """Apply a PATCH; capacity or session changes rebalance in the same transaction."""
         values = provided(data)
+        current = await self.pool.fetchval("SELECT tracker_account_id FROM tracker_settings WHERE id = $1", setting_id)
+        if current is None:
+            raise not_found(UPDATABLE["settings"].resource)
         if "tracker_account_id" in values:
-            current = await self.pool.fetchval(
-                "SELECT tracker_account_id FROM tracker_settings WHERE id = $1", setting_id
-            )
-            if current is not None and current != values["tracker_account_id"]:
+            if current != values["tracker_account_id"]:
                 raise ApiError(
                     400,
                     "tracker_account_id: a setting cannot move to another tracker account; "
@@ -146,7 +156,10 @@ class TrackerService:
             values.pop("tracker_account_id")
         if "session_string" in values:
             session = values.pop("session_string")
-            values["session_encrypted"] = encrypt(self.secret_key, session) if session is not None else None
+            if session is not None:
+                _check_session(session)
+            where = tracker_session(current)  # a setting never moves to another account (refused above)
+            values["session_encrypted"] = None if session is None else self.keyring.encrypt(session, where)
         rebalance = bool(SETTING_SLOT_COLUMNS & values.keys())
         await self._update(UPDATABLE["settings"], setting_id, values, rebalance=rebalance)
         log.info("tracker_setting_updated", tracker_setting_id=setting_id, fields=sorted(provided(data)))
@@ -156,15 +169,24 @@ class TrackerService:
         await self._delete(UPDATABLE["settings"], setting_id, force=force)
         log.info("tracker_setting_deleted", tracker_setting_id=setting_id, force=force)
 
-    async def _update(self, table: TrackerTable, row_id: int, values: dict[str, Any], *, rebalance: bool) -> None:
-        """UPDATE one row; when it can change usability or capacity, rebalance in the same transaction."""
+    async def _update(
+        self,
+        table: TrackerTable,
+        row_id: int,
+        values: dict[str, Any],
+        *,
+        rebalance: bool,
+        computed: Callable[[Connection], Awaitable[dict[str, Any]]] | None = None,
+    ) -> None:
+        """UPDATE one row (plus the ``computed`` columns); rebalance in the same transaction when it matters."""
 
         async def work(connection: Connection) -> None:
             if rebalance:
                 # The rebalance lock comes before any row lock (see db/sql/03_slots.sql).
                 await connection.execute("SELECT so_begin_rebalance()")
+            extra = {} if computed is None else await computed(connection)
             args: list[Any] = [row_id]
-            assignments = set_clause(values, args) or "id = id"
+            assignments = set_clause({**values, **extra}, args) or "id = id"
             tracker_id = await connection.fetchval(
                 f"UPDATE {table.name} SET {assignments} WHERE id = $1 RETURNING {table.tracker_column}", *args
             )
@@ -188,3 +210,10 @@ class TrackerService:
             await connection.execute(f"DELETE FROM {table.name} WHERE id = $1", row_id)
 
         await in_transaction(self.pool, work)
+
+
+def _check_session(session: str) -> None:
+    """400 naming ``session_string`` when it would make a worker connect somewhere that is not Telegram."""
+    reason = refused_address(session)
+    if reason is not None:
+        raise invalid("session_string", reason)
