@@ -36,7 +36,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # The HTTP server's limits (see seeonline.server.http_protocol and README "Running behind a reverse proxy").
     header_timeout: float = 10.0  # seconds from connecting (or the previous answer) to the end of the headers
     body_timeout: float = 30.0  # seconds from the end of the headers to the end of the body
-    keep_alive_timeout: float = 5.0  # seconds an idle keep-alive connection stays open
+    keep_alive_timeout: int = 5  # seconds an idle keep-alive connection stays open
     max_connections: int = 1000  # beyond it new requests are answered 503
     max_headers: int = 100
     max_header_bytes: int = 16 * 1024  # request line and headers together

@@ -63,7 +63,9 @@ async def test_nesting_inside_strings_does_not_count(client: Client) -> None:
     assert response.json()["field"] == "timezone"
 
 
-async def test_a_body_that_is_not_json_is_415_on_every_body_route(client: Client, routes: list[tuple[str, str]]) -> None:
+async def test_a_body_that_is_not_json_is_415_on_every_body_route(
+    client: Client, routes: list[tuple[str, str]]
+) -> None:
     for content_type in ("text/plain", "application/x-www-form-urlencoded", None):
         headers = {"content-type": content_type} if content_type else {}
         for method, path in routes:
@@ -74,7 +76,9 @@ async def test_a_body_that_is_not_json_is_415_on_every_body_route(client: Client
 
 async def test_json_with_a_charset_and_bodiless_posts_still_pass(client: Client) -> None:
     response = await client.post(
-        "/telegram-users/", content=b'{"telegram_id": 987654}', headers={"content-type": "application/json; charset=utf-8"}
+        "/telegram-users/",
+        content=b'{"telegram_id": 987654}',
+        headers={"content-type": "application/json; charset=utf-8"},
     )
     assert response.status_code == 201, response.text
     # A POST without a body needs no Content-Type (the privacy-check and resend routes take none).

@@ -80,7 +80,7 @@ async def test_the_metrics_key_protects_the_scrape(database_url: str) -> None:
 
 @pytest.mark.parametrize("keys", ["short-key-123", f"{API_KEY},tooshort-0123456789"])
 def test_api_keys_shorter_than_24_characters_are_refused(keys: str) -> None:
-    with pytest.raises(SettingsError, match="SEEONLINE_API_KEYS.*24"):
+    with pytest.raises(SettingsError, match=r"SEEONLINE_API_KEYS.*24"):
         load_settings({"SEEONLINE_API_KEYS": keys})
 
 
@@ -98,8 +98,10 @@ def test_the_api_command_names_the_short_key_at_start_up(database_url: str) -> N
 async def test_repeated_wrong_keys_from_one_address_are_slowed_down(database_url: str) -> None:
     app = app_for(database_url)
     async with AsyncTestClient(app=app) as http:
-        statuses = [(await http.get("/telegram-users/", headers={"X-API-Key": f"guess-{i:030d}"})).status_code
-                    for i in range(25)]
+        statuses = [
+            (await http.get("/telegram-users/", headers={"X-API-Key": f"guess-{i:030d}"})).status_code
+            for i in range(25)
+        ]
         assert statuses[:20] == [401] * 20
         assert set(statuses[20:]) == {429}
         throttled = await http.get("/telegram-users/", headers={"X-API-Key": API_KEY})
@@ -107,7 +109,7 @@ async def test_repeated_wrong_keys_from_one_address_are_slowed_down(database_url
         assert int(throttled.headers["retry-after"]) >= 1
         assert throttled.json()["code"] == "throttled"
     # Another address is not affected.
-    transport = httpx.ASGITransport(app=app, client=("10.0.0.9", 1234))  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=app, client=("10.0.0.9", 1234))
     async with app.lifespan(), httpx.AsyncClient(transport=transport, base_url="http://test") as other:
         assert (await other.get("/telegram-users/", headers={"X-API-Key": API_KEY})).status_code == 200
 

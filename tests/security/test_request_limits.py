@@ -73,7 +73,9 @@ async def test_a_stream_beyond_the_slots_is_503_before_any_header(database_url: 
     async with app.lifespan():
         stalled, _ = await stalled_stream(app, "/telegram-users/")
         transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
-        async with httpx.AsyncClient(transport=transport, base_url="http://test", headers={"X-API-Key": API_KEY}) as http:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://test", headers={"X-API-Key": API_KEY}
+        ) as http:
             busy = await http.get("/telegram-users/")
             assert busy.status_code == 503, busy.text[:200]
             assert busy.json()["code"] == "busy"

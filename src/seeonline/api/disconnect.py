@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from typing import Any
 
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
 
 from seeonline.logging import get_logger
 
@@ -21,7 +21,7 @@ log = get_logger(__name__)
 
 Cleanup = Callable[[], Awaitable[None]]
 _cleanups: ContextVar[list[Cleanup] | None] = ContextVar("seeonline_request_cleanups", default=None)
-DISCONNECT: Message = {"type": "http.disconnect"}
+DISCONNECT: ReceiveMessage = {"type": "http.disconnect"}
 
 
 def on_request_end(cleanup: Cleanup) -> bool:
@@ -38,7 +38,7 @@ class _Receiver:
 
     def __init__(self, receive: Receive) -> None:
         self._receive = receive
-        self._messages: asyncio.Queue[Message] = asyncio.Queue()
+        self._messages: asyncio.Queue[ReceiveMessage] = asyncio.Queue()
         self._taken = asyncio.Event()
         self.disconnected = asyncio.Event()
 
@@ -53,7 +53,7 @@ class _Receiver:
             if message.get("more_body", False):
                 await self._taken.wait()  # keep uvicorn's back-pressure: one chunk at a time
 
-    async def receive(self) -> Message:
+    async def receive(self) -> ReceiveMessage:
         if self._messages.empty() and self.disconnected.is_set():
             return DISCONNECT
         getter = asyncio.ensure_future(self._messages.get())
@@ -74,7 +74,7 @@ def cancel_on_disconnect(app: ASGIApp) -> ASGIApp:
     """Litestar middleware factory: see the module docstring."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
         receiver = _Receiver(receive)

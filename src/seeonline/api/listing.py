@@ -18,7 +18,7 @@ from litestar.response import Stream
 from seeonline.api.disconnect import on_request_end
 from seeonline.api.errors import ApiError, invalid, not_found
 from seeonline.api.params import Parser, parse_int, parse_non_negative, shown
-from seeonline.database.pool import StreamsBusy, StreamSource
+from seeonline.database.pool import StreamsBusyError, StreamSource
 
 JSON = "application/json"
 # Lists up to this size are answered from one query; larger ones are streamed from a cursor.
@@ -124,7 +124,7 @@ async def list_response(
     # the snapshot are taken before any header goes out, so a busy server answers 503, not a cut-off 200.
     try:
         stream = await streams.open(select, tuple(args))
-    except StreamsBusy:
+    except StreamsBusyError:
         raise ApiError(
             503, "Too many long lists are being streamed; retry shortly.", code="busy", headers={"Retry-After": "2"}
         ) from None

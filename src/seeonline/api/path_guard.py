@@ -5,6 +5,7 @@ Uvicorn decodes the path before routing, so ``/tracker-accounts%2F1`` would othe
 
 from __future__ import annotations
 
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from seeonline.api.errors import ApiError
@@ -17,7 +18,7 @@ def refuse_encoded_slashes(app: ASGIApp) -> ASGIApp:
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         raw_path = (scope.get("raw_path") or b"").split(b"?", 1)[0]  # httpx's test transport keeps the query
-        if scope["type"] == "http" and ENCODED_SLASH in raw_path.lower():
+        if scope["type"] == ScopeType.HTTP and ENCODED_SLASH in raw_path.lower():
             raise ApiError(404, "Not Found", code="not_found")
         await app(scope, receive, send)
 

@@ -16,7 +16,7 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 
-class HeaderLimitExceeded(Exception):
+class HeaderLimitError(Exception):
     """The request's headers pass the configured count or size."""
 
 
@@ -89,7 +89,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._header_count += 1
         if self._header_count > self.max_headers:
             self._refusal = (431, f"More than {self.max_headers} request headers.")
-            raise HeaderLimitExceeded
+            raise HeaderLimitError
         self._count_header_bytes(len(name) + len(value))
         super().on_header(name, value)
 
@@ -97,7 +97,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._header_bytes += size
         if self._header_bytes > self.max_header_bytes:
             self._refusal = (431, f"Request line and headers longer than {self.max_header_bytes} bytes.")
-            raise HeaderLimitExceeded
+            raise HeaderLimitError
 
     def on_headers_complete(self) -> None:
         self._disarm()
