@@ -6,7 +6,7 @@ costs one round trip and no Python objects per row.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -120,16 +120,26 @@ async def list_response(
     rows = await pool.fetch(f"{select} LIMIT {DIRECT_LIST_ROWS + 1}", *args)
     if len(rows) <= DIRECT_LIST_ROWS:
         return json_response("[" + ",".join(row[0] for row in rows) + "]")
-    # Too many to hold: stream the whole list afresh from a cursor (one consistent snapshot). The slot and
-    # the snapshot are taken before any header goes out, so a busy server answers 503, not a cut-off 200.
+    # Too many to hold: stream the whole list afresh from a cursor (one consistent snapshot).
+    return Stream(await open_stream(streams, select, tuple(args)), media_type=JSON)
+
+
+async def open_stream(
+    streams: StreamSource, sql: str, args: tuple[Any, ...], *, head: str = "[", separator: str = ",", tail: str = "]"
+) -> AsyncIterator[bytes]:
+    """The chunks of a streamed answer (a JSON array by default; ``separator=""`` for CSV lines).
+
+    The slot and the snapshot are taken now, before any header goes out, so a busy server answers 503
+    rather than a cut-off 200; they are given back however the request ends, even if the body never starts.
+    """
     try:
-        stream = await streams.open(select, tuple(args))
+        stream = await streams.open(sql, args, head=head, separator=separator, tail=tail)
     except StreamsBusyError:
         raise ApiError(
-            503, "Too many long lists are being streamed; retry shortly.", code="busy", headers={"Retry-After": "2"}
+            503, "Too many long answers are being streamed; retry shortly.", code="busy", headers={"Retry-After": "2"}
         ) from None
-    on_request_end(stream.close)  # also when the body never starts (the client left first)
-    return Stream(stream.json_array(), media_type=JSON)
+    on_request_end(stream.close)
+    return stream.chunks()
 
 
 def parse_limit(raw: str) -> int:

@@ -133,12 +133,6 @@ class StreamSource:
             raise
         return OpenStream(self._slots, connection, sql, args, (head, separator, tail))
 
-    async def text(self, sql: str, args: tuple[Any, ...], *, head: str = "") -> AsyncIterator[bytes]:
-        """CSV lines after ``head``, opened lazily (prefer ``open`` so a busy server answers 503 up front)."""
-        stream = await self.open(sql, args, head=head, separator="", tail="")
-        async for chunk in stream.chunks():
-            yield chunk
-
 
 class OpenStream:
     """One stream's slot, connection and snapshot; :meth:`close` gives them back (idempotent)."""
