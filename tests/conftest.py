@@ -82,7 +82,7 @@ def settings(database_url: str) -> Settings:
     return load_settings(
         {
             "DATABASE_URL": database_url,
-            "SEEONLINE_API_KEYS": f"{API_KEY},second-key-abcdefgh",
+            "SEEONLINE_API_KEYS": f"{API_KEY},second-key-abcdefghijklmnop",
             "SEEONLINE_SECRET_KEY": SECRET_KEY,
             "SEEONLINE_DB_POOL_SIZE": "20",
         }

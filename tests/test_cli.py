@@ -44,7 +44,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     ],
 )
 def test_a_bad_setting_stops_start_up_naming_the_variable(variable: str, value: str) -> None:
-    env = clean_env(DATABASE_URL="postgresql://127.0.0.1:1/x", SEEONLINE_API_KEYS="k" * 10)
+    env = clean_env(DATABASE_URL="postgresql://127.0.0.1:1/x", SEEONLINE_API_KEYS="k" * 30)
     env[variable] = value
     result = subprocess.run([*SEEONLINE, "api"], env=env, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode != 0

@@ -36,6 +36,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     lease: Lease = Lease()  # SEEONLINE_LEASE_GRACE sets its grace; see seeonline.lease
     # Targets waiting to be resolved by a tracker whose enrolment is paused longer than this move elsewhere.
     move_unresolved_after: float = 600.0
+    # The HTTP server's limits (see seeonline.server.http_protocol and README "Running behind a reverse proxy").
+    header_timeout: float = 10.0  # seconds from connecting (or the previous answer) to the end of the headers
+    body_timeout: float = 30.0  # seconds from the end of the headers to the end of the body
+    keep_alive_timeout: int = 5  # seconds an idle keep-alive connection stays open
+    max_connections: int = 1000  # beyond it new requests are answered 503
+    max_headers: int = 100
+    max_header_bytes: int = 16 * 1024  # request line and headers together
+    statement_timeout: float = 15.0  # seconds a request's SQL statement may run (0: no limit)
+    stream_limit: int = 8  # unpaginated streams at once, each on a connection of its own
+    metrics_key: str | None = None  # when set, /metrics wants it as a bearer token or X-API-Key
+    metrics_cache_seconds: float = 15.0
 
     @property
     def asyncpg_dsn(self) -> str:
@@ -63,7 +74,20 @@ ENV_NAMES: dict[str, str] = {
     "status_retention_months": "SEEONLINE_STATUS_RETENTION_MONTHS",
     "lease": "SEEONLINE_LEASE_GRACE",
     "move_unresolved_after": "SEEONLINE_MOVE_UNRESOLVED_AFTER",
+    "header_timeout": "SEEONLINE_HEADER_TIMEOUT",
+    "body_timeout": "SEEONLINE_BODY_TIMEOUT",
+    "keep_alive_timeout": "SEEONLINE_KEEP_ALIVE_TIMEOUT",
+    "max_connections": "SEEONLINE_MAX_CONNECTIONS",
+    "max_headers": "SEEONLINE_MAX_HEADERS",
+    "max_header_bytes": "SEEONLINE_MAX_HEADER_BYTES",
+    "statement_timeout": "SEEONLINE_STATEMENT_TIMEOUT",
+    "stream_limit": "SEEONLINE_STREAM_LIMIT",
+    "metrics_key": "SEEONLINE_METRICS_KEY",
+    "metrics_cache_seconds": "SEEONLINE_METRICS_CACHE_SECONDS",
 }
+
+# Shorter API keys could be guessed; the dev key `seeonline run` generates has 32 characters.
+MIN_API_KEY_LENGTH = 24
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -93,8 +117,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         value = value.strip()
         if field == "api_keys":
             keys = tuple(key.strip() for key in value.split(",") if key.strip())
-            if any(len(key) < 8 for key in keys):
-                msg = f"{name}: every API key must be at least 8 characters long"
+            if any(len(key) < MIN_API_KEY_LENGTH for key in keys):
+                msg = f"{name}: every API key must be at least {MIN_API_KEY_LENGTH} characters long"
                 raise SettingsError(msg)
             raw[field] = keys
         elif field == "data_dir":
@@ -155,6 +179,21 @@ def _validate(settings: Settings) -> None:
         raise SettingsError(msg)
     if settings.reconcile_interval <= 0:
         msg = "SEEONLINE_RECONCILE_INTERVAL: must be positive"
+        raise SettingsError(msg)
+    for field in ("header_timeout", "body_timeout", "keep_alive_timeout"):
+        if getattr(settings, field) <= 0:
+            msg = f"{ENV_NAMES[field]}: must be a positive number of seconds"
+            raise SettingsError(msg)
+    for field in ("max_connections", "max_headers", "max_header_bytes", "stream_limit"):
+        if getattr(settings, field) < 1:
+            msg = f"{ENV_NAMES[field]}: must be at least 1"
+            raise SettingsError(msg)
+    for field in ("statement_timeout", "metrics_cache_seconds"):
+        if getattr(settings, field) < 0:
+            msg = f"{ENV_NAMES[field]}: must be 0 or more seconds"
+            raise SettingsError(msg)
+    if settings.metrics_key is not None and len(settings.metrics_key) < MIN_API_KEY_LENGTH:
+        msg = f"SEEONLINE_METRICS_KEY: must be at least {MIN_API_KEY_LENGTH} characters long"
         raise SettingsError(msg)
     if settings.secret_key is not None:
         from seeonline.secrets import SecretKeyError, validate_secret_key  # noqa: PLC0415 - avoids a cycle at import

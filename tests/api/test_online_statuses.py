@@ -165,10 +165,11 @@ async def test_limit_zero_means_the_whole_list_and_limits_are_bounded(client: Cl
     everything = await client.get("/online-statuses/?limit=0")
     assert len(everything.json()) == 3
     assert "link" not in everything.headers
-    for query in ("limit=9223372036854775807", "offset=9223372036854775807&limit=1"):
-        response = await client.get(f"/online-statuses/?{query}")
-        assert response.status_code == 400
-        assert response.json()["field"] in {"limit", "offset"}
+    # A huge limit is lowered to the largest page (DRF's max_limit); a huge offset is refused.
+    assert len((await client.get("/online-statuses/?limit=9223372036854775807")).json()) == 3
+    response = await client.get("/online-statuses/?offset=9223372036854775807&limit=1")
+    assert response.status_code == 400
+    assert response.json()["field"] == "offset"
 
 
 async def test_datetimes_outside_utc_years_are_400_naming_the_field(client: Client) -> None:

@@ -32,7 +32,7 @@ async def test_every_resource_requires_a_valid_key(settings: Settings) -> None:
             assert (await anonymous.post(path, json={}, headers={"X-API-Key": "x"})).status_code == 401
             assert (await anonymous.get(path, headers={"X-API-Key": API_KEY})).status_code == 200
             # Rotation: the second configured key works too.
-            assert (await anonymous.get(path, headers={"X-API-Key": "second-key-abcdefgh"})).status_code == 200
+            assert (await anonymous.get(path, headers={"X-API-Key": "second-key-abcdefghijklmnop"})).status_code == 200
 
 
 async def test_open_operational_routes(settings: Settings) -> None:

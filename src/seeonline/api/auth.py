@@ -9,6 +9,9 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 
+from seeonline.api.errors import ApiError
+from seeonline.api.throttle import FailureThrottle
+
 API_KEY_HEADER = "x-api-key"
 
 
@@ -27,6 +30,17 @@ async def require_api_key(connection: ASGIConnection[Any, Any, Any, Any], _handl
     """Guard: refuse with 401 unless ``X-API-Key`` carries a configured key.
 
     A coroutine on purpose: Litestar runs a synchronous guard in a worker thread on every request.
+    An address that failed too often is answered 429 until it may try again (see ``throttle``).
     """
+    throttle: FailureThrottle = connection.app.state.auth_throttle
+    address = connection.client.host if connection.client else ""
+    if wait := throttle.retry_after(address):
+        raise ApiError(
+            429,
+            "Too many requests with a wrong X-API-Key from this address; retry later.",
+            code="throttled",
+            headers={"Retry-After": str(wait)},
+        )
     if not key_is_valid(connection.headers.get(API_KEY_HEADER), connection.app.state.api_keys):
+        throttle.failed(address)
         raise NotAuthorizedException("Missing or invalid X-API-Key header.")

@@ -31,6 +31,12 @@ CONSTRAINT_FIELDS = {
     "fk_tracker_privacy_checks_tracker_account_id": "tracker_account_id",
 }
 
+# Error details never grow past this: messages that quote a client's value (msgspec's, Postgres') stay short.
+MAX_DETAIL_CHARS = 300
+
+# query_canceled: statement_timeout fired (or a client that went away had its query cancelled).
+STATEMENT_TIMEOUT_SQLSTATE = "57014"
+
 # SQLSTATEs raised by the slot engine's SQL (db/sql): SO<http status>.
 DOMAIN_SQLSTATES = {"SO400": 400, "SO403": 403, "SO404": 404, "SO409": 409}
 
@@ -56,12 +62,17 @@ class ApiError(Exception):
 
     def body(self) -> dict[str, Any]:
         """The JSON body of this error."""
-        body: dict[str, Any] = {"detail": self.detail}
+        body: dict[str, Any] = {"detail": shortened(self.detail)}
         if self.code is not None:
             body["code"] = self.code
         if self.field is not None:
             body["field"] = self.field
         return body
+
+
+def shortened(detail: str) -> str:
+    """``detail`` cut to ``MAX_DETAIL_CHARS``."""
+    return detail if len(detail) <= MAX_DETAIL_CHARS else detail[: MAX_DETAIL_CHARS - 1] + "…"
 
 
 def not_found(resource: str) -> ApiError:
@@ -107,6 +118,13 @@ def from_database_error(exc: asyncpg.PostgresError) -> ApiError | None:
         detail = str(getattr(exc, "detail", None) or code or "request refused")
         field = getattr(exc, "hint", None)
         return ApiError(status, detail, code=code, field=field)
+    if sqlstate == STATEMENT_TIMEOUT_SQLSTATE:
+        return ApiError(
+            503,
+            "The query ran longer than the server allows; narrow it (filters, a smaller offset).",
+            code="statement_timeout",
+            headers={"Retry-After": "5"},
+        )
     if sqlstate in RETRYABLE_SQLSTATES:  # still conflicting after the retries
         return ApiError(503, "The database is busy with conflicting changes; retry shortly.", code="busy")
     constraint = getattr(exc, "constraint_name", None) or ""
@@ -128,7 +146,7 @@ def api_error_handler(_request: Request[Any, Any, Any], exc: ApiError) -> Respon
 
 def http_exception_handler(_request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     """Render Litestar's own errors (404 route, 405 method) in our body shape."""
-    body: dict[str, Any] = {"detail": exc.detail}
+    body: dict[str, Any] = {"detail": shortened(exc.detail)}
     return Response(body, status_code=exc.status_code, headers=exc.headers)
 
 

@@ -6,7 +6,7 @@ costs one round trip and no Python objects per row.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -15,13 +15,16 @@ import asyncpg
 from litestar import Request, Response
 from litestar.response import Stream
 
-from seeonline.api.errors import invalid, not_found
-from seeonline.api.params import Parser, parse_int, parse_non_negative
-from seeonline.database.pool import StreamSource
+from seeonline.api.disconnect import on_request_end
+from seeonline.api.errors import ApiError, invalid, not_found
+from seeonline.api.params import Parser, parse_int, parse_non_negative, shown
+from seeonline.database.pool import StreamsBusyError, StreamSource
 
 JSON = "application/json"
 # Lists up to this size are answered from one query; larger ones are streamed from a cursor.
 DIRECT_LIST_ROWS = 1000
+# The largest page: a bigger ``limit`` is lowered to it silently, as DRF's ``max_limit`` does.
+MAX_LIMIT = DIRECT_LIST_ROWS
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ def order_clause(resource: Resource, raw: str | None) -> str:
             continue
         expression = resource.orderings.get(name)
         if expression is None:
-            raise invalid("ordering", f"cannot order by {name!r}; choose from {', '.join(resource.orderings)}")
+            raise invalid("ordering", f"cannot order by {shown(name)}; choose from {', '.join(resource.orderings)}")
         terms.append(f"{expression} {'DESC' if descending else 'ASC'}")
     if "r.id" not in {term.rsplit(" ", 1)[0] for term in terms}:
         terms.append("r.id ASC")  # a total order, so pages never overlap
@@ -102,10 +105,11 @@ async def list_response(
     order = order_clause(resource, query.get("ordering"))
     select = f"SELECT {resource.json}::text FROM {resource.source} WHERE {where} ORDER BY {order}"
 
-    # As DRF's LimitOffsetPagination: limit=0 (or none) means the whole list.
-    limit = parse_non_negative("limit", query["limit"]) if query.get("limit") not in (None, "") else 0
+    # As DRF's LimitOffsetPagination: limit=0 (or none) means the whole list (and ignores offset, which
+    # must still be valid); a larger limit than MAX_LIMIT is lowered to it, so a page is never unbounded.
+    limit = parse_limit(query.get("limit") or "0")
+    offset = parse_non_negative("offset", query.get("offset") or "0")
     if limit:
-        offset = parse_non_negative("offset", query.get("offset") or "0")
         rows = await pool.fetch(f"{select} LIMIT {limit + 1} OFFSET {offset}", *args)
         headers = {}
         if len(rows) > limit:
@@ -117,7 +121,36 @@ async def list_response(
     if len(rows) <= DIRECT_LIST_ROWS:
         return json_response("[" + ",".join(row[0] for row in rows) + "]")
     # Too many to hold: stream the whole list afresh from a cursor (one consistent snapshot).
-    return Stream(streams.json_array(select, tuple(args)), media_type=JSON)
+    return Stream(await open_stream(streams, select, tuple(args)), media_type=JSON)
+
+
+async def open_stream(
+    streams: StreamSource, sql: str, args: tuple[Any, ...], *, head: str = "[", separator: str = ",", tail: str = "]"
+) -> AsyncIterator[bytes]:
+    """The chunks of a streamed answer (a JSON array by default; ``separator=""`` for CSV lines).
+
+    The slot and the snapshot are taken now, before any header goes out, so a busy server answers 503
+    rather than a cut-off 200; they are given back however the request ends, even if the body never starts.
+    """
+    try:
+        stream = await streams.open(sql, args, head=head, separator=separator, tail=tail)
+    except StreamsBusyError:
+        raise ApiError(
+            503, "Too many long answers are being streamed; retry shortly.", code="busy", headers={"Retry-After": "2"}
+        ) from None
+    on_request_end(stream.close)
+    return stream.chunks()
+
+
+def parse_limit(raw: str) -> int:
+    """``limit``: a non-negative integer, capped at ``MAX_LIMIT``."""
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise invalid("limit", f"a valid integer is required, got {shown(raw)}") from None
+    if value < 0:
+        raise invalid("limit", "must not be negative")
+    return min(value, MAX_LIMIT)
 
 
 def next_page_url(request: Request[Any, Any, Any], limit: int, offset: int) -> str:

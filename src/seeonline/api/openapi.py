@@ -13,8 +13,9 @@ from litestar.openapi.spec import OpenAPIType, Operation, Parameter, Schema
 from seeonline.api.listing import Resource
 
 PAGINATION = {
-    "limit": "Page size; without it (or 0) the whole list is returned, streamed when long.",
-    "offset": "Rows to skip (with limit).",
+    "limit": "Page size, at most 1000 (a larger value is lowered to it); without it (or 0) the whole list is"
+    " returned, streamed when long.",
+    "offset": "Rows to skip (with limit; validated but ignored without it).",
     "ordering": "Fields to order by, comma-separated, '-' prefix for descending; default id.",
 }
 
@@ -65,6 +66,9 @@ ERROR_RESPONSES = {
     401: ResponseSpec(ErrorBody, description="Missing or wrong X-API-Key"),
     404: ResponseSpec(ErrorBody, description="No such row"),
     409: ResponseSpec(ErrorBody, description="Unique clash (`field`) or a domain refusal (`code`)"),
+    415: ResponseSpec(ErrorBody, description="`unsupported_media_type`: a body that is not JSON"),
+    429: ResponseSpec(ErrorBody, description="`throttled`: too many wrong keys from this address (see Retry-After)"),
+    503: ResponseSpec(ErrorBody, description="Database unreachable or busy, statement timeout (see Retry-After)"),
 }
 
 

@@ -14,6 +14,13 @@ TRUE_VALUES = frozenset({"true", "True", "1"})
 FALSE_VALUES = frozenset({"false", "False", "0"})
 
 Parser = Callable[[str, str], Any]
+# Error messages quote at most this much of a client's value (a 1 MB value must not come back).
+ECHO_CHARS = 60
+
+
+def shown(raw: str) -> str:
+    """``raw`` quoted for an error message, shortened when long."""
+    return repr(raw) if len(raw) <= ECHO_CHARS else f"{raw[:ECHO_CHARS]!r}… ({len(raw)} characters)"
 
 
 def parse_int(field: str, raw: str) -> int:
@@ -21,7 +28,7 @@ def parse_int(field: str, raw: str) -> int:
     try:
         value = int(raw.strip())
     except ValueError:
-        raise invalid(field, f"a valid integer is required, got {raw!r}") from None
+        raise invalid(field, f"a valid integer is required, got {shown(raw)}") from None
     if not BIGINT_MIN <= value <= BIGINT_MAX:
         raise invalid(field, "integer out of range")
     return value
@@ -33,7 +40,7 @@ def parse_bool(field: str, raw: str) -> bool:
         return True
     if raw in FALSE_VALUES:
         return False
-    raise invalid(field, f"must be true/false, True/False or 1/0, got {raw!r}")
+    raise invalid(field, f"must be true/false, True/False or 1/0, got {shown(raw)}")
 
 
 def parse_text(field: str, raw: str) -> str:
@@ -54,7 +61,7 @@ def parse_datetime(field: str, raw: str) -> datetime.datetime:
     try:
         value = datetime.datetime.fromisoformat(text)
     except ValueError:
-        raise invalid(field, f"a date or ISO 8601 date-time is required, got {raw!r}") from None
+        raise invalid(field, f"a date or ISO 8601 date-time is required, got {shown(raw)}") from None
     return to_utc(field, value)
 
 
@@ -81,7 +88,7 @@ def choice_parser(*choices: str) -> Parser:
 
     def parse(field: str, raw: str) -> str:
         if raw not in choices:
-            raise invalid(field, f"{raw!r} is not one of {', '.join(choices)}")
+            raise invalid(field, f"{shown(raw)} is not one of {', '.join(choices)}")
         return raw
 
     return parse

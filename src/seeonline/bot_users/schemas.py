@@ -13,6 +13,7 @@ import msgspec
 from seeonline import usernames
 from seeonline.api.bodies import BigInt, Count, Id
 from seeonline.api.errors import invalid
+from seeonline.api.params import shown
 from seeonline.choices import Role, Theme
 
 ROLES: tuple[str, ...] = tuple(Role)
@@ -74,7 +75,7 @@ def _known_zone(name: str) -> bool:
 def check_timezone(name: str) -> str:
     """An IANA zone name, or a 400."""
     if not _known_zone(name):
-        raise invalid("timezone", f"{name!r} is not a known IANA time zone")
+        raise invalid("timezone", f"{shown(name)} is not a known IANA time zone")
     return name
 
 

@@ -16,13 +16,29 @@ def serve_api(settings: Settings, host: str, port: int) -> None:
     import uvicorn  # noqa: PLC0415 - only the API needs it
 
     from seeonline.server.app import create_app  # noqa: PLC0415
+    from seeonline.server.http_protocol import limited  # noqa: PLC0415
 
     try:
         app = create_app(settings)
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
+    protocol = limited(
+        header_timeout=settings.header_timeout,
+        body_timeout=settings.body_timeout,
+        max_headers=settings.max_headers,
+        max_header_bytes=settings.max_header_bytes,
+    )
     config = uvicorn.Config(
-        app, host=host, port=port, loop="uvloop", http="httptools", log_config=None, access_log=False, lifespan="on"
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http=protocol,
+        timeout_keep_alive=settings.keep_alive_timeout,
+        limit_concurrency=settings.max_connections,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
     )
     log.info("api_listening", url=f"http://{host}:{port}", docs=f"http://{host}:{port}/schema/swagger")
     uvicorn.Server(config).run()

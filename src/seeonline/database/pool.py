@@ -34,13 +34,17 @@ async def _keep_session(_connection: asyncpg.Connection) -> None:
     return
 
 
-async def create_pool(dsn: str, *, size: int) -> asyncpg.Pool:
-    """A pool whose sessions render timestamps in UTC (ISO 8601 with ``+00:00``)."""
+async def create_pool(dsn: str, *, size: int, statement_timeout: float = 0) -> asyncpg.Pool:
+    """A pool whose sessions render timestamps in UTC (ISO 8601 with ``+00:00``).
+
+    ``statement_timeout`` (seconds, 0 for none) bounds every statement, so no request can keep a query
+    running for long (``?limit=1&offset=<huge>`` would otherwise scan a whole table).
+    """
     pool: asyncpg.Pool = await asyncpg.create_pool(
         dsn,
         min_size=1,
         max_size=size,
-        server_settings=SERVER_SETTINGS,
+        server_settings=session_settings(statement_timeout),
         init=_init_connection,
         reset=_keep_session,
     )
@@ -75,7 +79,17 @@ async def in_transaction(pool: asyncpg.Pool, work: Callable[[Connection], Awaita
 SERVER_SETTINGS = {"timezone": "UTC", "application_name": "seeonline-api"}
 # A client that stops reading a stream holds its transaction open; Postgres ends it after this long.
 STREAM_IDLE_TIMEOUT_MS = 60_000
-STREAM_SLOT_WAIT = 30.0
+# How long a list waits for a free stream slot before it is answered 503 (before any header is sent).
+STREAM_SLOT_WAIT = 1.0
+
+
+def session_settings(statement_timeout: float) -> dict[str, str]:
+    """Server settings of the API's sessions; ``statement_timeout`` in seconds, 0 for none."""
+    return {**SERVER_SETTINGS, "statement_timeout": str(round(statement_timeout * 1000))}
+
+
+class StreamsBusyError(Exception):
+    """Every stream slot is taken: the client should retry later."""
 
 
 class StreamSource:
@@ -85,48 +99,84 @@ class StreamSource:
     many such connections exist.
     """
 
-    def __init__(self, dsn: str, limit: int) -> None:
+    def __init__(self, dsn: str, limit: int, statement_timeout: float = 0) -> None:
         self.dsn = dsn
         self._slots = asyncio.Semaphore(limit)
+        self._settings = {
+            **session_settings(statement_timeout),
+            "idle_in_transaction_session_timeout": str(STREAM_IDLE_TIMEOUT_MS),
+        }
 
-    def json_array(self, sql: str, args: tuple[Any, ...]) -> AsyncIterator[bytes]:
-        """Stream a query's single text column as a JSON array, in chunks, from one snapshot."""
-        return self._chunks(sql, args, head="[", separator=",", tail="]")
+    async def open(
+        self, sql: str, args: tuple[Any, ...], *, head: str = "[", separator: str = ",", tail: str = "]"
+    ) -> OpenStream:
+        """Take a slot and open a snapshot for ``sql``, or raise ``StreamsBusyError``; nothing is sent yet.
 
-    def text(self, sql: str, args: tuple[Any, ...], *, head: str = "") -> AsyncIterator[bytes]:
-        """Stream a query's single text column concatenated after ``head`` (CSV lines), from one snapshot."""
-        return self._chunks(sql, args, head=head, separator="", tail="")
-
-    async def _chunks(
-        self, sql: str, args: tuple[Any, ...], *, head: str, separator: str, tail: str
-    ) -> AsyncIterator[bytes]:
-        async with asyncio.timeout(STREAM_SLOT_WAIT):
-            await self._slots.acquire()
+        The stream is the query's single text column joined by ``separator`` between ``head`` and ``tail``:
+        a JSON array by default, CSV lines with ``separator=""``.
+        """
         try:
-            connection = await asyncpg.connect(
-                self.dsn,
-                server_settings={
-                    **SERVER_SETTINGS,
-                    "idle_in_transaction_session_timeout": str(STREAM_IDLE_TIMEOUT_MS),
-                },
-            )
+            async with asyncio.timeout(STREAM_SLOT_WAIT):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise StreamsBusyError from None
+        try:
+            connection = await asyncpg.connect(self.dsn, server_settings=self._settings)
             try:
                 await _init_connection(connection)
-                async with connection.transaction(isolation="repeatable_read", readonly=True):
-                    buffer: list[str] = [head]
-                    size = len(head)
-                    first = True
-                    async for record in connection.cursor(sql, *args, prefetch=1000):
-                        piece = record[0] if first else separator + record[0]
-                        first = False
-                        buffer.append(piece)
-                        size += len(piece)
-                        if size >= STREAM_CHUNK_BYTES:
-                            yield "".join(buffer).encode()
-                            buffer, size = [], 0
-                    buffer.append(tail)
-                    yield "".join(buffer).encode()
-            finally:
+                await connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            except BaseException:
                 await connection.close()
+                raise
+        except BaseException:
+            self._slots.release()
+            raise
+        return OpenStream(self._slots, connection, sql, args, (head, separator, tail))
+
+
+class OpenStream:
+    """One stream's slot, connection and snapshot; :meth:`close` gives them back (idempotent)."""
+
+    def __init__(
+        self,
+        slots: asyncio.Semaphore,
+        connection: asyncpg.Connection,
+        sql: str,
+        args: tuple[Any, ...],
+        shape: tuple[str, str, str],
+    ) -> None:
+        self._slots = slots
+        self._head, self._separator, self._tail = shape
+        self._connection = connection
+        self._sql = sql
+        self._args = args
+        self._closed = False
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The query's rows between head and tail, in chunks; closes the stream at the end."""
+        try:
+            buffer: list[str] = [self._head]
+            size = len(self._head)
+            first = True
+            async for record in self._connection.cursor(self._sql, *self._args, prefetch=1000):
+                piece = record[0] if first else self._separator + record[0]
+                first = False
+                buffer.append(piece)
+                size += len(piece)
+                if size >= STREAM_CHUNK_BYTES:
+                    yield "".join(buffer).encode()
+                    buffer, size = [], 0
+            buffer.append(self._tail)
+            yield "".join(buffer).encode()
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        """End the snapshot, close the connection and free the slot."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._connection.terminate()  # no round trip: closing also ends the transaction
         finally:
             self._slots.release()

@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from seeonline.api.listing import order_clause, where_clause
+from seeonline.api.listing import open_stream, order_clause, where_clause
 from seeonline.api.params import parse_non_negative
 from seeonline.database.pool import StreamSource
 from seeonline.history.reads import zone_errors
@@ -36,4 +36,4 @@ async def statuses_csv(
         f"SELECT concat_ws(',', r.id, r.tracked_user_id, r.is_online::text, so_local_iso(r.created_at, {zone}::text),"
         f" coalesce(r.source, '')) || E'\\n' FROM {ONLINE_STATUSES.source} WHERE {where} ORDER BY {order}{page}"
     )
-    return streams.text(sql, tuple(args), head=STATUSES_HEADER)
+    return await open_stream(streams, sql, tuple(args), head=STATUSES_HEADER, separator="", tail="")

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from seeonline.api.errors import invalid, not_found
+from seeonline.api.listing import open_stream
 from seeonline.database.pool import StreamSource
 from seeonline.history import resources
 from seeonline.history.params import DayQuery, RangeQuery, SessionQuery
@@ -134,6 +135,11 @@ class HistoryReader:
         exists = await self._run(lambda: self.pool.fetchval(resources.SUBJECT_EXISTS, tracked_user_id, query.tz))
         if not exists:
             raise not_found(SUBJECT)
-        return self.streams.text(
-            resources.SESSIONS_CSV, self._session_args(tracked_user_id, query), head=resources.SESSIONS_CSV_HEADER
+        return await open_stream(
+            self.streams,
+            resources.SESSIONS_CSV,
+            self._session_args(tracked_user_id, query),
+            head=resources.SESSIONS_CSV_HEADER,
+            separator="",
+            tail="",
         )

@@ -14,6 +14,8 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
 from seeonline.api.auth import require_api_key
+from seeonline.api.body_guard import check_body
+from seeonline.api.disconnect import cancel_on_disconnect
 from seeonline.api.errors import (
     ApiError,
     api_error_handler,
@@ -22,6 +24,8 @@ from seeonline.api.errors import (
     unexpected_error_handler,
 )
 from seeonline.api.handler_types import AnyRequest, Pool
+from seeonline.api.path_guard import refuse_encoded_slashes
+from seeonline.api.throttle import FailureThrottle
 from seeonline.bot_users.controllers import TelegramUserController, TrackedUserController
 from seeonline.database.maintenance import drop_expired_status_partitions, ensure_status_partitions
 from seeonline.database.pool import StreamSource, create_pool
@@ -29,15 +33,13 @@ from seeonline.history.controllers import HistoryController
 from seeonline.logging import get_logger
 from seeonline.logins.controllers import TrackerLoginController
 from seeonline.server.dependencies import Services, dependencies
-from seeonline.server.metrics import metrics
+from seeonline.server.metrics import MetricsCache, metrics
 from seeonline.settings import Settings, SettingsError
 from seeonline.statuses.controllers import OnlineStatusController
 from seeonline.trackers.controllers import TrackerAccountController, TrackerSettingController
 
 log = get_logger(__name__)
 
-# Concurrent unpaginated streams, each on a connection of its own (beside the pool).
-STREAM_LIMIT = 8
 MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
 
 
@@ -86,12 +88,17 @@ def create_app(settings: Settings) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        pool = await create_pool(settings.asyncpg_dsn, size=settings.db_pool_size)
+        pool = await create_pool(
+            settings.asyncpg_dsn, size=settings.db_pool_size, statement_timeout=settings.statement_timeout
+        )
         async with pool.acquire() as connection:
             await ensure_status_partitions(connection)
             if settings.status_retention_months:
                 await drop_expired_status_partitions(connection, settings.status_retention_months)
-        app.state.services = Services.build(pool, StreamSource(settings.asyncpg_dsn, limit=STREAM_LIMIT), secret_key)
+        streams = StreamSource(
+            settings.asyncpg_dsn, limit=settings.stream_limit, statement_timeout=settings.statement_timeout
+        )
+        app.state.services = Services.build(pool, streams, secret_key)
         try:
             yield
         finally:
@@ -100,6 +107,7 @@ def create_app(settings: Settings) -> Litestar:
     resources = Router(
         path="/",
         guards=[require_api_key],
+        before_request=check_body,
         route_handlers=[
             TrackerAccountController,
             TrackerSettingController,
@@ -113,6 +121,7 @@ def create_app(settings: Settings) -> Litestar:
     app = Litestar(
         route_handlers=[health, ready, metrics, resources],
         dependencies=dependencies(),
+        middleware=[refuse_encoded_slashes, cancel_on_disconnect],
         lifespan=[lifespan],
         exception_handlers={
             ApiError: api_error_handler,
@@ -131,4 +140,7 @@ def create_app(settings: Settings) -> Litestar:
         logging_config=None,  # seeonline.logging configures every process the same way
     )
     app.state.api_keys = tuple(key.encode() for key in settings.api_keys)
+    app.state.auth_throttle = FailureThrottle()
+    app.state.metrics_key = settings.metrics_key.encode() if settings.metrics_key else None
+    app.state.metrics_cache = MetricsCache(settings.metrics_cache_seconds)
     return app

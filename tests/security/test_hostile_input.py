@@ -1,0 +1,162 @@
+"""Hostile inputs get the contract's 4xx answers, never a 500, and errors never echo a long input back."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.routes import HTTPRoute
+
+from seeonline.server.app import create_app
+from seeonline.settings import Settings
+from tests.api.builders import Client, create, person
+
+BODY_METHODS = ("POST", "PUT", "PATCH")
+PATH_PARAMETER = re.compile(r"\{[^}:]+(?::[^}]+)?\}")
+
+
+def body_routes(app: Litestar) -> list[tuple[str, str]]:
+    """Every (method, path) whose handler takes a JSON body, with each path parameter filled in."""
+    routes = set()
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            if "data" not in handler.parsed_fn_signature.parameters:
+                continue
+            for method in handler.http_methods & set(BODY_METHODS):
+                routes.add((method, PATH_PARAMETER.sub("1", route.path)))
+    return sorted(routes)
+
+
+@pytest.fixture
+def routes(settings: Settings) -> list[tuple[str, str]]:
+    found = body_routes(create_app(settings))
+    assert len(found) >= 15, found  # every domain's create and update routes
+    return found
+
+
+@pytest.mark.parametrize(
+    "deep",
+    [
+        b"[" * 20_000 + b"]" * 20_000,
+        b'{"a":' * 20_000 + b"1" + b"}" * 20_000,
+        b'{"telegram_id": 1, "extra": ' + b"[" * 5_000 + b"]" * 5_000 + b"}",
+    ],
+    ids=["arrays", "objects", "in-an-unknown-field"],
+)
+async def test_deeply_nested_json_is_400_on_every_body_route(
+    client: Client, routes: list[tuple[str, str]], deep: bytes
+) -> None:
+    for method, path in routes:
+        response = await client.request(method, path, content=deep, headers={"content-type": "application/json"})
+        assert response.status_code == 400, (method, path, response.status_code, response.text[:200])
+        assert response.json()["code"] == "parse_error"
+
+
+async def test_nesting_inside_strings_does_not_count(client: Client) -> None:
+    user = await person(client)
+    response = await client.patch(f"/telegram-users/{user['id']}/", json={"timezone": "[" * 500})
+    assert response.status_code == 400
+    assert response.json()["field"] == "timezone"
+
+
+async def test_a_body_that_is_not_json_is_415_on_every_body_route(
+    client: Client, routes: list[tuple[str, str]]
+) -> None:
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", None):
+        headers = {"content-type": content_type} if content_type else {}
+        for method, path in routes:
+            response = await client.request(method, path, content=b'{"telegram_id": 1}', headers=headers)
+            assert response.status_code == 415, (method, path, content_type, response.text[:200])
+            assert response.json()["code"] == "unsupported_media_type"
+
+
+async def test_json_with_a_charset_and_bodiless_posts_still_pass(client: Client) -> None:
+    response = await client.post(
+        "/telegram-users/",
+        content=b'{"telegram_id": 987654}',
+        headers={"content-type": "application/json; charset=utf-8"},
+    )
+    assert response.status_code == 201, response.text
+    # A POST without a body needs no Content-Type (the privacy-check and resend routes take none).
+    account = await create(
+        client, "/tracker-accounts/", {"telegram_id": 4242, "api_id": 4242, "api_hash": "h" * 32, "is_active": True}
+    )
+    checked = await client.post(f"/tracker-accounts/{account['id']}/privacy-check")
+    assert checked.status_code != 415
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/tracker-accounts%2F{id}"),
+        ("GET", "/tracker-accounts%2f{id}/"),
+        ("DELETE", "/tracker-accounts/by-telegram-id%2F4343"),
+    ],
+)
+async def test_an_encoded_slash_is_not_a_path_separator(client: Client, method: str, path: str) -> None:
+    account = await create(client, "/tracker-accounts/", {"telegram_id": 4343, "api_id": 4343, "api_hash": "x" * 32})
+    response = await client.request(method, path.format(id=account["id"]))
+    assert response.status_code == 404, response.text
+    assert response.json()["detail"]
+    assert (await client.get(f"/tracker-accounts/{account['id']}/")).status_code == 200  # it was not deleted
+    # Encoded slashes in a query value are just characters.
+    assert (await client.get("/tracked-users/?username=a%2Fb")).status_code == 200
+
+
+LONG = "x" * 8_000  # far more than an error may quote (httpx refuses URLs over 64 KiB)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", f"/telegram-users/?telegram_id={LONG}", None),
+        ("GET", f"/tracker-accounts/?is_active={LONG}", None),
+        ("GET", f"/tracked-users/?visible_online={LONG}", None),
+        ("GET", f"/online-statuses/?created_at_after={LONG}", None),
+        ("GET", f"/telegram-users/?role={LONG}", None),
+        ("GET", f"/telegram-users/?ordering={LONG}", None),
+        ("GET", f"/telegram-users/?limit={LONG}", None),
+        ("GET", f"/telegram-users/{LONG}/", None),
+        ("POST", "/telegram-users/", {"telegram_id": 1, "role": LONG}),
+        ("POST", "/telegram-users/", {"telegram_id": 1, "timezone": LONG}),
+        ("POST", "/telegram-users/", {"telegram_id": LONG}),
+        ("POST", "/tracked-users/", {"telegram_user_id": 1, "username": LONG}),
+    ],
+)
+async def test_errors_do_not_echo_long_inputs(client: Client, method: str, path: str, body: Any) -> None:
+    response = await client.request(method, path, json=body)
+    assert 400 <= response.status_code < 500, response.text[:300]
+    assert len(response.content) < 600, response.text[:700]
+    assert "x" * 300 not in response.text
+
+
+async def test_a_huge_limit_is_lowered_to_the_maximum_page(client: Client, db: Any) -> None:
+    await db.execute("INSERT INTO telegram_users (telegram_id) SELECT 7_000_000 + i FROM generate_series(1, 1205) AS i")
+    response = await client.get("/telegram-users/?limit=4611686018427387904")
+    assert response.status_code == 200
+    rows = response.json()
+    assert len(rows) == 1000  # one page of at most 1,000 rows, however large the limit
+    assert 'rel="next"' in response.headers["link"]
+    assert "limit=1000&offset=1000" in response.headers["link"]
+    last = await client.get("/telegram-users/?limit=99999999999999999999999&offset=1000")
+    assert len(last.json()) == 205
+    assert "link" not in last.headers
+
+
+@pytest.mark.parametrize("offset", ["abc", "-1", "1.5", "99999999999999999999"])
+async def test_offset_without_limit_is_validated(client: Client, offset: str) -> None:
+    for query in (f"offset={offset}", f"offset={offset}&limit=0", f"offset={offset}&limit=5"):
+        response = await client.get(f"/telegram-users/?{query}")
+        assert response.status_code == 400, (query, response.text)
+        assert response.json()["field"] == "offset"
+
+
+async def test_a_negative_or_malformed_limit_is_still_400(client: Client) -> None:
+    for limit in ("-1", "abc", "1e3"):
+        response = await client.get(f"/telegram-users/?limit={limit}")
+        assert response.status_code == 400
+        assert response.json()["field"] == "limit"
