@@ -1,6 +1,7 @@
 """The database schema as SQLAlchemy models: the source Alembic compares migrations with."""
 
 from seeonline.models.base import Base
+from seeonline.models.events import Event, Webhook
 from seeonline.models.logins import TrackerLogin
 from seeonline.models.people import TelegramUser, TrackedUser
 from seeonline.models.statuses import OnlineStatus
@@ -9,6 +10,7 @@ from seeonline.models.trackers import TrackerAccount, TrackerHealth, TrackerPriv
 
 __all__ = [
     "Base",
+    "Event",
     "OnlineStatus",
     "Target",
     "TelegramUser",
@@ -19,4 +21,5 @@ __all__ = [
     "TrackerPeer",
     "TrackerPrivacyCheck",
     "TrackerSetting",
+    "Webhook",
 ]
