@@ -40,7 +40,7 @@ from seeonline.logging import get_logger
 from seeonline.maintenance import housekeeping
 from seeonline.settings import Settings
 from supervisor import trackers
-from supervisor.listener import PgListener
+from seeonline.database.listener import PgListener
 from supervisor.process import (
     DEFAULT_PRELOAD,
     ProcessOptions,

@@ -24,6 +24,8 @@ from seeonline.api.errors import (
     unexpected_error_handler,
 )
 from seeonline.api.metrics import metrics
+from seeonline.events.controllers import EventController
+from seeonline.events.hub import EventHub
 from seeonline.logging import get_logger
 from seeonline.logins.controllers import TrackerLoginController
 from seeonline.logins.service import LoginService
@@ -35,6 +37,8 @@ from seeonline.statuses.controllers import OnlineStatusController
 from seeonline.statuses.service import StatusService
 from seeonline.trackers.controllers import TrackerAccountController, TrackerSettingController
 from seeonline.trackers.service import TrackerService
+from seeonline.webhooks.controllers import WebhookController
+from seeonline.webhooks.service import WebhookService
 
 log = get_logger(__name__)
 
@@ -93,6 +97,8 @@ def create_app(settings: Settings) -> Litestar:
             await ensure_status_partitions(connection)
             if settings.status_retention_months:
                 await drop_expired_status_partitions(connection, settings.status_retention_months)
+        events = EventHub(settings.asyncpg_dsn, pool, ping_interval=settings.events_ping_interval)
+        await events.start()
         app.state.services = Services(
             pool=pool,
             streams=StreamSource(settings.asyncpg_dsn, limit=STREAM_LIMIT),
@@ -100,10 +106,13 @@ def create_app(settings: Settings) -> Litestar:
             people=PeopleService(pool),
             statuses=StatusService(pool),
             logins=LoginService(pool, secret_key),
+            events=events,
+            webhooks=WebhookService(pool, secret_key, allow_private=settings.webhook_allow_private),
         )
         try:
             yield
         finally:
+            await events.stop()
             await pool.close()
 
     resources = Router(
@@ -116,6 +125,8 @@ def create_app(settings: Settings) -> Litestar:
             TrackedUserController,
             OnlineStatusController,
             TrackerLoginController,
+            EventController,
+            WebhookController,
         ],
     )
     app = Litestar(

@@ -12,10 +12,12 @@ from seeonline.api.database import StreamSource
 from seeonline.api.params import parse_bool
 
 if TYPE_CHECKING:
+    from seeonline.events.hub import EventHub
     from seeonline.logins.service import LoginService
     from seeonline.people.service import PeopleService
     from seeonline.statuses.service import StatusService
     from seeonline.trackers.service import TrackerService
+    from seeonline.webhooks.service import WebhookService
 
 AnyRequest = Request[Any, Any, Any]
 
@@ -30,6 +32,8 @@ class Services:
     people: PeopleService
     statuses: StatusService
     logins: LoginService
+    events: EventHub
+    webhooks: WebhookService
 
 
 def services(request: AnyRequest) -> Services:
