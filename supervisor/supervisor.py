@@ -35,12 +35,13 @@ import asyncpg
 import msgspec
 
 from seeonline.channels import CHANNEL_TRACKERS
+from seeonline.database.listener import PgListener
 from seeonline.db_errors import DATABASE_ERRORS
 from seeonline.logging import get_logger
 from seeonline.maintenance import housekeeping
 from seeonline.settings import Settings
 from supervisor import trackers
-from seeonline.database.listener import PgListener
+from supervisor.webhooks.deliverer import WebhookDeliverer
 from supervisor.process import (
     DEFAULT_PRELOAD,
     ProcessOptions,
@@ -61,6 +62,7 @@ class SupervisorOptions(msgspec.Struct, frozen=True, kw_only=True):
     error_retry: float = 1.0
     command_timeout: float = 30.0  # any one query of a reconcile
     preload: tuple[str, ...] = DEFAULT_PRELOAD
+    deliver_webhooks: bool = True  # run this host's webhook deliverer (supervisor.webhooks)
 
 
 def default_target() -> WorkerTarget:
@@ -118,10 +120,16 @@ class Supervisor:
             name="supervisor",
         )
         listener_task = asyncio.create_task(listener.run(), name="supervisor-listener")
+        deliverer = WebhookDeliverer(self.settings) if self.options.deliver_webhooks else None
+        deliverer_task = asyncio.create_task(deliverer.run(), name="webhooks") if deliverer else None
         log.info("supervisor_started", preload=list(self.options.preload))
         try:
             await self._loop(target)
         finally:
+            if deliverer is not None and deliverer_task is not None:
+                deliverer.stop()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(deliverer_task, 10.0)
             await listener.stop()
             listener_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -9,10 +9,14 @@ from __future__ import annotations
 import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
-from seeonline.api.database import Connection
+import asyncpg
+
 from seeonline.choices import EventType, NotifyMode
+
+# A plain or pooled connection (this module is shared with the supervisor, which has no web layer).
+Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 
 FEED_COLUMNS = "id, type, recorded_at, is_online, tracked_user_id, telegram_user_id, notify_mode, mute_until, data"
 PAGE_SIZE = 1000
