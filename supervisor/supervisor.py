@@ -41,7 +41,6 @@ from seeonline.logging import get_logger
 from seeonline.maintenance import housekeeping
 from seeonline.settings import Settings
 from supervisor import trackers
-from supervisor.webhooks.deliverer import WebhookDeliverer
 from supervisor.process import (
     DEFAULT_PRELOAD,
     ProcessOptions,
@@ -50,6 +49,7 @@ from supervisor.process import (
     WorkerTarget,
     forkserver_context,
 )
+from supervisor.webhooks.deliverer import WebhookDeliverer
 
 log = get_logger(__name__)
 

@@ -24,11 +24,16 @@ depends_on = None
 
 def upgrade() -> None:
     """Apply this revision."""
-    op.add_column("tracked_users", sa.Column("notify_mode", sa.String(length=16), server_default=sa.text("'online'"), nullable=False))
+    op.add_column(
+        "tracked_users",
+        sa.Column("notify_mode", sa.String(length=16), server_default=sa.text("'online'"), nullable=False),
+    )
     op.add_column("tracked_users", sa.Column("mute_until", sa.DateTime(timezone=True), nullable=True))
     op.add_column("tracked_users", sa.Column("display_name", sa.String(length=64), nullable=True))
     op.create_check_constraint(
-        op.f("ck_tracked_users_notify_mode_known"), "tracked_users", "notify_mode IN ('online', 'offline', 'both', 'none')"
+        op.f("ck_tracked_users_notify_mode_known"),
+        "tracked_users",
+        "notify_mode IN ('online', 'offline', 'both', 'none')",
     )
     op.create_table(
         "events",
@@ -40,7 +45,9 @@ def upgrade() -> None:
         sa.Column("visibility", sa.String(length=32), nullable=True),
         sa.Column("happened_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("previous_change_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("recorded_at", sa.DateTime(timezone=True), server_default=sa.text("clock_timestamp()"), nullable=False),
+        sa.Column(
+            "recorded_at", sa.DateTime(timezone=True), server_default=sa.text("clock_timestamp()"), nullable=False
+        ),
         sa.CheckConstraint("type IN ('status', 'visibility')", name=op.f("ck_events_type_known")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_events")),
     )

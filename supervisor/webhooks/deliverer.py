@@ -57,7 +57,10 @@ class WebhookDeliverer:
             dsn, min_size=0, max_size=4, server_settings={"timezone": "UTC", "application_name": "seeonline-webhooks"}
         )
         listener = PgListener(
-            dsn, [CHANNEL_EVENTS, CHANNEL_WEBHOOKS], on_notify=self._on_notify, on_connect=self._on_connect,
+            dsn,
+            [CHANNEL_EVENTS, CHANNEL_WEBHOOKS],
+            on_notify=self._on_notify,
+            on_connect=self._on_connect,
             name="webhooks",
         )
         listener_task = asyncio.create_task(listener.run(), name="webhooks-listener")

@@ -86,7 +86,8 @@ class WebhookSender:
             now = datetime.datetime.now(datetime.UTC)
             if row["next_attempt_at"] is not None and row["next_attempt_at"] > now:
                 # Backing off; an edit of the webhook (or a re-enable) wakes us earlier.
-                return (row["next_attempt_at"] - now).total_seconds()
+                waiting: datetime.timedelta = row["next_attempt_at"] - now
+                return waiting.total_seconds()
             wanted = EventFilter(
                 types=frozenset(row["events"]), telegram_user_id=row["telegram_user_id"], notify_only=row["notify_only"]
             )
@@ -107,7 +108,11 @@ class WebhookSender:
         secret = secrets.decrypt(self._secret_key(), row["secret_encrypted"])
         try:
             await post_batch(
-                self.http, row["url"], secret, batch_body(batch), batch[-1].id,
+                self.http,
+                row["url"],
+                secret,
+                batch_body(batch),
+                batch[-1].id,
                 allow_private=self.settings.webhook_allow_private,
             )
         except DeliveryError as exc:

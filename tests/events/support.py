@@ -24,7 +24,9 @@ async def serving(settings: Settings) -> AsyncIterator[str]:
     """The app served by uvicorn on this loop at a free port; yields its base URL."""
     port = find_free_port()
     app = create_app(settings)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on", timeout_graceful_shutdown=1)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_config=None, lifespan="on", timeout_graceful_shutdown=1
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
@@ -44,8 +46,8 @@ class Message:
     """One SSE message as a client sees it."""
 
     event: str
-    id: int | None
-    data: dict[str, Any] | None
+    id: int  # 0 when the message had none
+    data: dict[str, Any]  # empty when the message had none
 
 
 @dataclass
@@ -58,13 +60,13 @@ class SseClient:
     _task: asyncio.Task[None] | None = None
 
     async def _read(self) -> None:
-        event, event_id, data = "message", None, []
+        event, event_id, data = "message", 0, list[str]()
         async for line in self.response.aiter_lines():
             if line == "":
                 if data or event != "message":
                     text = "\n".join(data)
-                    self.messages.append(Message(event, event_id, json.loads(text) if text else None))
-                event, event_id, data = "message", None, []
+                    self.messages.append(Message(event, event_id, json.loads(text) if text else {}))
+                event, event_id, data = "message", 0, []
             elif line.startswith(":"):
                 self.comments += 1
             elif line.startswith("event:"):

@@ -65,15 +65,15 @@ async def test_writers_committing_out_of_id_order_are_read_once_each(
             order.sort(key=lambda i: i == 0)  # the lowest ids commit last: a naive follower must skip them
             for index in order:  # …and committed in another
                 await transactions[index].commit()
-                async with pool.acquire() as connection:
+                async with pool.acquire() as reader:
                     # A follower of event ids, reading after every commit…
                     cursor = follower_seen[-1] if follower_seen else 0
-                    follower_seen += [e.id for e in await read_after(connection, cursor)]
+                    follower_seen += [e.id for e in await read_after(reader, cursor)]
                     # …and a follower of the status ids themselves, the way that loses rows.
                     naive_cursor = max(naive_seen, default=0)
                     naive_seen += [
                         row[0]
-                        for row in await connection.fetch(
+                        for row in await reader.fetch(
                             "SELECT id FROM online_statuses WHERE id > $1 ORDER BY id", naive_cursor
                         )
                     ]

@@ -18,16 +18,40 @@ from tests.support.keys import API_KEY
 async def _people(base: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """A tracker, two bot users following one target (modes online and both), one following another."""
     async with httpx.AsyncClient(base_url=base, headers={"X-API-Key": API_KEY}) as http:
-        account = (await http.post("/tracker-accounts/", json={"telegram_id": 501, "api_id": 501, "api_hash": "h" * 32,
-                                                                 "is_active": True, "is_auth": True})).json()
-        await http.post("/tracker-settings/", json={"tracker_account_id": account["id"], "phone_number": "+100501",
-                                                    "session_string": "s" * 40, "max_users": 10})
+        account = (
+            await http.post(
+                "/tracker-accounts/",
+                json={"telegram_id": 501, "api_id": 501, "api_hash": "h" * 32, "is_active": True, "is_auth": True},
+            )
+        ).json()
+        await http.post(
+            "/tracker-settings/",
+            json={
+                "tracker_account_id": account["id"],
+                "phone_number": "+100501",
+                "session_string": "s" * 40,
+                "max_users": 10,
+            },
+        )
         first = (await http.post("/telegram-users/", json={"telegram_id": 7001})).json()
         second = (await http.post("/telegram-users/", json={"telegram_id": 7002})).json()
-        a = (await http.post("/tracked-users/", json={"telegram_user_id": first["id"], "username": "target_one"})).json()
-        b = (await http.post("/tracked-users/", json={"telegram_user_id": second["id"], "username": "target_one",
-                                                      "notify_mode": "both", "display_name": "One"})).json()
-        c = (await http.post("/tracked-users/", json={"telegram_user_id": second["id"], "username": "target_two"})).json()
+        a = (
+            await http.post("/tracked-users/", json={"telegram_user_id": first["id"], "username": "target_one"})
+        ).json()
+        b = (
+            await http.post(
+                "/tracked-users/",
+                json={
+                    "telegram_user_id": second["id"],
+                    "username": "target_one",
+                    "notify_mode": "both",
+                    "display_name": "One",
+                },
+            )
+        ).json()
+        c = (
+            await http.post("/tracked-users/", json={"telegram_user_id": second["id"], "username": "target_two"})
+        ).json()
     return a, b, c
 
 
@@ -98,32 +122,39 @@ async def test_reset_skipped_and_pings(settings: Settings, db: asyncpg.Connectio
 
 
 async def test_at_most_32_streams_per_key_and_closed_ones_are_released(settings: Settings) -> None:
-    async with serving(settings) as base:
-        async with httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(5.0, read=None)) as http:
-            headers = {"X-API-Key": API_KEY}
-            streams = [http.stream("GET", "/events/", headers=headers) for _ in range(32)]
-            opened = [await stream.__aenter__() for stream in streams]
-            assert all(response.status_code == 200 for response in opened)
-            refused = await http.get("/events/", headers=headers)
-            assert refused.status_code == 429
-            assert refused.json()["code"] == "too_many_streams"
-            async with http.stream("GET", "/events/", headers={"X-API-Key": "second-key-abcdefgh"}) as other:
-                assert other.status_code == 200  # the limit is per key
-            for stream in streams:
-                await stream.__aexit__(None, None, None)
+    async with (
+        serving(settings) as base,
+        httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(5.0, read=None)) as http,
+    ):
+        headers = {"X-API-Key": API_KEY}
+        streams = [http.stream("GET", "/events/", headers=headers) for _ in range(32)]
+        opened = [await stream.__aenter__() for stream in streams]
+        assert all(response.status_code == 200 for response in opened)
+        refused = await http.get("/events/", headers=headers)
+        assert refused.status_code == 429
+        assert refused.json()["code"] == "too_many_streams"
+        async with http.stream("GET", "/events/", headers={"X-API-Key": "second-key-abcdefgh"}) as other:
+            assert other.status_code == 200  # the limit is per key
+        for stream in streams:
+            await stream.__aexit__(None, None, None)
 
-            async def accepted() -> bool:
-                async with http.stream("GET", "/events/", headers=headers) as response:
-                    return response.status_code == 200
+        async def accepted() -> bool:
+            async with http.stream("GET", "/events/", headers=headers) as response:
+                return response.status_code == 200
 
-            for _ in range(2):
-                await wait_until(accepted, what="streams released after their clients left")
+        for _ in range(2):
+            await wait_until(accepted, what="streams released after their clients left")
 
 
 @pytest.mark.parametrize(
     ("params", "field"),
-    [({"types": "status,nope"}, "types"), ({"after_id": "-1"}, "after_id"), ({"max_age_s": "nan"}, "max_age_s"),
-     ({"notify_only": "maybe"}, "notify_only"), ({"telegram_user_id": "x"}, "telegram_user_id")],
+    [
+        ({"types": "status,nope"}, "types"),
+        ({"after_id": "-1"}, "after_id"),
+        ({"max_age_s": "nan"}, "max_age_s"),
+        ({"notify_only": "maybe"}, "notify_only"),
+        ({"telegram_user_id": "x"}, "telegram_user_id"),
+    ],
 )
 async def test_bad_query_values_are_400s(settings: Settings, params: dict[str, str], field: str) -> None:
     async with serving(settings) as base, httpx.AsyncClient(base_url=base, headers={"X-API-Key": API_KEY}) as http:

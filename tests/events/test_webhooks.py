@@ -58,9 +58,11 @@ async def test_private_and_malformed_urls_are_refused(client: Client) -> None:
         response = await client.post("/webhooks/", json={"url": url})
         assert response.status_code == 400, url
         assert response.json()["field"] == "url", url
-    for body, field in (({"url": "https://93.184.216.34/", "events": ["nope"]}, "events"),
-                        ({"url": "https://93.184.216.34/", "events": []}, "events"),
-                        ({"url": "https://93.184.216.34/", "telegram_user_id": 999999}, "telegram_user_id")):
+    for body, field in (
+        ({"url": "https://93.184.216.34/", "events": ["nope"]}, "events"),
+        ({"url": "https://93.184.216.34/", "events": []}, "events"),
+        ({"url": "https://93.184.216.34/", "telegram_user_id": 999999}, "telegram_user_id"),
+    ):
         response = await client.post("/webhooks/", json=body)
         assert response.status_code == 400, body
         assert response.json()["field"].startswith(field)
@@ -114,6 +116,7 @@ async def test_delivery_is_signed_ordered_retried_and_survives_a_restart(
         assert item["event"] == "status"
         assert item["data"]["tracked_user_id"] == tracked["id"]
     row = await db.fetchrow("SELECT cursor, attempts, last_error FROM webhooks WHERE id = $1", hook["id"])
+    assert row is not None
     assert tuple(row) == (all_ids[-1], 0, None)
 
 
@@ -164,7 +167,7 @@ async def test_a_dead_endpoint_is_disabled_and_does_not_delay_another(
 
 async def _disabled(db: asyncpg.Connection[Any], webhook_id: int) -> Any:
     row = await db.fetchrow("SELECT state, last_error FROM webhooks WHERE id = $1", webhook_id)
-    return row if row["state"] == "disabled" else None
+    return row if row is not None and row["state"] == "disabled" else None
 
 
 async def _create_local(settings: Settings, db: asyncpg.Connection[Any], url: str) -> dict[str, Any]:

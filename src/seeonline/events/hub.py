@@ -123,9 +123,7 @@ class EventHub:
         """Register a stream (before it reads its backlog, so nothing falls between); 429 past the limit."""
         key = hashlib.sha256(api_key.encode("utf-8", "surrogateescape")).hexdigest()
         if self._per_key[key] >= STREAMS_PER_KEY:
-            raise ApiError(
-                429, f"at most {STREAMS_PER_KEY} open event streams per API key", code="too_many_streams"
-            )
+            raise ApiError(429, f"at most {STREAMS_PER_KEY} open event streams per API key", code="too_many_streams")
         self._per_key[key] += 1
         subscriber = Subscriber(key, event_filter, self.cursor)
         self._by_person[event_filter.telegram_user_id].add(subscriber)

@@ -7,7 +7,6 @@ order" is a complete, gap-free continuation for any reader, however late a batch
 from __future__ import annotations
 
 import datetime
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -75,8 +74,8 @@ class EventFilter:
         return " AND ".join(conditions)
 
 
-def _record(row: Sequence[Any]) -> EventRecord:
-    return EventRecord(*row)
+def _record(row: asyncpg.Record) -> EventRecord:
+    return EventRecord(*row.values())
 
 
 async def read_after(

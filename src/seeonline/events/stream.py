@@ -107,8 +107,9 @@ class EventStream:
                     self.cursor = event.id
                     continue
                 if skipped:
-                    yield _control("skipped", self.cursor, {"count": skipped, "first_id": first_skipped,
-                                                            "last_id": self.cursor})
+                    yield _control(
+                        "skipped", self.cursor, {"count": skipped, "first_id": first_skipped, "last_id": self.cursor}
+                    )
                     skipped = 0
                 self.cursor = event.id
                 yield EncodedEvent(event)
@@ -117,7 +118,9 @@ class EventStream:
             if len(page) < PAGE_SIZE:
                 break
         if skipped:
-            yield _control("skipped", self.cursor, {"count": skipped, "first_id": first_skipped, "last_id": self.cursor})
+            yield _control(
+                "skipped", self.cursor, {"count": skipped, "first_id": first_skipped, "last_id": self.cursor}
+            )
 
     async def _live(self) -> AsyncIterator[ServerSentEventMessage]:
         subscriber = self.subscriber
