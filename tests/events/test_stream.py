@@ -162,3 +162,39 @@ async def test_bad_query_values_are_400s(settings: Settings, params: dict[str, s
         assert response.status_code == 400
         assert response.json()["field"] == field
         assert (await http.get("/events/", headers={"X-API-Key": "wrong-key-123"})).status_code == 401
+
+
+async def test_visibility_events_when_a_target_hides_and_shows(settings: Settings, db: asyncpg.Connection[Any]) -> None:
+    async with serving(settings) as base:
+        a, _b, _c = await _people(base)
+        async with (
+            open_stream(base, {"types": "status,visibility", "tracked_user_id": a["id"]}) as both_kinds,
+            open_stream(base, {"tracked_user_id": a["id"]}) as status_only,
+        ):
+            target = "(SELECT target_id FROM tracked_users WHERE id = $1)"
+            await db.execute(f"UPDATE targets SET visibility = 'hidden' WHERE id = {target}", a["id"])
+            await db.execute("UPDATE tracked_users SET visible_online = false WHERE target_id = " + target, a["id"])
+            await insert_statuses(db, a["id"], [True])
+            await db.execute("UPDATE tracked_users SET visible_online = true WHERE id = $1", a["id"])
+            await wait_until(lambda: len(both_kinds.messages) == 3, what="two visibility events and a status")
+            assert [m.event for m in both_kinds.messages] == ["visibility", "status", "visibility"]
+            assert [m.data.get("visibility") for m in both_kinds.of("visibility")] == ["hidden", "visible"]
+            await wait_until(lambda: status_only.of("status"), what="the status event")
+            assert [m.event for m in status_only.messages] == ["status"]
+
+
+async def test_a_stream_that_falls_behind_is_closed_and_resumes_by_id(
+    settings: Settings, db: asyncpg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("seeonline.events.hub.BUFFER_EVENTS", 5)
+    async with serving(settings) as base:
+        a, _b, _c = await _people(base)
+        async with open_stream(base) as stream:
+            await insert_statuses(db, a["id"], [True, False] * 10)  # one page of 20 > the buffer of 5
+            reader = stream._task
+            assert reader is not None
+            await wait_until(reader.done, what="the server to end the stream that fell behind")
+        sent = [m.id for m in stream.of("status")]
+        async with open_stream(base, headers={"Last-Event-ID": str(sent[-1] if sent else 0)}) as resumed:
+            await wait_until(lambda: len(sent) + len(resumed.of("status")) == 20, what="the rest by id")
+        assert sent + [m.id for m in resumed.of("status")] == [r[0] for r in await db.fetch("SELECT id FROM events")]
