@@ -40,12 +40,12 @@ import msgspec
 
 from seeonline.database.channels import CHANNEL_TRACKERS
 from seeonline.database.errors import DATABASE_ERRORS
+from seeonline.database.listener import PgListener
 from seeonline.database.maintenance import housekeeping
 from seeonline.logging import get_logger
 from seeonline.settings import Settings
 from supervisor import trackers
 from supervisor.credentials import open_credentials, without_secret_environment
-from supervisor.listener import PgListener
 from supervisor.process import (
     DEFAULT_PRELOAD,
     ProcessOptions,
@@ -54,6 +54,7 @@ from supervisor.process import (
     WorkerTarget,
     forkserver_context,
 )
+from supervisor.webhooks.deliverer import WebhookDeliverer
 
 log = get_logger(__name__)
 
@@ -66,6 +67,7 @@ class SupervisorOptions(msgspec.Struct, frozen=True, kw_only=True):
     error_retry: float = 1.0
     command_timeout: float = 30.0  # any one query of a reconcile
     preload: tuple[str, ...] = DEFAULT_PRELOAD
+    deliver_webhooks: bool = True  # run this host's webhook deliverer (supervisor.webhooks)
 
 
 def default_target() -> WorkerTarget:
@@ -125,10 +127,16 @@ class Supervisor:
             name="supervisor",
         )
         listener_task = asyncio.create_task(listener.run(), name="supervisor-listener")
+        deliverer = WebhookDeliverer(self.settings) if self.options.deliver_webhooks else None
+        deliverer_task = asyncio.create_task(deliverer.run(), name="webhooks") if deliverer else None
         log.info("supervisor_started", preload=list(self.options.preload))
         try:
             await self._loop(target)
         finally:
+            if deliverer is not None and deliverer_task is not None:
+                deliverer.stop()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(deliverer_task, 10.0)
             await listener.stop()
             listener_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

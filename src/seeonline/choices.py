@@ -51,6 +51,29 @@ class UnknownReason(enum.StrEnum):
     HIDDEN = "hidden"  # the target hid its status (or the tracker could not see it)
 
 
+class NotifyMode(enum.StrEnum):
+    """Which transitions of a tracked user its subscriber wants to hear about (``tracked_users.notify_mode``)."""
+
+    ONLINE = "online"
+    OFFLINE = "offline"
+    BOTH = "both"
+    NONE = "none"
+
+
+class EventType(enum.StrEnum):
+    """What an entry of the event log says (``events.type``); also the SSE ``event:`` name."""
+
+    STATUS = "status"  # a recorded online/offline transition
+    VISIBILITY = "visibility"  # the target started or stopped hiding its status
+
+
+class WebhookState(enum.StrEnum):
+    """Whether a webhook is being delivered to (``webhooks.state``)."""
+
+    ACTIVE = "active"
+    DISABLED = "disabled"  # retries ran out; ``last_error`` says why
+
+
 class LoginState(enum.StrEnum):
     """Where a tracker login stands (``tracker_logins.state``; ``expired`` is only ever rendered)."""
 

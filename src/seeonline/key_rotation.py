@@ -35,6 +35,7 @@ STORED_SECRETS = (
     StoredSecret("tracker_settings", "session_encrypted", row_key="tracker_account_id"),
     StoredSecret("tracker_logins", "api_hash_encrypted"),
     StoredSecret("tracker_logins", "session_encrypted"),
+    StoredSecret("webhooks", "secret_encrypted"),
 )
 
 

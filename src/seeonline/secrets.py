@@ -68,6 +68,11 @@ def login_secret(column: str, login_id: int) -> Where:
     return Where("tracker_logins", column, login_id)
 
 
+def webhook_secret(webhook_id: int) -> Where:
+    """``webhooks.secret_encrypted``: the signing secret of one webhook."""
+    return Where("webhooks", "secret_encrypted", webhook_id)
+
+
 def _derive(key_text: str, purpose: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"seeonline", info=purpose).derive(key_text.encode())
 

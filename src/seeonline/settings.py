@@ -47,6 +47,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     stream_limit: int = 8  # unpaginated streams at once, each on a connection of its own
     metrics_key: str | None = None  # when set, /metrics wants it as a bearer token or X-API-Key
     metrics_cache_seconds: float = 15.0
+    # Live events and webhooks (seeonline.events, seeonline.webhooks, supervisor.webhooks).
+    events_ping_interval: float = 15.0  # seconds between keep-alive comments on an idle event stream
+    event_retention_hours: float = 48.0  # longer than a webhook's 24 h of retries
+    webhook_allow_private: bool = False  # allow webhook URLs on loopback and private networks (tests, LANs)
+    webhook_retry_scale: float = 1.0  # multiplies the retry backoff (tests shrink it)
 
     @property
     def asyncpg_dsn(self) -> str:
@@ -84,6 +89,10 @@ ENV_NAMES: dict[str, str] = {
     "stream_limit": "SEEONLINE_STREAM_LIMIT",
     "metrics_key": "SEEONLINE_METRICS_KEY",
     "metrics_cache_seconds": "SEEONLINE_METRICS_CACHE_SECONDS",
+    "events_ping_interval": "SEEONLINE_EVENTS_PING_INTERVAL",
+    "event_retention_hours": "SEEONLINE_EVENT_RETENTION_HOURS",
+    "webhook_allow_private": "SEEONLINE_WEBHOOK_ALLOW_PRIVATE",
+    "webhook_retry_scale": "SEEONLINE_WEBHOOK_RETRY_SCALE",
 }
 
 # Shorter API keys could be guessed; the dev key `seeonline run` generates has 32 characters.
@@ -177,6 +186,10 @@ def _validate(settings: Settings) -> None:
     if settings.move_unresolved_after < 0:
         msg = "SEEONLINE_MOVE_UNRESOLVED_AFTER: must be 0 or more seconds"
         raise SettingsError(msg)
+    for field in ("events_ping_interval", "event_retention_hours", "webhook_retry_scale"):
+        if getattr(settings, field) <= 0:
+            msg = f"{ENV_NAMES[field]}: must be positive"
+            raise SettingsError(msg)
     if settings.reconcile_interval <= 0:
         msg = "SEEONLINE_RECONCILE_INTERVAL: must be positive"
         raise SettingsError(msg)

@@ -26,6 +26,7 @@ CONSTRAINT_FIELDS = {
     "uq_tracked_users_telegram_user_id_target_id": "username",
     "fk_tracker_settings_tracker_account_id": "tracker_account_id",
     "fk_tracked_users_telegram_user_id": "telegram_user_id",
+    "fk_webhooks_telegram_user_id": "telegram_user_id",
     "fk_online_statuses_tracked_user_id": "tracked_user_id",
     "fk_targets_tracker_account_id": "tracker_account_id",
     "fk_tracker_privacy_checks_tracker_account_id": "tracker_account_id",

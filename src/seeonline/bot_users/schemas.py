@@ -14,10 +14,12 @@ from seeonline import usernames
 from seeonline.api.bodies import BigInt, Count, Id
 from seeonline.api.errors import invalid
 from seeonline.api.params import shown
-from seeonline.choices import Role, Theme
+from seeonline.choices import NotifyMode, Role, Theme, Visibility
 
 ROLES: tuple[str, ...] = tuple(Role)
 THEMES: tuple[str, ...] = tuple(Theme)
+NOTIFY_MODES: tuple[str, ...] = tuple(NotifyMode)
+DisplayName = Annotated[str, msgspec.Meta(max_length=64, pattern="^[^\\x00]*$")]
 TimezoneName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern="^[A-Za-z0-9_+\\-/]+$")]
 # Leading "@" allowed and stripped; the rest is Telegram's username rule.
 Username = Annotated[str, msgspec.Meta(min_length=1, max_length=40, pattern="^[^\\x00]*$")]
@@ -52,6 +54,9 @@ class TrackedUserCreate(msgspec.Struct):
     username: Username
     tracker_account_id: Id | None = None
     visible_online: bool = True
+    notify_mode: NotifyMode = NotifyMode.ONLINE
+    mute_until: datetime.datetime | None = None
+    display_name: DisplayName | None = None
 
 
 class TrackedUserUpdate(msgspec.Struct):
@@ -61,6 +66,13 @@ class TrackedUserUpdate(msgspec.Struct):
     username: Username | msgspec.UnsetType = msgspec.UNSET
     tracker_account_id: Id | msgspec.UnsetType | None = msgspec.UNSET
     visible_online: bool | msgspec.UnsetType = msgspec.UNSET
+    notify_mode: NotifyMode | msgspec.UnsetType = msgspec.UNSET
+    mute_until: datetime.datetime | msgspec.UnsetType | None = msgspec.UNSET
+    display_name: DisplayName | msgspec.UnsetType | None = msgspec.UNSET
+
+
+# The notify preferences a create or PATCH may carry; stored on the row after the slot engine's call.
+NOTIFY_FIELDS = ("notify_mode", "mute_until", "display_name")
 
 
 @lru_cache(maxsize=1024)
@@ -113,3 +125,9 @@ class TrackedUserOut(msgspec.Struct):
     visible_online: bool
     created_at: datetime.datetime
     updated_at: datetime.datetime
+    notify_mode: NotifyMode
+    mute_until: datetime.datetime | None
+    display_name: str | None
+    is_online: bool | None  # the target's current state; null while unknown or hidden
+    status_since: datetime.datetime | None  # when the current state began
+    visibility: Visibility

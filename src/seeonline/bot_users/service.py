@@ -9,7 +9,9 @@ import asyncpg
 from seeonline import usernames
 from seeonline.api.bodies import provided
 from seeonline.api.errors import ApiError, not_found
+from seeonline.api.params import to_utc
 from seeonline.bot_users.schemas import (
+    NOTIFY_FIELDS,
     TelegramUserCreate,
     TelegramUserUpdate,
     TrackedUserCreate,
@@ -17,7 +19,7 @@ from seeonline.bot_users.schemas import (
     check_timezone,
     clean_username,
 )
-from seeonline.database.pool import with_retry
+from seeonline.database.pool import Connection, in_transaction, with_retry
 from seeonline.database.set_clause import set_clause
 
 
@@ -76,8 +78,15 @@ class BotUserService:
         normalized, display = clean_username(data.username)
         sql = "SELECT so_subscribe($1, $2, $3, $4, $5)"
         args = (data.telegram_user_id, normalized, display, data.tracker_account_id, data.visible_online)
-        created: int = await with_retry(self.pool, lambda c: c.fetchval(sql, *args))
-        return created
+        # Only what differs from the column defaults costs an UPDATE.
+        preferences = {name: value for name in NOTIFY_FIELDS if (value := getattr(data, name)) not in (None, "online")}
+
+        async def create(connection: Connection) -> int:
+            created: int = await connection.fetchval(sql, *args)
+            await _store_preferences(connection, created, preferences)
+            return created
+
+        return await in_transaction(self.pool, create)
 
     async def update_subscription(self, tracked_user_id: int, data: TrackedUserUpdate) -> None:
         """Change a tracked user's bot user, username, tracker or visibility."""
@@ -94,8 +103,14 @@ class BotUserService:
             values.get("tracker_account_id"),
             values.get("visible_online"),
         )
-        waiting = await with_retry(self.pool, lambda c: c.fetchval(sql, *args))
-        await self._pick_up_if(waiting)
+        preferences = {name: values[name] for name in NOTIFY_FIELDS if name in values}
+
+        async def update(connection: Connection) -> bool | None:
+            waiting: bool | None = await connection.fetchval(sql, *args)
+            await _store_preferences(connection, tracked_user_id, preferences)
+            return waiting
+
+        await self._pick_up_if(await in_transaction(self.pool, update))
 
     async def unsubscribe(self, tracked_user_id: int) -> None:
         """Delete a tracked user, freeing the slot when it was the target's last tracked user."""
@@ -131,3 +146,14 @@ class BotUserService:
         # Freed capacity is handed to waiting targets in a transaction of its own (see db/sql/03_slots.sql).
         if waiting:
             await with_retry(self.pool, lambda c: c.execute("SELECT so_pickup_waiting()"))
+
+
+async def _store_preferences(connection: Connection, tracked_user_id: int, preferences: dict[str, Any]) -> None:
+    """Set a tracked user's notify preferences (``mute_until`` as UTC; a blank display name clears it)."""
+    if "mute_until" in preferences and preferences["mute_until"] is not None:
+        preferences["mute_until"] = to_utc("mute_until", preferences["mute_until"])
+    if "display_name" in preferences and preferences["display_name"] is not None:
+        preferences["display_name"] = preferences["display_name"].strip() or None
+    if preferences:
+        args: list[Any] = [tracked_user_id]
+        await connection.execute(f"UPDATE tracked_users SET {set_clause(preferences, args)} WHERE id = $1", *args)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 # The tables whose identity sequence a caller may draw from (a fixed set: the name goes into SQL).
-TABLES = frozenset({"tracker_accounts", "tracker_logins"})
+TABLES = frozenset({"tracker_accounts", "tracker_logins", "webhooks"})
 
 
 async def next_id(connection: Any, table: str) -> int:

@@ -2,6 +2,7 @@
 
 from seeonline.models.base import Base
 from seeonline.models.bot_users import TelegramUser, TrackedUser
+from seeonline.models.events import Event, Webhook
 from seeonline.models.history import TargetVisibilityChange, TargetWatch, TrackerUptime
 from seeonline.models.logins import TrackerLogin
 from seeonline.models.statuses import OnlineStatus
@@ -10,6 +11,7 @@ from seeonline.models.trackers import TrackerAccount, TrackerHealth, TrackerPriv
 
 __all__ = [
     "Base",
+    "Event",
     "OnlineStatus",
     "Target",
     "TargetVisibilityChange",
@@ -23,4 +25,5 @@ __all__ = [
     "TrackerPrivacyCheck",
     "TrackerSetting",
     "TrackerUptime",
+    "Webhook",
 ]

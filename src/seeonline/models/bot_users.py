@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
+
+from advanced_alchemy.types import DateTimeUTC
 from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from seeonline.choices import Role, Theme, sql_list
+from seeonline.choices import NotifyMode, Role, Theme, sql_list
 from seeonline.models.base import AuditedTable
 
 
@@ -32,7 +35,10 @@ class TrackedUser(AuditedTable):
     """One bot user's subscription to a target; its tracker is the target's tracker."""
 
     __tablename__ = "tracked_users"
-    __table_args__ = (UniqueConstraint("telegram_user_id", "target_id"),)
+    __table_args__ = (
+        UniqueConstraint("telegram_user_id", "target_id"),
+        CheckConstraint(f"notify_mode IN ({sql_list(NotifyMode, sort=False)})", name="notify_mode_known"),
+    )
 
     telegram_user_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("telegram_users.id", ondelete="CASCADE"), index=True
@@ -40,3 +46,7 @@ class TrackedUser(AuditedTable):
     target_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("targets.id", ondelete="RESTRICT"), index=True)
     username: Mapped[str] = mapped_column(String(32))
     visible_online: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    # What the subscriber wants pushed (events with notify_only, webhooks with notify_only).
+    notify_mode: Mapped[str] = mapped_column(String(16), server_default=text("'online'"))
+    mute_until: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+    display_name: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -29,6 +29,8 @@ from seeonline.api.throttle import FailureThrottle
 from seeonline.bot_users.controllers import TelegramUserController, TrackedUserController
 from seeonline.database.maintenance import drop_expired_status_partitions, ensure_status_partitions
 from seeonline.database.pool import StreamSource, create_pool
+from seeonline.events.controllers import EventController
+from seeonline.events.hub import EventHub
 from seeonline.history.controllers import HistoryController
 from seeonline.logging import get_logger
 from seeonline.logins.controllers import TrackerLoginController
@@ -37,6 +39,7 @@ from seeonline.server.metrics import MetricsCache, metrics
 from seeonline.settings import Settings, SettingsError
 from seeonline.statuses.controllers import OnlineStatusController
 from seeonline.trackers.controllers import TrackerAccountController, TrackerSettingController
+from seeonline.webhooks.controllers import WebhookController
 
 log = get_logger(__name__)
 
@@ -98,10 +101,15 @@ def create_app(settings: Settings) -> Litestar:
         streams = StreamSource(
             settings.asyncpg_dsn, limit=settings.stream_limit, statement_timeout=settings.statement_timeout
         )
-        app.state.services = Services.build(pool, streams, secret_key)
+        events = EventHub(settings.asyncpg_dsn, pool, ping_interval=settings.events_ping_interval)
+        await events.start()
+        app.state.services = Services.build(
+            pool, streams, secret_key, event_hub=events, allow_private_webhooks=settings.webhook_allow_private
+        )
         try:
             yield
         finally:
+            await events.stop()
             await pool.close()
 
     resources = Router(
@@ -116,6 +124,8 @@ def create_app(settings: Settings) -> Litestar:
             HistoryController,
             OnlineStatusController,
             TrackerLoginController,
+            EventController,
+            WebhookController,
         ],
     )
     app = Litestar(

@@ -11,15 +11,21 @@ from litestar.di import Provide
 
 from seeonline.bot_users.service import BotUserService
 from seeonline.database.pool import StreamSource
+from seeonline.events.hub import EventHub
 from seeonline.history.reads import HistoryReader
 from seeonline.logins.service import LoginService
 from seeonline.statuses.service import StatusService
 from seeonline.trackers.service import TrackerService
+from seeonline.webhooks.service import WebhookService
 
 
 @dataclass(frozen=True)
 class Services:
-    """The services of one running app, built at start-up over its pool; each field is a dependency name."""
+    """The services of one running app, built at start-up over its pool; each field is a dependency name.
+
+    No name may also be a field of a request body: Litestar reports a body validation error on a key that
+    names a dependency as a 500 (``tests/api/test_smoke.py`` checks).
+    """
 
     pool: asyncpg.Pool
     streams: StreamSource
@@ -28,9 +34,19 @@ class Services:
     statuses: StatusService
     logins: LoginService
     history: HistoryReader
+    event_hub: EventHub
+    webhooks: WebhookService
 
     @classmethod
-    def build(cls, pool: asyncpg.Pool, streams: StreamSource, secret_key: str) -> Services:
+    def build(
+        cls,
+        pool: asyncpg.Pool,
+        streams: StreamSource,
+        secret_key: str,
+        *,
+        event_hub: EventHub,
+        allow_private_webhooks: bool,
+    ) -> Services:
         """Every service over ``pool``."""
         return cls(
             pool=pool,
@@ -40,6 +56,8 @@ class Services:
             statuses=StatusService(pool),
             logins=LoginService(pool, secret_key),
             history=HistoryReader(pool, streams),
+            event_hub=event_hub,
+            webhooks=WebhookService(pool, secret_key, allow_private=allow_private_webhooks),
         )
 
 

@@ -1,0 +1,1 @@
+"""Live events: the commit-ordered event log, its one listener per process, and the SSE stream."""

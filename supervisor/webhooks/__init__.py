@@ -1,0 +1,1 @@
+"""Webhook delivery: the supervisor side that POSTs the event log to each webhook, in order."""

@@ -1,0 +1,1 @@
+"""Live events: the event log, SSE streams, webhooks and notify preferences."""
