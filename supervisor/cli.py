@@ -12,7 +12,7 @@ from setproctitle import setproctitle
 
 from seeonline.logging import get_logger
 from seeonline.parent_death import die_with_parent, expected_parent_from_env
-from supervisor.process import ProcessOptions, WorkerTarget
+from seeonline_supervisor.process import ProcessOptions, WorkerTarget
 
 log = get_logger("supervisor.cli")
 
@@ -50,7 +50,7 @@ def supervisor(
 
     settings = settings_or_exit()
     require_database(settings)
-    from supervisor.supervisor import Supervisor, SupervisorOptions  # noqa: PLC0415 - keeps `seeonline` start-up light
+    from seeonline_supervisor.supervisor import Supervisor, SupervisorOptions  # noqa: PLC0415 - keeps `seeonline` start-up light
 
     options = SupervisorOptions(
         process=msgspec.structs.replace(

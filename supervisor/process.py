@@ -34,13 +34,13 @@ from setproctitle import setproctitle
 from seeonline.logging import configure_logging, get_logger
 from seeonline.parent_death import die_with_parent
 from seeonline.settings import Settings
-from supervisor.exit_codes import EXIT_LOCK_HELD, EXIT_RETIRED
+from seeonline_supervisor.exit_codes import EXIT_LOCK_HELD, EXIT_RETIRED
 
 WorkerTarget = Callable[[int, Settings], int]
 
 SUPERVISOR_PID_ENV = "SEEONLINE_SUPERVISOR_PID"  # the forkserver's expected parent
 FORKSERVER_PID_ENV = "SEEONLINE_FORKSERVER_PID"  # set in the forkserver: its workers' expected parent
-DEFAULT_PRELOAD = ("telethon", "asyncpg", "seeonline.telegram.client", "supervisor.worker.main")
+DEFAULT_PRELOAD = ("telethon", "asyncpg", "seeonline.telegram.client", "seeonline_supervisor.worker.main")
 
 log = get_logger(__name__)
 
@@ -85,7 +85,7 @@ class ProcessOptions(msgspec.Struct, frozen=True, kw_only=True):
 def forkserver_context(preload: tuple[str, ...] = DEFAULT_PRELOAD) -> multiprocessing.context.ForkServerContext:
     """A forkserver context whose server preloads ``preload``, ties its life to us and freezes its heap."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([*preload, "supervisor.forkserver_init"])
+    context.set_forkserver_preload([*preload, "seeonline_supervisor.forkserver_init"])
     # Read by supervisor.forkserver_init in the server: it must equal the server's parent pid.
     os.environ[SUPERVISOR_PID_ENV] = str(os.getpid())
     return context

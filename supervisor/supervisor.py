@@ -39,9 +39,9 @@ from seeonline.database.errors import DATABASE_ERRORS
 from seeonline.database.maintenance import housekeeping
 from seeonline.logging import get_logger
 from seeonline.settings import Settings
-from supervisor import trackers
-from supervisor.listener import PgListener
-from supervisor.process import (
+from seeonline_supervisor import trackers
+from seeonline_supervisor.listener import PgListener
+from seeonline_supervisor.process import (
     DEFAULT_PRELOAD,
     ProcessOptions,
     State,
@@ -66,7 +66,7 @@ class SupervisorOptions(msgspec.Struct, frozen=True, kw_only=True):
 def default_target() -> WorkerTarget:
     """The real tracker worker, imported lazily so tests can run without it."""
     # Imported by name: the worker package is optional for the supervisor's own tests.
-    run_worker: WorkerTarget = importlib.import_module("supervisor.worker.main").run_worker
+    run_worker: WorkerTarget = importlib.import_module("seeonline_supervisor.worker.main").run_worker
     return run_worker
 
 

@@ -9,9 +9,7 @@ from pathlib import Path
 import msgspec
 
 from seeonline.lease import Lease
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_DATA_DIR = PROJECT_ROOT / "var"
+from seeonline.paths import DEFAULT_DATA_DIR
 
 
 class SettingsError(Exception):

@@ -23,7 +23,7 @@ import asyncpg
 from seeonline.choices import StatusSource, Visibility
 from seeonline.database.errors import DATABASE_ERRORS
 from seeonline.logging import get_logger
-from supervisor.worker.waiting import wait_event
+from seeonline_supervisor.worker.waiting import wait_event
 
 log = get_logger("supervisor.worker.ingest")
 

@@ -12,7 +12,7 @@ from telethon.tl import functions, types
 
 from seeonline.health import HealthState
 from seeonline.logging import get_logger
-from supervisor.worker.book import StatusBook, TargetState, utc_now
+from seeonline_supervisor.worker.book import StatusBook, TargetState, utc_now
 
 log = get_logger("supervisor.worker.telegram")
 

@@ -30,18 +30,18 @@ from seeonline.secrets import SecretKeyError, decrypt
 from seeonline.settings import Settings
 from seeonline.telegram.client import build_client
 from seeonline.telegram.privacy import HIDDEN_DETAIL, PrivacyReport
-from supervisor.exit_codes import EXIT_CRASHED, EXIT_LOCK_HELD, EXIT_OK, EXIT_RETIRED
-from supervisor.worker.book import StatusBook, TargetState
-from supervisor.worker.call_errors import CallErrors
-from supervisor.worker.control import ControlDb, LockHeldError, TargetRow
-from supervisor.worker.enrolment import Enrolment
-from supervisor.worker.ingest import StatusWriter
-from supervisor.worker.lease import LeaseKeeper
-from supervisor.worker.link import TelegramLink
-from supervisor.worker.options import WorkerOptions
-from supervisor.worker.privacy import PrivacyWatch
-from supervisor.worker.telegram import ENROLMENT, RetiredError, TelegramSide
-from supervisor.worker.waiting import wait_event
+from seeonline_supervisor.exit_codes import EXIT_CRASHED, EXIT_LOCK_HELD, EXIT_OK, EXIT_RETIRED
+from seeonline_supervisor.worker.book import StatusBook, TargetState
+from seeonline_supervisor.worker.call_errors import CallErrors
+from seeonline_supervisor.worker.control import ControlDb, LockHeldError, TargetRow
+from seeonline_supervisor.worker.enrolment import Enrolment
+from seeonline_supervisor.worker.ingest import StatusWriter
+from seeonline_supervisor.worker.lease import LeaseKeeper
+from seeonline_supervisor.worker.link import TelegramLink
+from seeonline_supervisor.worker.options import WorkerOptions
+from seeonline_supervisor.worker.privacy import PrivacyWatch
+from seeonline_supervisor.worker.telegram import ENROLMENT, RetiredError, TelegramSide
+from seeonline_supervisor.worker.waiting import wait_event
 
 
 class TrackerWorker:

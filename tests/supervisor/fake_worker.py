@@ -19,7 +19,7 @@ import asyncpg
 
 from seeonline.database.channels import TRACKER_LOCK_SPACE
 from seeonline.settings import Settings
-from supervisor.exit_codes import EXIT_LOCK_HELD, EXIT_RETIRED
+from seeonline_supervisor.exit_codes import EXIT_LOCK_HELD, EXIT_RETIRED
 
 
 def event(control: Path, kind: str, tracker_id: int) -> None:

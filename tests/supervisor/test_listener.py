@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from supervisor.listener import PgListener
+from seeonline_supervisor.listener import PgListener
 from tests.support.postgres import PostgresServer
 
 CHANNEL = "test_listener_channel"
