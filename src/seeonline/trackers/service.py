@@ -19,6 +19,7 @@ from seeonline.trackers.schemas import (
     TrackerSettingCreate,
     TrackerSettingUpdate,
 )
+from seeonline.trackers.sessions import require_session_string
 
 log = get_logger(__name__)
 
@@ -98,7 +99,10 @@ class TrackerService:
 
     async def create_setting(self, data: TrackerSettingCreate) -> int:
         """Insert a setting; its capacity picks up waiting targets at once."""
-        session = encrypt(self.secret_key, data.session_string) if data.session_string is not None else None
+        session = None
+        if data.session_string is not None:
+            require_session_string(data.session_string)
+            session = encrypt(self.secret_key, data.session_string)
 
         async def work(connection: Connection) -> int:
             setting_id: int = await connection.fetchval(
@@ -146,6 +150,8 @@ class TrackerService:
             values.pop("tracker_account_id")
         if "session_string" in values:
             session = values.pop("session_string")
+            if session is not None:
+                require_session_string(session)
             values["session_encrypted"] = encrypt(self.secret_key, session) if session is not None else None
         rebalance = bool(SETTING_SLOT_COLUMNS & values.keys())
         await self._update(UPDATABLE["settings"], setting_id, values, rebalance=rebalance)
