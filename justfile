@@ -106,7 +106,7 @@ _dns-check:
             exit 1
         fi
     elif podman info --format '{{{{.Host.NetworkBackend}}' 2>/dev/null | grep -qx cni \
-         && ! ls /usr/lib/cni/dnsname /usr/libexec/cni/dnsname /opt/cni/bin/dnsname >/dev/null 2>&1; then
+         && ! { [ -x /usr/lib/cni/dnsname ] || [ -x /usr/libexec/cni/dnsname ] || [ -x /opt/cni/bin/dnsname ]; }; then
         echo "podman (CNI) lacks the dnsname plugin: services cannot find each other by name." >&2
         echo "install it (Debian: apt-get install golang-github-containernetworking-plugin-dnsname), then 'just run'." >&2
         exit 1

@@ -29,6 +29,7 @@ from seeonline.logins.controllers import TrackerLoginController
 from seeonline.people.controllers import TelegramUserController, TrackedUserController
 from seeonline.server.dependencies import Services, dependencies
 from seeonline.server.metrics import metrics
+from seeonline.server.request_metrics import REQUEST_METRICS
 from seeonline.settings import Settings, SettingsError
 from seeonline.statuses.controllers import OnlineStatusController
 from seeonline.trackers.controllers import TrackerAccountController, TrackerSettingController
@@ -110,6 +111,7 @@ def create_app(settings: Settings) -> Litestar:
     )
     app = Litestar(
         route_handlers=[health, ready, metrics, resources],
+        middleware=[REQUEST_METRICS.middleware],
         dependencies=dependencies(),
         lifespan=[lifespan],
         exception_handlers={

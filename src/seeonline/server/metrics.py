@@ -8,6 +8,7 @@ from litestar import Response, get
 
 from seeonline.api.handler_types import Pool
 from seeonline.health import HealthState
+from seeonline.server import request_metrics
 
 GAUGES_SQL = f"""
 SELECT
@@ -55,4 +56,4 @@ async def metrics(pool: Pool) -> Response[str]:
             f"# TYPE seeonline_{name} gauge",
             f"seeonline_{name} {float(row[name]):g}",
         ]
-    return Response("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+    return Response("\n".join(lines) + "\n" + request_metrics.render(), media_type="text/plain; version=0.0.4")
