@@ -31,11 +31,11 @@ run *services: _dns-check
 
 # Stop the stack's containers (they keep their state; `just run` starts them again).
 stop *services:
-    {{ no_secrets }} {{ compose }} stop "$@"
+    @{{ no_secrets }} {{ compose }} stop "$@"
 
 # Stop and remove the stack's containers and network; the database volume stays.
 clean:
-    {{ no_secrets }} {{ compose }} down --remove-orphans
+    @{{ no_secrets }} {{ compose }} down --remove-orphans
 
 # Remove everything this project made: containers, network, the DATABASE VOLUME, its image and build cache.
 full-clean *flags:
@@ -59,11 +59,11 @@ rebuild: clean run
 
 # Follow the logs of every service, or of the ones named.
 logs *services:
-    {{ no_secrets }} {{ compose }} logs --follow --tail 200 "$@"
+    @{{ no_secrets }} {{ compose }} logs --follow --tail 200 "$@"
 
 # The stack's containers and their health.
 ps:
-    {{ no_secrets }} {{ compose }} ps --all
+    @{{ no_secrets }} {{ compose }} ps --all
 
 # Start the supervisor alone (with the database and the migration it needs), without the API.
 supervisor: _dns-check

@@ -35,6 +35,7 @@ from seeonline.logging import configure_logging, get_logger
 from seeonline.parent_death import die_with_parent
 from seeonline.settings import Settings
 from seeonline_supervisor.exit_codes import EXIT_LOCK_HELD, EXIT_RETIRED
+from seeonline_supervisor.metrics import WORKER_RESTARTS
 
 WorkerTarget = Callable[[int, Settings], int]
 
@@ -273,6 +274,7 @@ class TrackerProcess:
             return
         delay = min(self._options.backoff_base * 2 ** (self.crashes - 1), self._options.backoff_max)
         self._log.warning("worker_exited", exit_code=code, uptime=round(uptime, 3), restart_in=delay)
+        WORKER_RESTARTS.inc()
         self._set(State.BACKOFF)
         self._timer = loop.call_later(delay, self._retry)
 

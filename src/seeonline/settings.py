@@ -31,6 +31,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     lease: Lease = Lease()  # SEEONLINE_LEASE_GRACE sets its grace; see seeonline.lease
     # Targets waiting to be resolved by a tracker whose enrolment is paused longer than this move elsewhere.
     move_unresolved_after: float = 600.0
+    supervisor_metrics_port: int | None = None  # the supervisor serves Prometheus metrics there when set
+    supervisor_metrics_bind: str = "127.0.0.1"  # 0.0.0.0 in containers, where Prometheus scrapes over the network
 
     @property
     def asyncpg_dsn(self) -> str:
@@ -58,6 +60,8 @@ ENV_NAMES: dict[str, str] = {
     "status_retention_months": "SEEONLINE_STATUS_RETENTION_MONTHS",
     "lease": "SEEONLINE_LEASE_GRACE",
     "move_unresolved_after": "SEEONLINE_MOVE_UNRESOLVED_AFTER",
+    "supervisor_metrics_port": "SEEONLINE_SUPERVISOR_METRICS_PORT",
+    "supervisor_metrics_bind": "SEEONLINE_SUPERVISOR_METRICS_BIND",
 }
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -132,6 +136,9 @@ def _validate(settings: Settings) -> None:
         raise SettingsError(msg)
     if settings.move_unresolved_after < 0:
         msg = "SEEONLINE_MOVE_UNRESOLVED_AFTER: must be 0 or more seconds"
+        raise SettingsError(msg)
+    if settings.supervisor_metrics_port is not None and not 0 < settings.supervisor_metrics_port < 65536:
+        msg = "SEEONLINE_SUPERVISOR_METRICS_PORT: must be a TCP port (1-65535)"
         raise SettingsError(msg)
     if settings.reconcile_interval <= 0:
         msg = "SEEONLINE_RECONCILE_INTERVAL: must be positive"

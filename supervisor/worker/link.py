@@ -18,6 +18,7 @@ from typing import Any
 from telethon import TelegramClient, errors
 
 from seeonline.lease import TELEGRAM_DISCONNECT_TIMEOUT
+from seeonline_supervisor.metrics import RESYNC_SECONDS, TELEGRAM_CONNECTED
 from seeonline_supervisor.worker.call_errors import CallErrors, describe
 from seeonline_supervisor.worker.lease import LeaseKeeper
 from seeonline_supervisor.worker.options import WorkerOptions
@@ -70,6 +71,7 @@ class TelegramLink:
     async def let_go(self) -> None:
         """Stop using the session (the lease ended): disconnect under the gate."""
         self.connected.clear()
+        TELEGRAM_CONNECTED.set(0)
         async with self.gate:
             await self.disconnect()
 
@@ -112,12 +114,14 @@ class TelegramLink:
                 continue
             delay = 0.2
             self.connected.set()
+            TELEGRAM_CONNECTED.set(1)
             self.lost_at = self.error = None
             self.on_change()
             self.resync.set()
             with contextlib.suppress(Exception):
                 await self.client.disconnected
             self.connected.clear()
+            TELEGRAM_CONNECTED.set(0)
             self.lost_at = time.monotonic()
             self.error = "disconnected from Telegram"
             self.on_change()
@@ -135,6 +139,7 @@ class TelegramLink:
             if self.resync_wanted_since is None:
                 self.resync_wanted_since = time.monotonic()
             await self.connected.wait()
+            began = time.monotonic()
             try:
                 contacts = await self.telegram.resync()
             except ShortFloodWaitError as wait:
@@ -153,6 +158,7 @@ class TelegramLink:
                 self.resync.set()
                 continue
             self.resync_wanted_since = None
+            RESYNC_SECONDS.observe(time.monotonic() - began)
             self.call_errors.recovered("resync")
             self.log.debug("worker_resynced", contacts=len(contacts))
             self.resynced.set()
