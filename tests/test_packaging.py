@@ -21,10 +21,12 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from seeonline.local.embedded_postgres import find_free_port
 from tests.api.live_server import wait_for_health
 from tests.support.postgres import PostgresServer
+from tests.test_monitoring import dashboard_metrics, scraped_names
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -118,13 +120,18 @@ def home() -> Iterator[Path]:
 
 @pytest.mark.slow
 def test_the_installed_run_keeps_its_data_in_the_user_data_dir_and_demos(installed: Installed, home: Path) -> None:
-    """``seeonline run`` from the wheel with nothing configured: embedded Postgres, demo, statuses."""
-    port = find_free_port()
+    """``seeonline run`` from the wheel with nothing configured: embedded Postgres, demo, statuses, metrics."""
+    port, metrics_port = find_free_port(), find_free_port()
     data = home / "xdg" / "seeonline"
     process = subprocess.Popen(
         [str(installed.bin / "seeonline"), "run", "--port", str(port)],
         cwd=home,
-        env=installed.env(HOME=str(home), XDG_DATA_HOME=str(home / "xdg"), SEEONLINE_LOG_LEVEL="warning"),
+        env=installed.env(
+            HOME=str(home),
+            XDG_DATA_HOME=str(home / "xdg"),
+            SEEONLINE_LOG_LEVEL="warning",
+            SEEONLINE_SUPERVISOR_METRICS_PORT=str(metrics_port),
+        ),
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -140,6 +147,18 @@ def test_the_installed_run_keeps_its_data_in_the_user_data_dir_and_demos(install
             statuses = httpx.get(f"{url}/online-statuses/?limit=1", headers=headers).json()
             time.sleep(1)
         assert statuses, "the demo recorded no status from the installed supervisor"
+        api_metrics = httpx.get(f"{url}/metrics").text
+        supervisor_metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/").text
+        assert dashboard_metrics() - scraped_names(api_metrics + supervisor_metrics) == set()
+        values = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for f in text_string_to_metric_families(supervisor_metrics)
+            for s in f.samples
+        }
+        assert values[("seeonline_supervisor_workers", (("state", "running"),))] == 3
+        assert values[("seeonline_worker_telegram_connected", ())] == 3
+        assert values[("seeonline_worker_transitions_total", ())] >= 1
+        assert values[("seeonline_worker_resync_seconds_count", ())] >= 3
         tree = psutil.Process(process.pid).children(recursive=True)
     finally:
         process.send_signal(signal.SIGINT)
