@@ -28,9 +28,7 @@ def test_two_workers_serve_one_port(database_url: str) -> None:
         url = f"http://127.0.0.1:{port}"
         wait_for_health(url, process, timeout=60)
         servers = [
-            p
-            for p in psutil.Process(process.pid).children(recursive=True)
-            if "--multiprocessing-fork" in p.cmdline()
+            p for p in psutil.Process(process.pid).children(recursive=True) if "--multiprocessing-fork" in p.cmdline()
         ]
         assert len(servers) == 2, [(p.ppid(), p.cmdline()[-2:]) for p in servers]
         headers = {"X-API-Key": API_KEY}
