@@ -45,3 +45,11 @@ async def test_requests_are_counted_and_timed_per_route_template(client: Client)
     durations = _samples(after, f"{DURATION}_count")
     assert _for_route(durations, method="POST", path="/telegram-users") >= 3
     assert _samples(after, f"{DURATION}_bucket"), "latency is a histogram"
+
+
+async def test_the_openapi_document_says_metrics_are_prometheus_text(client: Client) -> None:
+    schema = (await client.get("/schema/openapi.json")).json()
+    content = schema["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+    assert list(content) == ["text/plain; version=0.0.4"]
+    answered = await client.get("/metrics")
+    assert answered.headers["content-type"].startswith("text/plain")

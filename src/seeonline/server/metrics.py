@@ -39,7 +39,7 @@ HELP = {
 }
 
 
-@get("/metrics", tags=["operations"])
+@get("/metrics", tags=["operations"], media_type="text/plain; version=0.0.4")
 async def metrics(pool: Pool) -> Response[str]:
     """Gauges about trackers, slots and targets (no API key needed)."""
     row = await pool.fetchrow(GAUGES_SQL)
