@@ -46,7 +46,7 @@ from bench.ingest import database
 from seeonline.database import migrations
 from seeonline.local.embedded_postgres import find_free_port
 from seeonline.logging import configure_logging
-from supervisor.worker.ingest import StatusWriter, Transition
+from seeonline_supervisor.worker.ingest import StatusWriter, Transition
 
 # A key may hold 32 streams at once; the benchmark spreads its streams over as many keys as it needs.
 KEYS = tuple(f"bench-events-key-{n:04d}" for n in range(64))

@@ -13,7 +13,7 @@ import asyncpg
 from seeonline.database.channels import TRACKER_LOCK_SPACE
 from seeonline.settings import Settings
 from seeonline.telegram.client import build_client
-from supervisor.credentials import WorkerCredentials
+from seeonline_supervisor.credentials import WorkerCredentials
 
 
 def idle_worker(tracker_id: int, settings: Settings, credentials: WorkerCredentials | None) -> int:

@@ -40,8 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from seeonline.database import migrations
 from seeonline.local.embedded_postgres import EmbeddedPostgres
 from seeonline.logging import configure_logging
-from supervisor.worker.book import StatusBook, TargetState
-from supervisor.worker.ingest import StatusWriter, Transition
+from seeonline_supervisor.worker.book import StatusBook, TargetState
+from seeonline_supervisor.worker.ingest import StatusWriter, Transition
 
 CHUNK = 5_000  # transitions handed over per event-loop turn, as a busy worker's handlers would
 

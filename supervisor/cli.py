@@ -12,7 +12,7 @@ from setproctitle import setproctitle
 
 from seeonline.logging import get_logger
 from seeonline.parent_death import die_with_parent, expected_parent_from_env
-from supervisor.process import ProcessOptions, WorkerTarget
+from seeonline_supervisor.process import ProcessOptions, WorkerTarget
 
 log = get_logger("supervisor.cli")
 
@@ -50,7 +50,7 @@ def supervisor(
 
     settings = settings_or_exit()
     require_database(settings)
-    from supervisor.supervisor import Supervisor, SupervisorOptions  # noqa: PLC0415 - keeps `seeonline` start-up light
+    from seeonline_supervisor.supervisor import Supervisor, SupervisorOptions  # noqa: PLC0415 - keeps `seeonline` start-up light
 
     options = SupervisorOptions(
         process=msgspec.structs.replace(
@@ -63,4 +63,15 @@ def supervisor(
     )
     target = load_target(worker_target) if worker_target else None
     runner = Supervisor(settings, target=target, options=options)
-    asyncio.run(runner.run(handle_signals=True))
+    if settings.supervisor_metrics_port is None:
+        asyncio.run(runner.run(handle_signals=True))
+        return
+    from seeonline_supervisor import metrics_server  # noqa: PLC0415 - only when serving metrics
+
+    directory = metrics_server.enable()  # before run() starts the forkserver: the workers inherit it
+    try:
+        metrics_server.serve(settings.supervisor_metrics_bind, settings.supervisor_metrics_port, runner, directory)
+        log.info("supervisor_metrics_serving", port=settings.supervisor_metrics_port)
+        asyncio.run(runner.run(handle_signals=True))
+    finally:
+        metrics_server.remove(directory)

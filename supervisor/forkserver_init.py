@@ -14,7 +14,7 @@ import signal
 from setproctitle import setproctitle
 
 from seeonline.parent_death import die_with_parent
-from supervisor.process import FORKSERVER_PID_ENV, SUPERVISOR_PID_ENV
+from seeonline_supervisor.process import FORKSERVER_PID_ENV, SUPERVISOR_PID_ENV
 
 _expected_parent = os.environ.get(SUPERVISOR_PID_ENV)
 if _expected_parent is not None and not die_with_parent(signal.SIGKILL, int(_expected_parent)):

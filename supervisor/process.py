@@ -38,16 +38,17 @@ from seeonline.logging import configure_logging, get_logger
 from seeonline.parent_death import die_with_parent
 from seeonline.settings import Settings
 from seeonline.telegram.addresses import adopt_sandboxes, trusted_sandboxes
-from supervisor.credentials import WorkerCredentials, without_secret_environment
-from supervisor.exit_codes import EXIT_LOCK_HELD, EXIT_RETIRED
-from supervisor.handover import DRAIN_MARGIN, DRAIN_SIGNAL, HANDOVER_MAX
+from seeonline_supervisor.credentials import WorkerCredentials, without_secret_environment
+from seeonline_supervisor.exit_codes import EXIT_LOCK_HELD, EXIT_RETIRED
+from seeonline_supervisor.handover import DRAIN_MARGIN, DRAIN_SIGNAL, HANDOVER_MAX
+from seeonline_supervisor.metrics import WORKER_RESTARTS
 
 # (tracker id, settings without the secret key, the tracker's decrypted credentials or None) -> exit code
 WorkerTarget = Callable[[int, Settings, "WorkerCredentials | None"], int]
 
 SUPERVISOR_PID_ENV = "SEEONLINE_SUPERVISOR_PID"  # the forkserver's expected parent
 FORKSERVER_PID_ENV = "SEEONLINE_FORKSERVER_PID"  # set in the forkserver: its workers' expected parent
-DEFAULT_PRELOAD = ("telethon", "asyncpg", "seeonline.telegram.client", "supervisor.worker.main")
+DEFAULT_PRELOAD = ("telethon", "asyncpg", "seeonline.telegram.client", "seeonline_supervisor.worker.main")
 
 log = get_logger(__name__)
 
@@ -97,7 +98,7 @@ class ProcessOptions(msgspec.Struct, frozen=True, kw_only=True):
 def forkserver_context(preload: tuple[str, ...] = DEFAULT_PRELOAD) -> multiprocessing.context.ForkServerContext:
     """A forkserver context whose server preloads ``preload``, ties its life to us and freezes its heap."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([*preload, "supervisor.forkserver_init"])
+    context.set_forkserver_preload([*preload, "seeonline_supervisor.forkserver_init"])
     # Read by supervisor.forkserver_init in the server: it must equal the server's parent pid.
     os.environ[SUPERVISOR_PID_ENV] = str(os.getpid())
     return context
@@ -318,6 +319,7 @@ class TrackerProcess:
             return
         delay = min(self._options.backoff_base * 2 ** (self.crashes - 1), self._options.backoff_max)
         self._log.warning("worker_exited", exit_code=code, uptime=round(uptime, 3), restart_in=delay)
+        WORKER_RESTARTS.inc()
         self._set(State.BACKOFF)
         self._timer = loop.call_later(delay, self._retry)
 

@@ -44,9 +44,9 @@ from seeonline.database.listener import PgListener
 from seeonline.database.maintenance import housekeeping
 from seeonline.logging import get_logger
 from seeonline.settings import Settings
-from supervisor import trackers
-from supervisor.credentials import open_credentials, without_secret_environment
-from supervisor.process import (
+from seeonline_supervisor import trackers
+from seeonline_supervisor.credentials import open_credentials, without_secret_environment
+from seeonline_supervisor.process import (
     DEFAULT_PRELOAD,
     ProcessOptions,
     State,
@@ -54,7 +54,7 @@ from supervisor.process import (
     WorkerTarget,
     forkserver_context,
 )
-from supervisor.webhooks.deliverer import WebhookDeliverer
+from seeonline_supervisor.webhooks.deliverer import WebhookDeliverer
 
 log = get_logger(__name__)
 
@@ -73,7 +73,7 @@ class SupervisorOptions(msgspec.Struct, frozen=True, kw_only=True):
 def default_target() -> WorkerTarget:
     """The real tracker worker, imported lazily so tests can run without it."""
     # Imported by name: the worker package is optional for the supervisor's own tests.
-    run_worker: WorkerTarget = importlib.import_module("supervisor.worker.main").run_worker
+    run_worker: WorkerTarget = importlib.import_module("seeonline_supervisor.worker.main").run_worker
     return run_worker
 
 

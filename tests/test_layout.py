@@ -11,15 +11,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = {"seeonline": ROOT / "src" / "seeonline", "supervisor": ROOT / "supervisor"}
+PACKAGES = {"seeonline": ROOT / "src" / "seeonline", "seeonline_supervisor": ROOT / "supervisor"}
 DOMAINS = ("trackers", "people", "statuses", "logins")
 
 
 def _modules() -> dict[str, Path]:
     found = {}
-    for root in PACKAGES.values():
+    for package, root in PACKAGES.items():
         for path in root.rglob("*.py"):
-            parts = path.relative_to(root.parent).with_suffix("").parts
+            parts = (package, *path.relative_to(root).with_suffix("").parts)
             found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
     return found
 
@@ -129,3 +129,17 @@ def test_only_the_command_line_and_tests_reach_the_assembly() -> None:
 def test_no_module_is_much_over_400_lines() -> None:
     long = {name: n for name, path in MODULES.items() if (n := len(path.read_text().splitlines())) > 430}
     assert long == {}
+
+
+def test_nothing_imports_the_supervisor_as_supervisor() -> None:
+    """``supervisor/`` is installed as ``seeonline_supervisor``: ``supervisor`` is PyPI's supervisord."""
+    sources = [*ROOT.glob("src/seeonline/**/*.py"), *ROOT.glob("supervisor/**/*.py"), *ROOT.glob("tests/**/*.py")]
+    sources += [*ROOT.glob("bench/*.py"), *ROOT.glob("db/**/*.py")]
+    offenders = sorted(
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for path in sources
+        for node in ast.walk(ast.parse(path.read_text()))
+        if (isinstance(node, ast.Import) and any(a.name.split(".")[0] == "supervisor" for a in node.names))
+        or (isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "supervisor")
+    )
+    assert offenders == []

@@ -9,9 +9,7 @@ from pathlib import Path
 import msgspec
 
 from seeonline.lease import Lease
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_DATA_DIR = PROJECT_ROOT / "var"
+from seeonline.paths import DEFAULT_DATA_DIR
 
 
 class SettingsError(Exception):
@@ -52,6 +50,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     event_retention_hours: float = 48.0  # longer than a webhook's 24 h of retries
     webhook_allow_private: bool = False  # allow webhook URLs on loopback and private networks (tests, LANs)
     webhook_retry_scale: float = 1.0  # multiplies the retry backoff (tests shrink it)
+    supervisor_metrics_port: int | None = None  # the supervisor serves Prometheus metrics there when set
+    supervisor_metrics_bind: str = "127.0.0.1"  # 0.0.0.0 in containers, where Prometheus scrapes over the network
 
     @property
     def asyncpg_dsn(self) -> str:
@@ -93,6 +93,8 @@ ENV_NAMES: dict[str, str] = {
     "event_retention_hours": "SEEONLINE_EVENT_RETENTION_HOURS",
     "webhook_allow_private": "SEEONLINE_WEBHOOK_ALLOW_PRIVATE",
     "webhook_retry_scale": "SEEONLINE_WEBHOOK_RETRY_SCALE",
+    "supervisor_metrics_port": "SEEONLINE_SUPERVISOR_METRICS_PORT",
+    "supervisor_metrics_bind": "SEEONLINE_SUPERVISOR_METRICS_BIND",
 }
 
 # Shorter API keys could be guessed; the dev key `seeonline run` generates has 32 characters.
@@ -190,6 +192,9 @@ def _validate(settings: Settings) -> None:
         if getattr(settings, field) <= 0:
             msg = f"{ENV_NAMES[field]}: must be positive"
             raise SettingsError(msg)
+    if settings.supervisor_metrics_port is not None and not 0 < settings.supervisor_metrics_port < 65536:
+        msg = "SEEONLINE_SUPERVISOR_METRICS_PORT: must be a TCP port (1-65535)"
+        raise SettingsError(msg)
     if settings.reconcile_interval <= 0:
         msg = "SEEONLINE_RECONCILE_INTERVAL: must be positive"
         raise SettingsError(msg)

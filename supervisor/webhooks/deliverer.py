@@ -25,8 +25,8 @@ from seeonline.database.errors import DATABASE_ERRORS
 from seeonline.database.listener import PgListener
 from seeonline.logging import get_logger
 from seeonline.settings import Settings
-from supervisor.webhooks.http import TIMEOUT
-from supervisor.webhooks.sender import WebhookSender
+from seeonline_supervisor.webhooks.http import TIMEOUT
+from seeonline_supervisor.webhooks.sender import WebhookSender
 
 log = get_logger(__name__)
 

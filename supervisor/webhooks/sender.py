@@ -22,8 +22,8 @@ from seeonline.database.errors import DATABASE_ERRORS
 from seeonline.events.log import EventFilter, EventRecord, read_after
 from seeonline.logging import get_logger
 from seeonline.settings import Settings
-from supervisor.webhooks.backoff import gives_up, retry_delay
-from supervisor.webhooks.http import DeliveryError, post_batch
+from seeonline_supervisor.webhooks.backoff import gives_up, retry_delay
+from seeonline_supervisor.webhooks.http import DeliveryError, post_batch
 
 log = get_logger(__name__)
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from supervisor.worker.book import StatusBook, TargetState
-from supervisor.worker.control import ControlDb, TargetRow
-from supervisor.worker.enrolment import Enrolment
-from supervisor.worker.options import WorkerOptions
+from seeonline_supervisor.worker.book import StatusBook, TargetState
+from seeonline_supervisor.worker.control import ControlDb, TargetRow
+from seeonline_supervisor.worker.enrolment import Enrolment
+from seeonline_supervisor.worker.options import WorkerOptions
 
 
 class Assignment:

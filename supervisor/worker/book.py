@@ -20,7 +20,7 @@ from typing import Any
 from telethon.tl import types
 
 from seeonline.choices import StatusSource
-from supervisor.worker.ingest import StatusWriter, Transition
+from seeonline_supervisor.worker.ingest import StatusWriter, Transition
 
 _TICK = timedelta(microseconds=1)
 HIDDEN_STATUSES = (types.UserStatusRecently, types.UserStatusLastWeek, types.UserStatusLastMonth)

@@ -14,7 +14,7 @@ from seeonline.logging import configure_logging
 def worker(tracker_account_id: int) -> None:
     """Run the worker of one tracker account until Ctrl-C/SIGTERM (normally the supervisor does this)."""
     from seeonline.cli.common import settings_or_exit  # noqa: PLC0415
-    from supervisor.worker.main import run_worker  # noqa: PLC0415 - Telethon only when used
+    from seeonline_supervisor.worker.main import run_worker  # noqa: PLC0415 - Telethon only when used
 
     settings = settings_or_exit()
     configure_logging(settings.log_level, json=settings.log_json)

@@ -29,7 +29,7 @@ from seeonline.database.errors import DATABASE_ERRORS
 from seeonline.database.maintenance import move_unresolved
 from seeonline.health import NEVER_RUN_STATES, RETIRED_STATES, RUNNING_STATES, UNUSABLE_STATES, HealthState
 from seeonline.logging import get_logger
-from supervisor.worker.uptime import RECORD_UPTIME
+from seeonline_supervisor.worker.uptime import RECORD_UPTIME
 
 log = get_logger("supervisor.worker.control")
 

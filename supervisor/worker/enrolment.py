@@ -15,12 +15,12 @@ from typing import Any
 from telethon import errors
 
 from seeonline.database.errors import DATABASE_ERRORS
-from supervisor.worker.book import StatusBook, TargetState
-from supervisor.worker.call_errors import CallErrors, describe
-from supervisor.worker.control import ControlDb
-from supervisor.worker.ingest import StatusWriter
-from supervisor.worker.options import WorkerOptions
-from supervisor.worker.telegram import (
+from seeonline_supervisor.worker.book import StatusBook, TargetState
+from seeonline_supervisor.worker.call_errors import CallErrors, describe
+from seeonline_supervisor.worker.control import ControlDb
+from seeonline_supervisor.worker.ingest import StatusWriter
+from seeonline_supervisor.worker.options import WorkerOptions
+from seeonline_supervisor.worker.telegram import (
     CONTACT_CLEANUP,
     ENROLMENT,
     TELEGRAM_ERRORS,
@@ -28,7 +28,7 @@ from supervisor.worker.telegram import (
     ShortFloodWaitError,
     TelegramSide,
 )
-from supervisor.worker.waiting import wait_event
+from seeonline_supervisor.worker.waiting import wait_event
 
 MAX_DELETE_ATTEMPTS = 5  # contacts.deleteContacts tries for the contacts of targets that left
 DELETE_CONTACTS = "delete_contacts"  # the CallErrors key of those removals

@@ -23,7 +23,8 @@ import asyncpg
 from seeonline.choices import StatusSource, Visibility
 from seeonline.database.errors import DATABASE_ERRORS
 from seeonline.logging import get_logger
-from supervisor.worker.waiting import wait_event
+from seeonline_supervisor.metrics import BATCH_WRITE_SECONDS, BUFFERED_TRANSITIONS, TRANSITIONS
+from seeonline_supervisor.worker.waiting import wait_event
 
 log = get_logger("supervisor.worker.ingest")
 
@@ -285,6 +286,7 @@ class StatusWriter:
                     self.last_error = f"{type(exc).__name__}: {exc}"
                     if self.failing_since is None:
                         self.failing_since = time.monotonic()
+                    BUFFERED_TRANSITIONS.set(self.pending)
                     if isinstance(exc, DATABASE_ERRORS):
                         log.warning("status_write_failed", error=self.last_error, pending=self.pending)
                     else:
@@ -313,6 +315,9 @@ class StatusWriter:
             if self._expiries.get(target_id) == expires:
                 del self._expiries[target_id]
         self.committed += len(batch)
+        TRANSITIONS.inc(len(batch))
+        BATCH_WRITE_SECONDS.observe(result.seconds)
+        BUFFERED_TRANSITIONS.set(self.pending)
         self.rows_written += result.rows
         self.batches += 1
         self._progress.set()

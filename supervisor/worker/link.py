@@ -18,12 +18,13 @@ from typing import Any
 from telethon import TelegramClient, errors
 
 from seeonline.lease import TELEGRAM_DISCONNECT_TIMEOUT
-from supervisor.worker.call_errors import CallErrors, describe
-from supervisor.worker.lease import LeaseKeeper
-from supervisor.worker.options import WorkerOptions
-from supervisor.worker.telegram import TELEGRAM_ERRORS, ShortFloodWaitError, TelegramSide
-from supervisor.worker.uptime import UptimeLog
-from supervisor.worker.waiting import wait_event
+from seeonline_supervisor.metrics import RESYNC_SECONDS, TELEGRAM_CONNECTED
+from seeonline_supervisor.worker.call_errors import CallErrors, describe
+from seeonline_supervisor.worker.lease import LeaseKeeper
+from seeonline_supervisor.worker.options import WorkerOptions
+from seeonline_supervisor.worker.telegram import TELEGRAM_ERRORS, ShortFloodWaitError, TelegramSide
+from seeonline_supervisor.worker.uptime import UptimeLog
+from seeonline_supervisor.worker.waiting import wait_event
 
 TELEGRAM_CONNECT_TIMEOUT = 30.0  # one Telegram connect attempt, when no lease grace bounds it sooner
 
@@ -72,6 +73,7 @@ class TelegramLink:
     async def let_go(self) -> None:
         """Stop using the session (the lease ended): disconnect under the gate."""
         self.connected.clear()
+        TELEGRAM_CONNECTED.set(0)
         async with self.gate:
             await self.disconnect()
 
@@ -125,6 +127,7 @@ class TelegramLink:
             delay = 0.2
             self.connected.set()
             self.uptime.connected()
+            TELEGRAM_CONNECTED.set(1)
             self.lost_at = self.error = None
             self.on_change()
             self.resync.set()
@@ -132,6 +135,7 @@ class TelegramLink:
                 await self.client.disconnected
             self.connected.clear()
             self.uptime.disconnected()
+            TELEGRAM_CONNECTED.set(0)
             self.lost_at = time.monotonic()
             self.error = "disconnected from Telegram"
             self.on_change()
@@ -149,6 +153,7 @@ class TelegramLink:
             if self.resync_wanted_since is None:
                 self.resync_wanted_since = time.monotonic()
             await self.connected.wait()
+            began = time.monotonic()
             try:
                 contacts = await self.telegram.resync()
             except ShortFloodWaitError as wait:
@@ -167,6 +172,7 @@ class TelegramLink:
                 self.resync.set()
                 continue
             self.resync_wanted_since = None
+            RESYNC_SECONDS.observe(time.monotonic() - began)
             self.call_errors.recovered("resync")
             self.log.debug("worker_resynced", contacts=len(contacts))
             self.resynced.set()

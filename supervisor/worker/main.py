@@ -9,12 +9,12 @@ import structlog
 
 from seeonline.logging import get_logger
 from seeonline.settings import Settings
-from supervisor.credentials import WorkerCredentials
-from supervisor.exit_codes import EXIT_CRASHED, EXIT_RETIRED
-from supervisor.handover import DRAIN_SIGNAL
-from supervisor.worker.control import UNREACHABLE_ERRORS
-from supervisor.worker.options import WorkerOptions
-from supervisor.worker.tracker import TrackerWorker
+from seeonline_supervisor.credentials import WorkerCredentials
+from seeonline_supervisor.exit_codes import EXIT_CRASHED, EXIT_RETIRED
+from seeonline_supervisor.handover import DRAIN_SIGNAL
+from seeonline_supervisor.worker.control import UNREACHABLE_ERRORS
+from seeonline_supervisor.worker.options import WorkerOptions
+from seeonline_supervisor.worker.tracker import TrackerWorker
 
 log = get_logger("supervisor.worker")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from supervisor.handover import HANDOVER_MAX
+from seeonline_supervisor.handover import HANDOVER_MAX
 
 
 class WorkerOptions(msgspec.Struct, frozen=True, kw_only=True):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 from seeonline.health import HealthState
-from supervisor.worker.call_errors import CallErrors
-from supervisor.worker.ingest import StatusWriter
-from supervisor.worker.link import TelegramLink
-from supervisor.worker.options import WorkerOptions
+from seeonline_supervisor.worker.call_errors import CallErrors
+from seeonline_supervisor.worker.ingest import StatusWriter
+from seeonline_supervisor.worker.link import TelegramLink
+from seeonline_supervisor.worker.options import WorkerOptions
 
 
 def transient_health(

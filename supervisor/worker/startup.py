@@ -7,9 +7,9 @@ from telethon import TelegramClient
 
 from seeonline.health import HealthState
 from seeonline.telegram.client import UntrustedSessionError, build_client
-from supervisor.credentials import WorkerCredentials, open_credentials
-from supervisor.exit_codes import EXIT_CRASHED, EXIT_RETIRED
-from supervisor.worker.control import TrackerRow
+from seeonline_supervisor.credentials import WorkerCredentials, open_credentials
+from seeonline_supervisor.exit_codes import EXIT_CRASHED, EXIT_RETIRED
+from seeonline_supervisor.worker.control import TrackerRow
 
 # A dead session: nothing to run until an operator gives the tracker a new one.
 DEAD_SESSION_STATES = frozenset({HealthState.AUTH_LOST, HealthState.BANNED})

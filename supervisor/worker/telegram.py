@@ -12,7 +12,8 @@ from telethon.tl import functions, types
 
 from seeonline.health import HealthState
 from seeonline.logging import get_logger
-from supervisor.worker.book import StatusBook, TargetState, utc_now
+from seeonline_supervisor.metrics import FLOOD_WAITS
+from seeonline_supervisor.worker.book import StatusBook, TargetState, utc_now
 
 log = get_logger("supervisor.worker.telegram")
 
@@ -107,8 +108,10 @@ class TelegramSide:
         except errors.FloodWaitError as exc:
             seconds = float(exc.seconds)
             if seconds <= self.short_flood_wait:
+                FLOOD_WAITS.labels(outcome="short").inc()
                 raise ShortFloodWaitError(seconds) from exc
             error = f"{type(request).__name__}: FLOOD_WAIT_{exc.seconds}"
+            FLOOD_WAITS.labels(outcome="paused" if kind is not None else "retired").inc()
             if kind is not None:
                 self.pause(kind, seconds)
                 self.on_pause(kind, seconds, error)

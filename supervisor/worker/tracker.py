@@ -35,22 +35,22 @@ from seeonline.health import RUNNING_STATES, HealthState
 from seeonline.logging import get_logger
 from seeonline.settings import Settings
 from seeonline.telegram.privacy import HIDDEN_DETAIL, PrivacyReport
-from supervisor.credentials import WorkerCredentials
-from supervisor.exit_codes import EXIT_CRASHED, EXIT_LOCK_HELD, EXIT_OK, EXIT_RETIRED
-from supervisor.worker.assignment import Assignment
-from supervisor.worker.book import StatusBook
-from supervisor.worker.call_errors import CallErrors
-from supervisor.worker.control import ControlDb, LockHeldError, TargetRow
-from supervisor.worker.enrolment import Enrolment
-from supervisor.worker.ingest import StatusWriter
-from supervisor.worker.lease import LeaseKeeper
-from supervisor.worker.link import TelegramLink
-from supervisor.worker.options import WorkerOptions
-from supervisor.worker.privacy import PrivacyWatch
-from supervisor.worker.shown_health import transient_health
-from supervisor.worker.startup import CannotStartError, start_client
-from supervisor.worker.telegram import ENROLMENT, RetiredError, TelegramSide
-from supervisor.worker.waiting import wait_event
+from seeonline_supervisor.credentials import WorkerCredentials
+from seeonline_supervisor.exit_codes import EXIT_CRASHED, EXIT_LOCK_HELD, EXIT_OK, EXIT_RETIRED
+from seeonline_supervisor.worker.assignment import Assignment
+from seeonline_supervisor.worker.book import StatusBook
+from seeonline_supervisor.worker.call_errors import CallErrors
+from seeonline_supervisor.worker.control import ControlDb, LockHeldError, TargetRow
+from seeonline_supervisor.worker.enrolment import Enrolment
+from seeonline_supervisor.worker.ingest import StatusWriter
+from seeonline_supervisor.worker.lease import LeaseKeeper
+from seeonline_supervisor.worker.link import TelegramLink
+from seeonline_supervisor.worker.options import WorkerOptions
+from seeonline_supervisor.worker.privacy import PrivacyWatch
+from seeonline_supervisor.worker.shown_health import transient_health
+from seeonline_supervisor.worker.startup import CannotStartError, start_client
+from seeonline_supervisor.worker.telegram import ENROLMENT, RetiredError, TelegramSide
+from seeonline_supervisor.worker.waiting import wait_event
 
 # Retirements after which the session still receives status pushes (a long flood wait on contacts.getStatuses
 # limits that call, not the updates): the worker drains instead of stopping at once.

@@ -7,6 +7,8 @@ from typing import Any
 
 from litestar.testing import AsyncTestClient
 
+from tests.support.sessions import session_string
+
 Client = AsyncTestClient[Any]
 _sequence = itertools.count(1)
 
@@ -44,7 +46,7 @@ async def tracker(client: Client, *, max_users: int = 10, active: bool = True, s
         {
             "tracker_account_id": account["id"],
             "phone_number": f"+1555{n:07d}",
-            "session_string": f"session-{n}" if session else None,
+            "session_string": session_string() if session else None,
             "max_users": max_users,
         },
     )

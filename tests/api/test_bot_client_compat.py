@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 import msgspec
 
 from tests.api.builders import Client, unique
+from tests.support.sessions import session_string
 
 
 class BotTrackerAccount(msgspec.Struct):
@@ -108,7 +109,12 @@ async def test_the_bot_flow_parses_every_response(client: Client) -> None:
         "POST",
         bot_url("tracker-settings"),
         BotTrackerSetting,
-        data={"tracker_account_id": account.id, "phone_number": f"+7{n:09d}", "session_string": "s", "max_users": 5},
+        data={
+            "tracker_account_id": account.id,
+            "phone_number": f"+7{n:09d}",
+            "session_string": session_string(),
+            "max_users": 5,
+        },
     )
     assert setting.session_string is None
     await call(

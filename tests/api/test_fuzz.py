@@ -25,6 +25,7 @@ from seeonline.sandbox.process import sandbox_command_line
 from tests.api.live_server import running_api
 from tests.support.keys import API_KEY
 from tests.support.postgres import PostgresServer, new_database
+from tests.support.sessions import session_string
 
 MAX_EXAMPLES = int(os.environ.get("SEEONLINE_FUZZ_EXAMPLES", "25"))
 
@@ -78,7 +79,12 @@ def seed(base: str, sandbox_tracker: dict[str, Any]) -> None:
         ).json()
         http.post(
             "/tracker-settings/",
-            json={"tracker_account_id": account["id"], "phone_number": "1", "session_string": "s", "max_users": 1000},
+            json={
+                "tracker_account_id": account["id"],
+                "phone_number": "1",
+                "session_string": session_string(),
+                "max_users": 1000,
+            },
         )
         person = http.post("/telegram-users/", json={"telegram_id": 1, "max_users": 1000}).json()
         tracked = http.post(

@@ -14,6 +14,7 @@ from seeonline.server.app import create_app
 from seeonline.settings import Settings
 from tests.api.builders import Client, create, tracker
 from tests.support.keys import API_KEY
+from tests.support.sessions import session_string
 
 RESOURCE_PATHS = [
     "/tracker-accounts/",
@@ -95,7 +96,7 @@ async def test_secrets_never_reach_the_logs(
     configure_logging("debug", json=True)
     caplog.set_level(logging.DEBUG)
     api_hash = "SECRET-api-hash-7f3a9c"
-    session = "SECRET-session-1BVtsOLwAbc"
+    session, second_session = session_string(), session_string()
     async with AsyncTestClient(app=create_app(settings)) as http:
         http.headers["X-API-Key"] = API_KEY
         account = await create(http, "/tracker-accounts/", {"telegram_id": 77, "api_id": 78, "api_hash": api_hash})
@@ -105,7 +106,7 @@ async def test_secrets_never_reach_the_logs(
             {"tracker_account_id": account["id"], "phone_number": "+7900", "session_string": session},
         )
         await http.patch(f"/tracker-accounts/{account['id']}", json={"api_hash": api_hash + "2", "is_active": True})
-        await http.patch(f"/tracker-settings/{setting['id']}", json={"session_string": session + "2"})
+        await http.patch(f"/tracker-settings/{setting['id']}", json={"session_string": second_session})
         # An error path too: a duplicate, and a bad body, both logged nowhere with the secret.
         await http.post("/tracker-accounts/", json={"telegram_id": 77, "api_id": 79, "api_hash": api_hash})
         await http.post("/tracker-settings/", json={"tracker_account_id": "x", "session_string": session})

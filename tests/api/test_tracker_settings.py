@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import struct
 from typing import Any
 
 import asyncpg
+import pytest
 
 from tests.api.builders import Client, create, tracker, unique
+from tests.support.sessions import session_string
 
 
 async def new_account(client: Client) -> dict[str, Any]:
@@ -18,13 +22,14 @@ async def new_account(client: Client) -> dict[str, Any]:
 
 async def test_session_is_write_only_and_encrypted(client: Client, db: asyncpg.Connection[Any]) -> None:
     account = await new_account(client)
+    session = session_string()
     created = await create(
         client,
         "/tracker-settings/",
         {
             "tracker_account_id": account["id"],
             "phone_number": "+15550001",
-            "session_string": "1BVtsOKEBu-secret",
+            "session_string": session,
             "max_users": 3,
         },
     )
@@ -32,7 +37,7 @@ async def test_session_is_write_only_and_encrypted(client: Client, db: asyncpg.C
     assert created["has_session"] is True
     assert created["current_users"] == 0
     stored = await db.fetchval("SELECT session_encrypted FROM tracker_settings WHERE id = $1", created["id"])
-    assert stored and "1BVtsOKEBu-secret" not in stored
+    assert stored and session not in stored
     cleared = await client.patch(f"/tracker-settings/{created['id']}/", json={"session_string": None})
     assert cleared.json()["has_session"] is False
 
@@ -111,3 +116,40 @@ async def test_delete_by_phone(client: Client) -> None:
     phone = account["setting"]["phone_number"]
     assert (await client.delete(f"/tracker-settings/by-phone-number/{phone}")).status_code == 204
     assert (await client.delete(f"/tracker-settings/by-phone-number/{phone}")).status_code == 404
+
+
+def _no_key_session() -> str:
+    """A well-formed StringSession whose authorization key is all zeros: Telethon loads it as logged out."""
+    return "1" + base64.urlsafe_b64encode(struct.pack(">B4sH256s", 2, bytes(4), 443, bytes(256))).decode()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["s", "1BVts...", "<session string from StringSession.save()>", "1" + "A" * 352, "2" + session_string()[1:], "1ü"],
+)
+async def test_a_session_string_telethon_cannot_load_is_a_400_naming_the_field(
+    client: Client, db: asyncpg.Connection[Any], bad: str
+) -> None:
+    account = await new_account(client)
+    body = {"tracker_account_id": account["id"], "phone_number": f"+1555{unique():07d}", "session_string": bad}
+    created = await client.post("/tracker-settings/", json=body)
+    assert created.status_code == 400, created.text
+    assert created.json()["field"] == "session_string"
+    assert len(bad) < 8 or bad not in created.text  # a credential is never echoed
+    assert await db.fetchval("SELECT count(*) FROM tracker_settings WHERE tracker_account_id = $1", account["id"]) == 0
+
+    good = await create(client, "/tracker-settings/", {**body, "session_string": session_string()})
+    stored = await db.fetchval("SELECT session_encrypted FROM tracker_settings WHERE id = $1", good["id"])
+    patched = await client.patch(f"/tracker-settings/{good['id']}/", json={"session_string": bad})
+    assert patched.status_code == 400, patched.text
+    assert patched.json()["field"] == "session_string"
+    assert await db.fetchval("SELECT session_encrypted FROM tracker_settings WHERE id = $1", good["id"]) == stored
+
+
+async def test_a_session_without_an_authorization_key_is_a_400(client: Client) -> None:
+    account = await new_account(client)
+    body = {"tracker_account_id": account["id"], "phone_number": "+15550099", "session_string": _no_key_session()}
+    created = await client.post("/tracker-settings/", json=body)
+    assert created.status_code == 400, created.text
+    assert created.json()["field"] == "session_string"
+    assert "authorization key" in created.json()["detail"]

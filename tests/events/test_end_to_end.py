@@ -11,7 +11,7 @@ import httpx
 
 from seeonline.sandbox import SandboxServer
 from seeonline.settings import Settings
-from supervisor.process import ProcessOptions
+from seeonline_supervisor.process import ProcessOptions
 from tests.events.support import SseClient, open_stream, serving
 from tests.polling import wait_until
 from tests.supervisor.test_end_to_end import _register_tracker, running_supervisor

@@ -14,8 +14,8 @@ import msgspec
 
 from seeonline.settings import Settings
 from seeonline.webhooks.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, verify
-from supervisor.webhooks.backoff import retry_delay
-from supervisor.webhooks.deliverer import WebhookDeliverer
+from seeonline_supervisor.webhooks.backoff import retry_delay
+from seeonline_supervisor.webhooks.deliverer import WebhookDeliverer
 from tests.api.builders import Client, follow, person, tracker, username
 from tests.events.receiver import Receiver, receiving
 from tests.events.support import insert_statuses

@@ -7,7 +7,7 @@ from typing import Any, TypeAlias
 import asyncpg
 
 from seeonline.sandbox import SandboxServer
-from supervisor.exit_codes import EXIT_RETIRED
+from seeonline_supervisor.exit_codes import EXIT_RETIRED
 from tests.api.builders import Client
 from tests.polling import wait_until
 from tests.worker import builders

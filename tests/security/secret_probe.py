@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 from seeonline.settings import Settings
-from supervisor.credentials import SECRET_VARIABLES, WorkerCredentials
+from seeonline_supervisor.credentials import SECRET_VARIABLES, WorkerCredentials
 
 
 def run(tracker_id: int, settings: Settings, credentials: WorkerCredentials | None, out_dir: str = "") -> int:

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from seeonline.secrets import Keyring, SecretKeyError, Where, keyring, login_secret, tracker_api_hash, tracker_session
 from seeonline.settings import Settings, SettingsError, load_settings
-from supervisor.credentials import open_credentials
+from seeonline_supervisor.credentials import open_credentials
 from tests.support.http import same_loop_client
 from tests.support.keys import SECRET_KEY
 

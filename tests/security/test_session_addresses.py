@@ -17,8 +17,8 @@ from telethon.sessions import StringSession
 
 from seeonline.settings import Settings
 from seeonline.telegram.addresses import DC_ENV, refused_address, session_address
-from supervisor.exit_codes import EXIT_CRASHED
-from supervisor.worker.tracker import TrackerWorker
+from seeonline_supervisor.exit_codes import EXIT_CRASHED
+from seeonline_supervisor.worker.tracker import TrackerWorker
 from tests.api.builders import Client, create, unique
 from tests.support.keys import SECRET_KEY
 from tests.worker import builders

@@ -20,8 +20,8 @@ import msgspec
 import pytest
 
 from seeonline.settings import Settings
-from supervisor.process import ProcessOptions
-from supervisor.supervisor import Supervisor, SupervisorOptions
+from seeonline_supervisor.process import ProcessOptions
+from seeonline_supervisor.supervisor import Supervisor, SupervisorOptions
 from tests.polling import wait_until
 from tests.security import secret_probe
 from tests.support.keys import SECRET_KEY

@@ -20,8 +20,8 @@ import asyncpg
 
 from seeonline.database.channels import TRACKER_LOCK_SPACE
 from seeonline.settings import Settings
-from supervisor.exit_codes import EXIT_LOCK_HELD, EXIT_RETIRED
-from supervisor.handover import DRAIN_SIGNAL
+from seeonline_supervisor.exit_codes import EXIT_LOCK_HELD, EXIT_RETIRED
+from seeonline_supervisor.handover import DRAIN_SIGNAL
 
 
 def event(control: Path, kind: str, tracker_id: int) -> None:

@@ -16,14 +16,14 @@ import pytest
 
 from seeonline.sandbox import SandboxServer
 from seeonline.settings import Settings
-from supervisor.process import ProcessOptions
-from supervisor.supervisor import Supervisor
+from seeonline_supervisor.process import ProcessOptions
+from seeonline_supervisor.supervisor import Supervisor
 from tests.api.builders import Client, follow, person
 from tests.polling import wait_until
 from tests.supervisor.test_end_to_end import _register_tracker, running_supervisor
 
 pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("supervisor.worker.main") is None, reason="the real worker is not available"
+    importlib.util.find_spec("seeonline_supervisor.worker.main") is None, reason="the real worker is not available"
 )
 
 PEOPLE = 20

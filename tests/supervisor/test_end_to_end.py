@@ -20,14 +20,14 @@ import pytest
 from seeonline.lease import Lease
 from seeonline.sandbox import SandboxServer
 from seeonline.settings import Settings
-from supervisor.process import ProcessOptions, State
-from supervisor.supervisor import Supervisor, SupervisorOptions
+from seeonline_supervisor.process import ProcessOptions, State
+from seeonline_supervisor.supervisor import Supervisor, SupervisorOptions
 from tests.api.builders import Client, create, follow, person
 from tests.polling import wait_until
 from tests.support.postgres import PostgresServer
 
 pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("supervisor.worker.main") is None, reason="the real worker is not available"
+    importlib.util.find_spec("seeonline_supervisor.worker.main") is None, reason="the real worker is not available"
 )
 logging.getLogger("telethon").setLevel(logging.ERROR)
 
@@ -37,8 +37,8 @@ async def running_supervisor(
     settings: Settings, process: ProcessOptions, *, resolve_interval: float = 0.05
 ) -> AsyncIterator[Supervisor]:
     """The supervisor running the real worker with short timings."""
-    from supervisor.worker.main import run_worker  # noqa: PLC0415
-    from supervisor.worker.options import WorkerOptions  # noqa: PLC0415
+    from seeonline_supervisor.worker.main import run_worker  # noqa: PLC0415
+    from seeonline_supervisor.worker.options import WorkerOptions  # noqa: PLC0415
 
     worker_options = WorkerOptions(
         resolve_interval=resolve_interval, contact_interval=0.0, reconcile_interval=2.0, retire_grace=0.2

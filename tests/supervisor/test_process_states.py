@@ -7,7 +7,7 @@ import multiprocessing
 import pytest
 
 from seeonline.settings import Settings
-from supervisor.process import TRANSITIONS, ProcessOptions, State, TrackerProcess
+from seeonline_supervisor.process import TRANSITIONS, ProcessOptions, State, TrackerProcess
 
 
 def _process(changes: list[State]) -> TrackerProcess:

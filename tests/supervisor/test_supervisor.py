@@ -18,8 +18,8 @@ import pytest
 from seeonline.database.channels import CHANNEL_TRACKERS, TRACKER_LOCK_SPACE
 from seeonline.lease import Lease
 from seeonline.settings import Settings
-from supervisor.process import ProcessOptions, State
-from supervisor.supervisor import Supervisor, SupervisorOptions
+from seeonline_supervisor.process import ProcessOptions, State
+from seeonline_supervisor.supervisor import Supervisor, SupervisorOptions
 from tests.polling import wait_until
 from tests.supervisor import fake_worker
 from tests.supervisor.helpers import alive, events_of, make_tracker

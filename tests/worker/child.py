@@ -11,8 +11,8 @@ import msgspec
 
 from seeonline.logging import configure_logging
 from seeonline.settings import load_settings
-from supervisor.worker.main import run_worker
-from supervisor.worker.options import WorkerOptions
+from seeonline_supervisor.worker.main import run_worker
+from seeonline_supervisor.worker.options import WorkerOptions
 
 
 def main() -> None:

@@ -16,8 +16,8 @@ import pytest
 from seeonline.lease import Lease
 from seeonline.sandbox import Account, SandboxServer
 from seeonline.settings import Settings
-from supervisor.worker.options import WorkerOptions
-from supervisor.worker.tracker import TrackerWorker
+from seeonline_supervisor.worker.options import WorkerOptions
+from seeonline_supervisor.worker.tracker import TrackerWorker
 from tests.support.keys import SECRET_KEY
 from tests.worker import builders
 

@@ -8,8 +8,8 @@ from typing import Any, TypeAlias
 import asyncpg
 from telethon.tl import types
 
-from supervisor.worker.book import StatusBook, TargetState
-from supervisor.worker.ingest import StatusWriter, Transition, write_batch
+from seeonline_supervisor.worker.book import StatusBook, TargetState
+from seeonline_supervisor.worker.ingest import StatusWriter, Transition, write_batch
 from tests.worker.builders import bare_target, statuses
 
 Connection: TypeAlias = "asyncpg.Connection[Any]"

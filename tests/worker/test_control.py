@@ -11,7 +11,7 @@ from typing import Any, TypeAlias
 import asyncpg
 
 from seeonline.settings import Settings
-from supervisor.worker.control import ControlDb
+from seeonline_supervisor.worker.control import ControlDb
 from tests.polling import wait_until
 
 Connection: TypeAlias = "asyncpg.Connection[Any]"

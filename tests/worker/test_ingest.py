@@ -9,7 +9,7 @@ from typing import Any, TypeAlias
 import asyncpg
 
 from seeonline.database.channels import CHANNEL_STATUSES
-from supervisor.worker.ingest import StatusWriter, Transition, write_batch
+from seeonline_supervisor.worker.ingest import StatusWriter, Transition, write_batch
 from tests.support.postgres import PostgresServer
 from tests.worker.builders import at, bare_target, statuses
 

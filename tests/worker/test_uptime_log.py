@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from supervisor.worker.uptime import UptimeLog
+from seeonline_supervisor.worker.uptime import UptimeLog
 
 
 async def test_periods_are_written_with_heartbeats_and_kept_across_failed_writes() -> None:

@@ -8,7 +8,7 @@ import asyncpg
 import msgspec
 
 from seeonline.sandbox import SandboxServer
-from supervisor.exit_codes import EXIT_OK
+from seeonline_supervisor.exit_codes import EXIT_OK
 from tests.polling import wait_until
 from tests.worker import builders
 from tests.worker.conftest import FAST, TrackerFactory, WorkerRunner

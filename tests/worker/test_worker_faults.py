@@ -22,9 +22,9 @@ from seeonline.database.channels import TRACKER_LOCK_SPACE
 from seeonline.database.maintenance import move_unresolved
 from seeonline.lease import Lease
 from seeonline.sandbox import SandboxServer
-from supervisor import trackers
-from supervisor.exit_codes import EXIT_LOCK_HELD, EXIT_RETIRED
-from supervisor.worker.tracker import TrackerWorker
+from seeonline_supervisor import trackers
+from seeonline_supervisor.exit_codes import EXIT_LOCK_HELD, EXIT_RETIRED
+from seeonline_supervisor.worker.tracker import TrackerWorker
 from tests.polling import wait_until
 from tests.support.keys import SECRET_KEY
 from tests.support.postgres import PostgresServer

@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from seeonline.sandbox import SandboxServer
-from supervisor.worker.options import WorkerOptions
+from seeonline_supervisor.worker.options import WorkerOptions
 from tests.polling import wait_until
 from tests.worker import builders
 from tests.worker.conftest import FAST, TrackerFactory, WorkerRunner

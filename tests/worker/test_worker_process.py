@@ -19,8 +19,8 @@ import pytest
 from seeonline.sandbox import SandboxServer
 from seeonline.settings import Settings
 from seeonline.telegram.addresses import DC_ENV
-from supervisor.exit_codes import EXIT_LOCK_HELD, EXIT_OK
-from supervisor.worker.options import WorkerOptions
+from seeonline_supervisor.exit_codes import EXIT_LOCK_HELD, EXIT_OK
+from seeonline_supervisor.worker.options import WorkerOptions
 from tests.polling import wait_until
 from tests.support.keys import SECRET_KEY
 from tests.worker import builders

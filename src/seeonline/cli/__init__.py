@@ -21,9 +21,9 @@ class LazyGroup(click.Group):
 
     lazy_commands: ClassVar[dict[str, str]] = {
         "sandbox": "seeonline.sandbox.cli:sandbox",
-        "supervisor": "supervisor.cli:supervisor",
+        "supervisor": "seeonline_supervisor.cli:supervisor",
         "tracker": "seeonline.logins.cli:tracker",
-        "worker": "supervisor.worker.cli:worker",
+        "worker": "seeonline_supervisor.worker.cli:worker",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -10,9 +10,8 @@ from alembic import command
 from alembic.config import Config
 
 from seeonline.database.routines import Step
-from seeonline.settings import PROJECT_ROOT, to_sqlalchemy_url
-
-MIGRATIONS_DIR = PROJECT_ROOT / "db"
+from seeonline.paths import MIGRATIONS_DIR
+from seeonline.settings import to_sqlalchemy_url
 
 
 def alembic_config(database_url: str, routines: Step) -> Config:

@@ -23,10 +23,10 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from seeonline import paths
 from seeonline.database.placeholders import substitute
-from seeonline.settings import PROJECT_ROOT
 
-SQL_DIR = PROJECT_ROOT / "db" / "sql"
+SQL_DIR = paths.SQL_DIR  # the files this module installs (a test points it at an edited copy)
 OWNED_PREFIX = "so\\_%"  # a LIKE pattern: the names of the functions and views SeeOnline owns
 
 # (kind, identity) -> definition, for every routine SeeOnline owns in the current schema. Objects that

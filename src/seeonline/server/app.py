@@ -36,6 +36,7 @@ from seeonline.logging import get_logger
 from seeonline.logins.controllers import TrackerLoginController
 from seeonline.server.dependencies import Services, dependencies
 from seeonline.server.metrics import MetricsCache, metrics
+from seeonline.server.request_metrics import REQUEST_METRICS
 from seeonline.settings import Settings, SettingsError
 from seeonline.statuses.controllers import OnlineStatusController
 from seeonline.trackers.controllers import TrackerAccountController, TrackerSettingController
@@ -131,7 +132,7 @@ def create_app(settings: Settings) -> Litestar:
     app = Litestar(
         route_handlers=[health, ready, metrics, resources],
         dependencies=dependencies(),
-        middleware=[refuse_encoded_slashes, cancel_on_disconnect],
+        middleware=[REQUEST_METRICS.middleware, refuse_encoded_slashes, cancel_on_disconnect],
         lifespan=[lifespan],
         exception_handlers={
             ApiError: api_error_handler,

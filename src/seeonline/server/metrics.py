@@ -20,6 +20,7 @@ from litestar import Request, Response, get
 from seeonline.api.auth import API_KEY_HEADER
 from seeonline.api.handler_types import Pool
 from seeonline.health import HealthState
+from seeonline.server import request_metrics
 
 EXACT_UP_TO = 10_000
 
@@ -112,7 +113,7 @@ def metrics_key_is_valid(request: Request[Any, Any, Any], key: bytes) -> bool:
     return hmac.compare_digest(supplied.encode("utf-8", "surrogateescape"), key)
 
 
-@get("/metrics", tags=["operations"])
+@get("/metrics", tags=["operations"], media_type="text/plain; version=0.0.4")
 async def metrics(request: Request[Any, Any, Any], pool: Pool) -> Response[Any]:
     """Gauges about trackers, slots and targets (open unless ``SEEONLINE_METRICS_KEY`` is set)."""
     key: bytes | None = request.app.state.metrics_key
@@ -123,4 +124,4 @@ async def metrics(request: Request[Any, Any, Any], pool: Pool) -> Response[Any]:
             headers={"WWW-Authenticate": "Bearer"},
         )
     cache: MetricsCache = request.app.state.metrics_cache
-    return Response(await cache.text(pool), media_type="text/plain; version=0.0.4")
+    return Response(await cache.text(pool) + request_metrics.render(), media_type="text/plain; version=0.0.4")

@@ -23,6 +23,7 @@ from seeonline.trackers.schemas import (
     TrackerSettingCreate,
     TrackerSettingUpdate,
 )
+from seeonline.trackers.sessions import require_session_string
 
 log = get_logger(__name__)
 
@@ -107,6 +108,7 @@ class TrackerService:
         """Insert a setting; its capacity picks up waiting targets at once."""
         where = tracker_session(data.tracker_account_id)
         if data.session_string is not None:
+            require_session_string(data.session_string)
             _check_session(data.session_string)
         session = None if data.session_string is None else self.keyring.encrypt(data.session_string, where)
 
@@ -157,6 +159,7 @@ class TrackerService:
         if "session_string" in values:
             session = values.pop("session_string")
             if session is not None:
+                require_session_string(session)
                 _check_session(session)
             where = tracker_session(current)  # a setting never moves to another account (refused above)
             values["session_encrypted"] = None if session is None else self.keyring.encrypt(session, where)
