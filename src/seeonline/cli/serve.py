@@ -38,7 +38,7 @@ def serve_api(settings: Settings, host: str, port: int, workers: int = 1) -> Non
     import uvicorn  # noqa: PLC0415 - only the API needs it
 
     from seeonline.server.app import create_app  # noqa: PLC0415
-    from seeonline.server.http_protocol import limited  # noqa: PLC0415
+    from seeonline.server.http_protocol import SETTINGS_PROTOCOL, limited  # noqa: PLC0415
 
     try:
         app = create_app(settings)  # also checks the settings before any worker starts
@@ -57,6 +57,7 @@ def serve_api(settings: Settings, host: str, port: int, workers: int = 1) -> Non
     if workers == 1:
         uvicorn.Server(uvicorn.Config(app, **common)).run()  # type: ignore[arg-type]
         return
+    common["http"] = SETTINGS_PROTOCOL  # each process imports its protocol (and its limits) by name
     uvicorn.run(APP_FACTORY, factory=True, workers=workers, **common)  # type: ignore[arg-type]
 
 

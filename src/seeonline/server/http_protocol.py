@@ -11,6 +11,7 @@ Too many or too large headers are answered ``431``.
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
@@ -150,3 +151,24 @@ def limited(
             "max_header_bytes": max_header_bytes,
         },
     )
+
+
+class SettingsLimitedHttpToolsProtocol(LimitedHttpToolsProtocol):
+    """The limits of the environment's settings: the class several worker processes import by name
+    (``uvicorn.run(workers=N)`` pickles its config for each process, and a class made by ``limited`` is not
+    importable)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.header_timeout, self.body_timeout, self.max_headers, self.max_header_bytes = _settings_limits()
+        super().__init__(*args, **kwargs)
+
+
+SETTINGS_PROTOCOL = f"{__name__}:{SettingsLimitedHttpToolsProtocol.__name__}"
+
+
+@functools.cache
+def _settings_limits() -> tuple[float, float, int, int]:
+    from seeonline.settings import load_settings  # noqa: PLC0415 - read in the worker process
+
+    settings = load_settings()
+    return settings.header_timeout, settings.body_timeout, settings.max_headers, settings.max_header_bytes
