@@ -121,7 +121,7 @@ events (at, is_online, status_at, source, status_id, d_watch, d_observed, hidden
     UNION ALL SELECT s, NULL, NULL, NULL, NULL, 0, 1, NULL, NULL FROM observed
     UNION ALL SELECT e, NULL, NULL, NULL, NULL, 0, -1, NULL, NULL FROM observed, window_bounds b WHERE e < b.hi
     UNION ALL SELECT greatest(v.changed_at, b.lo), NULL, NULL, NULL, NULL, 0, 0,
-                     v.visibility IN ('hidden', 'hidden_by_tracker_privacy', 'not_found'), v.id
+                     v.visibility IN (@VISIBILITY_HIDDEN@, @VISIBILITY_HIDDEN_BY_TRACKER_PRIVACY@, @VISIBILITY_NOT_FOUND@), v.id
               FROM visibility v, window_bounds b
 ),
 -- One ordered pass: running sums for the watch and uptime counters, and groups that carry the latest
@@ -151,7 +151,7 @@ carried AS (
 judged AS (
     SELECT c.*, b.tracking_start,
            c.is_online IS NOT NULL AND (
-               coalesce(c.source, 'api') = 'api'
+               coalesce(c.source, @SOURCE_API@) = @SOURCE_API@
                OR (c.at >= b.tracking_start AND c.observing > 0 AND NOT c.hidden)
            ) AS known
     FROM carried c, window_bounds b
@@ -160,14 +160,14 @@ judged AS (
 SELECT at, next_at,
        CASE WHEN NOT known THEN 'unknown' WHEN is_online THEN 'online' ELSE 'offline' END,
        CASE WHEN known THEN NULL
-            WHEN tracking_start IS NULL OR at < tracking_start THEN 'before_tracking'
-            WHEN watching <= 0 THEN 'unassigned'
-            WHEN observing <= 0 THEN 'tracker_down'
-            WHEN hidden THEN 'hidden'
-            ELSE 'before_tracking'  -- observed, but no status recorded yet
+            WHEN tracking_start IS NULL OR at < tracking_start THEN @REASON_BEFORE_TRACKING@
+            WHEN watching <= 0 THEN @REASON_UNASSIGNED@
+            WHEN observing <= 0 THEN @REASON_TRACKER_DOWN@
+            WHEN hidden THEN @REASON_HIDDEN@
+            ELSE @REASON_BEFORE_TRACKING@  -- observed, but no status recorded yet
        END,
        status_at,
-       coalesce(source, 'api') IN ('push', 'was_online', 'api')
+       coalesce(source, @SOURCE_API@) IN (@SOURCE_PUSH@, @SOURCE_WAS_ONLINE@, @SOURCE_API@)
 FROM judged
 ORDER BY at
 $$;

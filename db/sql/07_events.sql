@@ -15,7 +15,7 @@ BEGIN
     PERFORM pg_advisory_xact_lock(@EVENT_LOG_LOCK@);
     INSERT INTO events (type, tracked_user_id, status_id, is_online, happened_at, previous_change_at)
     VALUES (
-        'status', NEW.tracked_user_id, NEW.id, NEW.is_online, NEW.created_at,
+        @EVENT_STATUS@, NEW.tracked_user_id, NEW.id, NEW.is_online, NEW.created_at,
         (SELECT max(s.created_at) FROM online_statuses s
          WHERE s.tracked_user_id = NEW.tracked_user_id AND s.created_at < NEW.created_at)
     );
@@ -32,9 +32,9 @@ CREATE OR REPLACE FUNCTION so_event_on_visibility() RETURNS trigger LANGUAGE plp
 BEGIN
     PERFORM pg_advisory_xact_lock(@EVENT_LOG_LOCK@);
     INSERT INTO events (type, tracked_user_id, visibility, happened_at)
-    SELECT 'visibility', NEW.id,
-           CASE WHEN NEW.visible_online THEN 'visible'
-                WHEN t.visibility IN ('visible', 'unknown') THEN 'hidden'
+    SELECT @EVENT_VISIBILITY@, NEW.id,
+           CASE WHEN NEW.visible_online THEN @VISIBILITY_VISIBLE@
+                WHEN t.visibility IN (@VISIBILITY_VISIBLE@, @VISIBILITY_UNKNOWN@) THEN @VISIBILITY_HIDDEN@
                 ELSE t.visibility END,
            clock_timestamp()
     FROM targets t WHERE t.id = NEW.target_id;
@@ -53,7 +53,7 @@ CREATE OR REPLACE VIEW so_event_feed AS
 SELECT e.id, e.type, e.recorded_at, e.is_online, u.id AS tracked_user_id, u.telegram_user_id,
        u.notify_mode, u.mute_until,
        CASE e.type
-       WHEN 'status' THEN json_build_object(
+       WHEN @EVENT_STATUS@ THEN json_build_object(
            'id', e.id, 'tracked_user_id', u.id, 'telegram_user_id', u.telegram_user_id,
            'telegram_id', p.telegram_id, 'username', u.username, 'display_name', u.display_name,
            'is_online', e.is_online, 'created_at', e.happened_at, 'previous_change_at', e.previous_change_at,
@@ -61,7 +61,7 @@ SELECT e.id, e.type, e.recorded_at, e.is_online, u.id AS tracked_user_id, u.tele
        ELSE json_build_object(
            'id', e.id, 'tracked_user_id', u.id, 'telegram_user_id', u.telegram_user_id,
            'telegram_id', p.telegram_id, 'username', u.username, 'display_name', u.display_name,
-           'visibility', e.visibility, 'visible_online', e.visibility = 'visible', 'created_at', e.happened_at)
+           'visibility', e.visibility, 'visible_online', e.visibility = @VISIBILITY_VISIBLE@, 'created_at', e.happened_at)
        END::text AS data
 FROM events e
 JOIN tracked_users u ON u.id = e.tracked_user_id

@@ -112,6 +112,11 @@ async def test_secrets_never_reach_the_logs(
         await http.post("/tracker-settings/", json={"tracker_account_id": "x", "session_string": session})
         listed = await http.get("/tracker-settings/")
         accounts = await http.get("/tracker-accounts/")
+        # A webhook's signing secret is shown once, in the create answer, and nowhere after.
+        webhook = await create(http, "/webhooks/", {"url": "https://93.184.216.34/hook"})
+        webhook_secret = webhook["secret"]
+        webhooks = await http.get("/webhooks/")
+        one_webhook = await http.get(f"/webhooks/{webhook['id']}/")
     captured = capsys.readouterr()
     logs = caplog.text + captured.out + captured.err
     # The cycle was logged (so the check below looked at real output) ...
@@ -124,6 +129,8 @@ async def test_secrets_never_reach_the_logs(
         assert event in logs
     # ... and no secret reached the logs or the responses.
     assert "SECRET-" not in logs + listed.text + accounts.text
+    assert len(webhook_secret) >= 32
+    assert webhook_secret not in logs + webhooks.text + one_webhook.text
 
 
 async def test_a_database_outage_is_a_503_not_a_500(client: Client, postgres_server: Any) -> None:

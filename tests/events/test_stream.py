@@ -13,6 +13,7 @@ from seeonline.settings import Settings
 from tests.events.support import insert_statuses, open_stream, serving
 from tests.polling import wait_until
 from tests.support.keys import API_KEY
+from tests.support.sessions import session_string
 
 
 async def _people(base: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -29,7 +30,7 @@ async def _people(base: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, 
             json={
                 "tracker_account_id": account["id"],
                 "phone_number": "+100501",
-                "session_string": "s" * 40,
+                "session_string": session_string(),
                 "max_users": 10,
             },
         )

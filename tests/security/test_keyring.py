@@ -24,6 +24,10 @@ from seeonline.settings import Settings, SettingsError, load_settings
 from seeonline_supervisor.credentials import open_credentials
 from tests.support.http import same_loop_client
 from tests.support.keys import SECRET_KEY
+from tests.support.sessions import session_string
+
+# Session strings the API accepts (Telethon loads them), one per tracker the rotation test makes.
+SESSIONS = {1: session_string(), 2: session_string()}
 
 OLD = SECRET_KEY
 NEW = "9f1c2b7d4e6a8c0b3d5f7a9c1e3b5d7f0a2c4e6b8d0f2a4c6e8b0d2f4a6c8e0b"
@@ -150,7 +154,7 @@ async def test_rotation_end_to_end(settings: Settings, db: asyncpg.Connection[An
                 json={
                     "tracker_account_id": account.json()["id"],
                     "phone_number": f"+1555000{n}",
-                    "session_string": f"session-{n}",
+                    "session_string": SESSIONS[n],
                 },
             )
             assert setting.status_code == 201, setting.text
@@ -162,10 +166,10 @@ async def test_rotation_end_to_end(settings: Settings, db: asyncpg.Connection[An
     await db.execute(
         "UPDATE tracker_settings SET session_encrypted = $2 WHERE tracker_account_id = $1",
         legacy_id,
-        format_1(OLD, "session-2"),
+        format_1(OLD, SESSIONS[2]),
     )
     before_update = await db.fetchval("SELECT updated_at FROM tracker_accounts WHERE id = $1", made[0])
-    plaintexts = {made[0]: ("old-hash-0001x", "session-1"), legacy_id: ("old-hash-0002x", "session-2")}
+    plaintexts = {made[0]: ("old-hash-0001x", SESSIONS[1]), legacy_id: ("old-hash-0002x", SESSIONS[2])}
 
     # The new key goes first. Old data is readable at once, and new writes are under the new key.
     rotating = msgspec.structs.replace(settings, secret_key=f"{NEW},{OLD}")
@@ -228,7 +232,7 @@ async def test_rotation_end_to_end(settings: Settings, db: asyncpg.Connection[An
     await db.execute(
         "UPDATE tracker_settings SET session_encrypted = $2 WHERE tracker_account_id = $1",
         made[0],
-        keyring(OLD).encrypt("session-1", tracker_session(made[0])),
+        keyring(OLD).encrypt(SESSIONS[1], tracker_session(made[0])),
     )
     stopped = _rotate(database_url, NEW)
     assert stopped.returncode != 0

@@ -1,8 +1,8 @@
 """The ``@NAME@`` tokens the routine files in ``db/sql/`` use, so the SQL spells no name or value twice.
 
 Channel names and lock keys come from :mod:`seeonline.database.channels`; every value of a closed set
-(health states, roles, visibilities, status sources) is ``@<SET>_<MEMBER>@``, a quoted literal, and a
-few named sets of them are comma lists for ``IN (...)``.
+(health states, roles, visibilities, status sources, unknown-time reasons, event types) is
+``@<SET>_<MEMBER>@``, a quoted literal, and a few named sets of them are comma lists for ``IN (...)``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import re
 
-from seeonline.choices import Role, StatusSource, Visibility, sql_list
+from seeonline.choices import EventType, Role, StatusSource, UnknownReason, Visibility, sql_list
 from seeonline.database.channels import SQL_PLACEHOLDERS
 from seeonline.health import NEVER_RUN_STATES, HealthState
 
@@ -19,6 +19,8 @@ ENUMS: dict[str, type[enum.StrEnum]] = {
     "ROLE": Role,
     "VISIBILITY": Visibility,
     "SOURCE": StatusSource,
+    "REASON": UnknownReason,
+    "EVENT": EventType,
 }
 SETS = {"HEALTH_NEVER_RUN": NEVER_RUN_STATES}
 TOKEN = re.compile(r"@[A-Z][A-Z0-9_]*@")

@@ -122,6 +122,7 @@ async def metrics(request: Request[Any, Any, Any], pool: Pool) -> Response[Any]:
             {"detail": "Missing or invalid metrics key (Authorization: Bearer or X-API-Key)."},
             status_code=401,
             headers={"WWW-Authenticate": "Bearer"},
+            media_type="application/json",  # the route's own type is Prometheus text
         )
     cache: MetricsCache = request.app.state.metrics_cache
     return Response(await cache.text(pool) + request_metrics.render(), media_type="text/plain; version=0.0.4")
