@@ -239,11 +239,13 @@ FROM checked c
 # $3 after (NULL: from the tracked user's creation or first row), $4 before (NULL: unbounded), $5 stale, $6 merge gap, $7 shortest, then LIMIT/OFFSET.
 SESSIONS_FROM = f"""
 WITH {SUBJECT},
+span AS (
+    SELECT s.id, coalesce($3::timestamptz, least(s.created_at, coalesce(
+               (SELECT min(o.created_at) FROM online_statuses o WHERE o.tracked_user_id = s.id), s.created_at))) AS lo
+    FROM subject s
+),
 pieces AS (
-    SELECT p.* FROM subject,
-        so_history_pieces(subject.id, coalesce($3::timestamptz, least(subject.created_at, coalesce(
-                              (SELECT min(o.created_at) FROM online_statuses o WHERE o.tracked_user_id = subject.id),
-                              subject.created_at))), coalesce($4::timestamptz, 'infinity'), now(), $5, NULL) p
+    SELECT p.* FROM span, so_history_pieces(span.id, span.lo, coalesce($4::timestamptz, 'infinity'), now(), $5, NULL) p
 ),
 {sessions_from("pieces", "$6", "merged")},
 found AS (SELECT * FROM merged WHERE ended_at - started_at >= $7)"""
