@@ -177,4 +177,3 @@ def test_png_is_matplotlibs_drawing_of_the_chart(theme: Theme, width: int, label
         reference = agg_pixels(drawn(request)[0]).astype(int)
         assert composed.shape == reference.shape
         assert np.abs(composed - reference).max() <= 2  # Agg's blending rounds a little differently
-

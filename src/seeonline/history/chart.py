@@ -234,9 +234,9 @@ def draw_bar(figure: Figure, data: Any, layout: Layout, spans: list[Span]) -> No
         patch.set_clip_path(capsule)
 
 
-def draw_texts(figure: Figure, data: Any, layout: Layout, label: str, total: str, date: str) -> list[Text]:
+def draw_texts(figure: Figure, data: Any, layout: Layout, texts: tuple[str, str, str]) -> list[Text]:
     """The name top left, the day's online total top right (in a box), the date bottom left; in that order."""
-    palette = layout.palette
+    palette, (label, total, date) = layout.palette, texts
     left, right = -MARGIN_H + 0.25, layout.length_h + MARGIN_H - 0.25
     return [
         figure.text(left, 0.95, label, transform=data, fontproperties=sized(BOLD, 16 * layout.scale),
@@ -258,7 +258,7 @@ def draw_day(figure: Figure, data: Any, layout: Layout, request: ChartRequest, *
              starts: datetime.datetime) -> None:  # fmt: skip
     """What this chart shows: online and unknown time on the bar, the name, the day's total, the date."""
     draw_bar(figure, data, layout, bar_spans(layout, request.timeline, starts))
-    draw_texts(figure, data, layout, *day_texts(request, day))
+    draw_texts(figure, data, layout, day_texts(request, day))
 
 
 def agg_pixels(figure: Figure) -> np.ndarray[Any, Any]:

@@ -52,9 +52,10 @@ class Band:
 
 def deflate_band(rows: Pixels) -> Band:
     """One band: raw deflate ending on a byte boundary (sync flush), not the last block."""
-    data = memoryview(np.ascontiguousarray(rows)).cast("B")
+    contiguous = np.ascontiguousarray(rows)
     compressor = zlib.compressobj(LEVEL, zlib.DEFLATED, -15)
-    return Band(compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH), zlib.adler32(data), len(data))
+    deflated = compressor.compress(contiguous.data) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    return Band(deflated, zlib.adler32(contiguous.data), int(contiguous.nbytes))
 
 
 def adler32_combine(first: int, second: int, second_length: int) -> int:

@@ -11,12 +11,13 @@ day's date). Bands of rows the chart left as the static layer are not compressed
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import numpy as np
 from matplotlib.backends.backend_agg import RendererAgg
@@ -92,7 +93,7 @@ class Layers:
         x0, x1 = data.transform([(0.0, BAR_BOTTOM), (1.0, BAR_BOTTOM)])[:, 0]
         self.x_at_zero, self.x_per_hour = float(x0), float(x1 - x0)
         self._text_figure, text_data = layout.figure()
-        self._texts = draw_texts(self._text_figure, text_data, layout, "", "", "")
+        self._texts = draw_texts(self._text_figure, text_data, layout, ("", "", ""))
         self._text_lock = threading.Lock()
 
     def _filled(self, fill: str, static: png.Pixels) -> png.Pixels:
@@ -115,9 +116,9 @@ class Layers:
         with self._text_lock:
             artist = self._texts[role]
             artist.set_text(text)
-            renderer = RendererAgg(self.width, self.height, DPI)
+            renderer = RendererAgg(self.width, self.height, DPI)  # type: ignore[no-untyped-call]
             artist.draw(renderer)
-            rgba = np.asarray(renderer.buffer_rgba())
+            rgba = np.asarray(renderer.buffer_rgba())  # type: ignore[no-untyped-call]
             rows, columns = np.flatnonzero(rgba[:, :, 3].any(axis=1)), np.flatnonzero(rgba[:, :, 3].any(axis=0))
             if rows.size == 0:
                 return Stamp(0, 0, np.zeros((0, 0, 4), np.uint8))
@@ -152,9 +153,8 @@ def render_png(layout: Layout, spans: list[Span], texts: tuple[str, str, str]) -
             bar[:, left:right] = layers.fills[span.fill][:, left:right]
             changed.update(png.bands_of(layers.top, layers.bottom))
     for role, text in enumerate(texts):
-        stamp = STAMPS.get((layout, role, text), lambda role=role, text=text: layers.stamp(role, text))
+        stamp = STAMPS.get((layout, role, text), functools.partial(layers.stamp, role, text))
         if stamp.rgba.size:
             blend(pixels, stamp)
             changed.update(png.bands_of(stamp.top, stamp.top + stamp.rgba.shape[0]))
     return png.encode(rows, layers.static, changed)
-

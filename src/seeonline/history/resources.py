@@ -64,7 +64,8 @@ def seconds(expression: str) -> str:
 TIMELINE = f"""
 WITH {SUBJECT},
 day AS (
-    SELECT s.*, chosen AS day, so_local_midnight(chosen, s.tz) AS starts_at, so_local_midnight(chosen + 1, s.tz) AS ends_at
+    SELECT s.*, chosen AS day, so_local_midnight(chosen, s.tz) AS starts_at,
+           so_local_midnight(chosen + 1, s.tz) AS ends_at
     FROM subject s, coalesce($3::date, (now() AT TIME ZONE s.tz)::date) chosen
 ),
 pieces AS (
@@ -236,7 +237,8 @@ SELECT c.refused AS problem, CASE WHEN c.refused IS NULL THEN json_build_object(
 FROM checked c
 """
 
-# $3 after (NULL: from the tracked user's creation or first row), $4 before (NULL: unbounded), $5 stale, $6 merge gap, $7 shortest, then LIMIT/OFFSET.
+# $3 after (NULL: from the tracked user's creation or first row, whichever is earlier), $4 before (NULL:
+# unbounded), $5 stale, $6 merge gap, $7 shortest, then LIMIT/OFFSET.
 SESSIONS_FROM = f"""
 WITH {SUBJECT},
 span AS (
