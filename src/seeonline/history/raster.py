@@ -36,9 +36,10 @@ from seeonline.history.chart import (
 )
 
 V = TypeVar("V")
-# What the caches may hold (bytes): a 1600 px layout takes ~4 MB, a stamp ~10-40 KB.
-LAYERS_BUDGET = 48 * 2**20
-STAMPS_BUDGET = 8 * 2**20
+# What the caches may hold (bytes): a layout takes ~6.4 MB at 1600 px (four times that at 3200), a stamp
+# ~5-40 KB. Together they bound what charts add to the API's memory.
+LAYERS_BUDGET = 40 * 2**20
+STAMPS_BUDGET = 4 * 2**20
 
 
 class SizedCache(Generic[V]):
@@ -94,6 +95,8 @@ class Layers:
         self.x_at_zero, self.x_per_hour = float(x0), float(x1 - x0)
         self._text_figure, text_data = layout.figure()
         self._texts = draw_texts(self._text_figure, text_data, layout, ("", "", ""))
+        # One canvas for every stamp: a Text artist keeps the renderer it last drew on.
+        self._canvas = RendererAgg(self.width, self.height, DPI)  # type: ignore[no-untyped-call]
         self._text_lock = threading.Lock()
 
     def _filled(self, fill: str, static: png.Pixels) -> png.Pixels:
@@ -104,8 +107,9 @@ class Layers:
 
     @property
     def nbytes(self) -> int:
-        """Memory held by the pixels."""
-        return self.static.nbytes + sum(int(pixels.nbytes) for pixels in self.fills.values())
+        """Memory held by the pixels (the static layer, the fills, the stamps' canvas)."""
+        canvas = 4 * self.width * self.height
+        return self.static.nbytes + sum(int(pixels.nbytes) for pixels in self.fills.values()) + canvas
 
     def column(self, hours: float) -> int:
         """The pixel edge Agg snaps a rectangle's side at ``hours`` to (round half up)."""
@@ -116,9 +120,9 @@ class Layers:
         with self._text_lock:
             artist = self._texts[role]
             artist.set_text(text)
-            renderer = RendererAgg(self.width, self.height, DPI)  # type: ignore[no-untyped-call]
-            artist.draw(renderer)
-            rgba = np.asarray(renderer.buffer_rgba())  # type: ignore[no-untyped-call]
+            self._canvas.clear()  # type: ignore[no-untyped-call]
+            artist.draw(self._canvas)
+            rgba = np.asarray(self._canvas.buffer_rgba())  # type: ignore[no-untyped-call]
             rows, columns = np.flatnonzero(rgba[:, :, 3].any(axis=1)), np.flatnonzero(rgba[:, :, 3].any(axis=0))
             if rows.size == 0:
                 return Stamp(0, 0, np.zeros((0, 0, 4), np.uint8))
