@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import hashlib
-import json
 from concurrent.futures import ThreadPoolExecutor
 
+import msgspec
 from litestar import Response
 
 from seeonline.choices import Theme
@@ -54,6 +54,6 @@ async def chart_response(view: DayView, query: ChartQuery, if_none_match: str | 
     headers = {"ETag": tag, "Cache-Control": f"max-age={PAST_MAX_AGE if view.past else TODAY_MAX_AGE}"}
     if if_none_match is not None and tag in {part.strip() for part in if_none_match.split(",")}:
         return Response(b"", status_code=304, headers=headers)
-    request = ChartRequest(json.loads(view.body), f"@{view.username}", theme, query.format, query.width)
+    request = ChartRequest(msgspec.json.decode(view.body), f"@{view.username}", theme, query.format, query.width)
     image = await asyncio.get_running_loop().run_in_executor(RENDERERS, render, request)
     return Response(image, media_type=MEDIA_TYPES[query.format], headers=headers)

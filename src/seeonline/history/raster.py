@@ -108,8 +108,8 @@ class Layers:
     @property
     def nbytes(self) -> int:
         """Memory held by the pixels (the static layer, the fills, the stamps' canvas)."""
-        canvas = 4 * self.width * self.height
-        return self.static.nbytes + sum(int(pixels.nbytes) for pixels in self.fills.values()) + canvas
+        canvas: int = 4 * self.width * self.height
+        return int(self.static.nbytes + sum(int(pixels.nbytes) for pixels in self.fills.values()) + canvas)
 
     def column(self, hours: float) -> int:
         """The pixel edge Agg snaps a rectangle's side at ``hours`` to (round half up)."""
