@@ -325,9 +325,11 @@ def target_of(measured: Measured) -> tuple[str, bool | None]:
 
 def table(rows: list[Measured]) -> None:
     """The Markdown table of every measurement."""
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     print(
-        f"\n{CORES} cores; CPU columns are milliseconds of CPU per request; bound = {CONNECTIONS} x (API + Postgres"
-        f" + load) / {CORES} cores, the least mean latency that CPU allows on a closed loop of {CONNECTIONS}.\n"
+        f"\n{CORES} cores, load average now {load}; CPU columns are milliseconds of CPU per request; bound ="
+        f" {CONNECTIONS} x (API + Postgres + load) / {CORES} cores, the least mean latency that CPU allows on a"
+        f" closed loop of {CONNECTIONS}.\n"
     )
     print(
         "| scenario | code | req/s | p50 ms | p95 ms | p99 ms | API | Postgres | load | machine | bound ms | RSS MB |"
@@ -414,7 +416,7 @@ def measure(url: str, seeded: Seeded, baseline: Path | None, work: Path, options
             process = apis.enter_context(api_server(with_database(url, database), port, work, extra_env=env, name=code))
             running.append(Api(code, f"http://127.0.0.1:{port}", process, database))
         for index, (scenario, script, args) in enumerate(loads):
-            print(f"{scenario} ...", flush=True)
+            print(f"{scenario} (load average {os.getloadavg()[0]:.1f}) ...", flush=True)
             for api in running if index % 2 == 0 else running[::-1]:
                 measured = (
                     measure_charts(api, charts) if script is None else run_wrk(api, scenario, script, args, options)
