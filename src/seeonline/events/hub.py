@@ -89,6 +89,7 @@ class EventHub:
             dsn, [CHANNEL_EVENTS], on_notify=self._on_notify, on_connect=self._resync, name="events"
         )
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
 
     @property
     def connected(self) -> asyncio.Event:
@@ -113,6 +114,10 @@ class EventHub:
             for subscriber in group:
                 subscriber.close()
         await self._listener.stop()
+        # The flag as well as the cancellation: Python 3.11's wait_for drops a cancellation that
+        # arrives as the event it waits for is set (a notification at shutdown), and the reader ran on.
+        self._stopping = True
+        self._wake.set()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -156,11 +161,11 @@ class EventHub:
         self._wake.set()
 
     async def _read_forever(self) -> None:
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=RECHECK_INTERVAL)
             self._wake.clear()
-            if self.cursor is None:
+            if self.cursor is None or self._stopping:
                 continue
             try:
                 await self._read_new()
