@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import datetime
 from typing import Annotated
 
 import msgspec
 
-from seeonline.api.bodies import Count, PositiveInt32
+from seeonline.api.bodies import Count, Instant, PositiveInt32
 from seeonline.choices import LoginState
 from seeonline.trackers.schemas import ApiHash, Phone
 
@@ -51,6 +50,6 @@ class TrackerLoginOut(msgspec.Struct):
     password_hint: str | None
     tracker_account_id: int | None
     privacy_ok: bool | None
-    expires_at: datetime.datetime
-    created_at: datetime.datetime
-    updated_at: datetime.datetime
+    expires_at: Instant
+    created_at: Instant
+    updated_at: Instant

@@ -75,9 +75,7 @@ class LoginService:
         No uniqueness check here: only the signed-in account's Telegram id says whether this is a re-login
         of an existing tracker (which may keep its api_id and phone) or a clash with another (a 409 then).
         """
-        phone = "+" + digits(data.phone_number)
-        if phone == "+":
-            raise ApiError(400, "phone_number: needs digits", code="phone_invalid", field="phone_number")
+        phone = "+" + digits(data.phone_number)  # the Phone pattern guarantees at least one
         telegram = _telegram()
         sent, session = await telegram.send_code(telegram.LoginKey(None, data.api_id, data.api_hash), phone)
         login_id = await self.store.create(
