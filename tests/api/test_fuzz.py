@@ -18,7 +18,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
-from schemathesis import GenerationMode
+from schemathesis import APIOperation, GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 from schemathesis.core.failures import FailureGroup
@@ -30,7 +30,6 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from schemathesis.specs.openapi.schemas import APIOperation
 
 from seeonline.processes import stop_child
 from seeonline.sandbox.process import sandbox_command_line
@@ -39,6 +38,7 @@ from tests.support.keys import API_KEY
 from tests.support.postgres import PostgresServer, new_database
 from tests.support.sessions import session_string
 
+Operation = APIOperation[Any, Any, Any, Any]
 MAX_EXAMPLES = int(os.environ.get("SEEONLINE_FUZZ_EXAMPLES", "25"))  # per operation, for schema-valid data
 NEGATIVE_EXAMPLES = int(os.environ.get("SEEONLINE_FUZZ_NEGATIVE_EXAMPLES", "10"))  # per operation, for invalid data
 
@@ -133,7 +133,7 @@ STATE_CODES = {
 }
 
 
-def expected_refusal(operation: APIOperation, status: int, code: str | None) -> bool:
+def expected_refusal(operation: Operation, status: int, code: str | None) -> bool:
     """Whether a schema-valid request may be refused like this because of state rather than its form."""
     if status == 404:  # a path names a row; ids and keys are drawn at random
         return "{" in operation.path
@@ -176,9 +176,7 @@ def test_the_document_tells_the_truth(api_server: str) -> None:
     assert not wrong, f"{len(wrong)} of {operations} operations do not do what the document says:\n{report}"
 
 
-def exercise(
-    api_server: str, operation: APIOperation, mode: GenerationMode, examples: int, failures: list[str]
-) -> None:
+def exercise(api_server: str, operation: Operation, mode: GenerationMode, examples: int, failures: list[str]) -> None:
     """Send ``examples`` generated requests of ``mode`` to ``operation``, collecting what does not match."""
     checks = CHECKS if mode is GenerationMode.POSITIVE else NEGATIVE_CHECKS
 

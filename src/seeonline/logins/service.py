@@ -21,7 +21,7 @@ from seeonline.choices import LoginState
 from seeonline.logging import get_logger
 from seeonline.logins.accounts import ASCII_DIGITS, digits, save_tracker
 from seeonline.logins.resources import TRACKER_LOGINS
-from seeonline.logins.schemas import TrackerLoginCreate
+from seeonline.logins.schemas import MAX_CODE_DIGITS, TrackerLoginCreate
 from seeonline.logins.store import LoginRow, LoginStore
 
 if TYPE_CHECKING:
@@ -31,8 +31,6 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 T = TypeVar("T")
-
-MAX_CODE_DIGITS = 16
 
 
 def clean_code(raw: str) -> str:
