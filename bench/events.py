@@ -51,6 +51,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.ingest import database
+from bench.profile_summary import summarize
 from bench.sse_readers import StreamSpec, serve
 from seeonline.database import migrations
 from seeonline.local.embedded_postgres import find_free_port
@@ -174,6 +175,10 @@ def specs(queries: list[str], exact: int) -> list[StreamSpec]:
     return [StreamSpec(q, KEYS[n // STREAMS_PER_KEY], exact=n < exact) for n, q in enumerate(queries)]
 
 
+# Each target's last submitted state, kept across drives so that every submission is a change (an event).
+STATE: dict[int, bool] = {}
+
+
 async def drive(url: str, targets: list[int], rate: int, seconds: float) -> tuple[int, float]:
     """Submit ``rate`` transitions per second through the worker's writer, each stamped now.
 
@@ -181,7 +186,6 @@ async def drive(url: str, targets: list[int], rate: int, seconds: float) -> tupl
     """
     writer = StatusWriter(url)
     writer.start()
-    state = dict.fromkeys(targets, False)
     per_tick = max(1, round(rate * 0.01))
     sent = 0
     began = time.perf_counter()
@@ -192,8 +196,8 @@ async def drive(url: str, targets: list[int], rate: int, seconds: float) -> tupl
         for _ in range(per_tick):
             target = targets[index % len(targets)]
             index += 1
-            state[target] = not state[target]
-            batch.append(Transition(target, state[target], now))
+            STATE[target] = not STATE.get(target, False)
+            batch.append(Transition(target, STATE[target], now))
         writer.submit_many(batch)
         sent += len(batch)
         await asyncio.sleep(max(0.0, began + sent / rate - time.perf_counter()))
@@ -250,6 +254,29 @@ def exactness(exact: list[dict[str, Any]], logged: list[int]) -> dict[str, Any]:
     return {"exact_streams": len(exact), "exact_match_log": all(s["ids"] == logged for s in exact)}
 
 
+@contextlib.contextmanager
+def profiled(args: argparse.Namespace, process: psutil.Process, label: str) -> Iterator[None]:
+    """``py-spy record`` on the API while the block runs, when ``--profile DIR`` asks; prints a summary."""
+    if args.profile is None:
+        yield
+        return
+    args.profile.mkdir(parents=True, exist_ok=True)
+    output = args.profile / f"{label.replace('/', '-')}.txt"
+    command = [
+        args.py_spy, "record", "--pid", str(process.pid), "--duration", str(max(1, int(args.seconds) - 1)),
+        "--rate", "100", "--format", "raw", "--nonblocking", "--output", str(output),
+    ]  # fmt: skip
+    profiler = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        yield
+    finally:
+        _, stderr = profiler.communicate(timeout=60)
+        if profiler.returncode or not output.exists():
+            print(f"py-spy failed: {stderr.decode(errors='replace')[-500:]}", flush=True)
+        else:
+            print("\n".join(summarize(output, top=15)), flush=True)
+
+
 def mb(rss: int) -> float:
     """Bytes as MiB."""
     return round(rss / 2**20, 1)
@@ -263,19 +290,21 @@ async def latency(args: argparse.Namespace, url: str, targets: list[int], source
         await readers.ask("mark")
         before = await newest_id(url)
         sent, _ = await drive(url, targets, args.rate, args.seconds)
-        found = await settle(readers, sent, within=10)
+        logged = await event_ids_after(url, before)
+        found = await settle(readers, len(logged), within=10)
     [one] = found["exact"]
     return {
-        "events": sent,
+        "submitted": sent,
+        "events": len(logged),
         "received": len(one["ids"]),
         "unique": len(set(one["ids"])),
-        **exactness(found["exact"], await event_ids_after(url, before)),
+        **exactness(found["exact"], logged),
         **summary(one["latencies"]),
     }
 
 
 async def many_streams(
-    args: argparse.Namespace, url: str, targets: list[int], source: Path | None, queries: list[str]
+    args: argparse.Namespace, url: str, targets: list[int], source: Path | None, queries: list[str], label: str
 ) -> dict[str, Any]:
     """``queries`` streams at once: RSS, delivery, lag; used by the ``streams`` and ``fanout`` scenarios."""
     async with api_process(url, source) as (port, process):
@@ -285,18 +314,23 @@ async def many_streams(
         async with Readers(port, specs(queries, exact=3)) as readers:
             await asyncio.sleep(1)
             rss_open = process.memory_info().rss
+            threads = process.num_threads()
             await readers.ask("mark")
             before = await newest_id(url)
-            sent, took = await drive(url, targets, args.rate, args.seconds)
+            cpu_before = process.cpu_times()
+            with profiled(args, process, label):
+                sent, took = await drive(url, targets, args.rate, args.seconds)
+            cpu = process.cpu_times()
             in_window = await readers.ask("report")
             rss_load = process.memory_info().rss
-            expected = sent if queries[0] else sent * len(queries)
+            logged = await event_ids_after(url, before)
+            expected = len(logged) if queries[0] else len(logged) * len(queries)
             found = await settle(readers, expected, within=10)
-        logged = await event_ids_after(url, before)
     delivered_in_window = sum(in_window["counts"])
     return {
         "streams": len(queries),
-        "events": sent,
+        "submitted": sent,
+        "events": len(logged),
         "offered_msg_per_s": round(expected / took),
         "delivered_msg_per_s": round(delivered_in_window / took),
         "delivered_in_window": delivered_in_window,
@@ -307,6 +341,8 @@ async def many_streams(
         "lag": found["lag"],
         # Unfiltered streams each read the whole log; a filtered one only its bot user's part.
         **(exactness(found["exact"], logged) if not queries[0] else {}),
+        "api_cpu_per_s": round((cpu.user + cpu.system - cpu_before.user - cpu_before.system) / took, 2),
+        "api_threads": threads,
         "rss_before_mb": mb(rss_before),
         "rss_growth_open_mb": mb(rss_open - rss_before),
         "rss_growth_load_mb": mb(rss_load - rss_before),
@@ -331,9 +367,10 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
                         found = await latency(args, url, targets, source)
                     elif scenario == "streams":
                         queries = [f"telegram_user_id={n}" for n in range(1, args.streams + 1)]
-                        found = await many_streams(args, url, targets, source, queries)
+                        found = await many_streams(args, url, targets, source, queries, label)
                     else:
-                        found = await many_streams(args, url, targets, source, [""] * args.fanout_streams)
+                        everyone = [""] * args.fanout_streams
+                        found = await many_streams(args, url, targets, source, everyone, label)
                     results[label] = found
                     print(f"{label}: {json.dumps(found)}", flush=True)
     return results
@@ -350,6 +387,8 @@ def main() -> None:
     parser.add_argument("--baseline", help="a git ref whose code runs each scenario first, for comparison")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--only", type=lambda raw: raw.split(","), default=list(SCENARIOS))
+    parser.add_argument("--profile", type=Path, help="py-spy record the API into this folder while measuring")
+    parser.add_argument("--py-spy", default=str(Path(sys.executable).with_name("py-spy")))
     args = parser.parse_args()
     configure_logging("warning")
     with database(args.database_url) as url:

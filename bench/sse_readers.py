@@ -140,10 +140,8 @@ def report(streams: list[CountingStream]) -> dict[str, Any]:
 async def _serve(port: int, specs: list[StreamSpec], pipe: Connection) -> None:
     loop = asyncio.get_running_loop()
     streams: list[CountingStream] = []
-    commands: asyncio.Queue[Any] = asyncio.Queue()
-    loop.add_reader(pipe.fileno(), lambda: commands.put_nowait(pipe.recv()))
     while True:
-        command = await commands.get()
+        command = await loop.run_in_executor(None, pipe.recv)  # a blocking pipe: large reports go whole
         if command == "open":
             try:
                 for spec in specs:  # one at a time: a thousand handshakes at once would time out

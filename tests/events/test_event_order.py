@@ -83,8 +83,8 @@ async def test_writers_committing_out_of_id_order_are_read_once_each(
         assert follower_seen == sorted(follower_seen)
         assert len(set(naive_seen)) < len(expected)  # the trap the event log avoids is real here
 
-        await wait_until(lambda: len(subscriber.pending) == len(expected), what="the hub's fan-out")
-        fanned = [message.event_id for message in subscriber.pending]
+        await wait_until(lambda: subscriber.pending_events == len(expected), what="the hub's fan-out")
+        fanned = [event_id for chunk in subscriber.pending for event_id in chunk.ids]
         assert fanned == sorted(set(fanned)) == sorted(status_of_event)
     finally:
         for connection in writers:
