@@ -317,10 +317,11 @@ async def many_streams(
             threads = process.num_threads()
             await readers.ask("mark")
             before = await newest_id(url)
-            cpu_before = process.cpu_times()
+            reader_process = psutil.Process(readers.process.pid)
+            cpu_before, reader_cpu_before = process.cpu_times(), reader_process.cpu_times()
             with profiled(args, process, label):
                 sent, took = await drive(url, targets, args.rate, args.seconds)
-            cpu = process.cpu_times()
+            cpu, reader_cpu = process.cpu_times(), reader_process.cpu_times()
             in_window = await readers.ask("report")
             rss_load = process.memory_info().rss
             logged = await event_ids_after(url, before)
@@ -342,6 +343,9 @@ async def many_streams(
         # Unfiltered streams each read the whole log; a filtered one only its bot user's part.
         **(exactness(found["exact"], logged) if not queries[0] else {}),
         "api_cpu_per_s": round((cpu.user + cpu.system - cpu_before.user - cpu_before.system) / took, 2),
+        "readers_cpu_per_s": round(
+            (reader_cpu.user + reader_cpu.system - reader_cpu_before.user - reader_cpu_before.system) / took, 2
+        ),
         "api_threads": threads,
         "rss_before_mb": mb(rss_before),
         "rss_growth_open_mb": mb(rss_open - rss_before),

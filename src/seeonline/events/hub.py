@@ -32,12 +32,13 @@ STREAMS_PER_KEY = 32
 BUFFER_EVENTS = 5000  # a stream further behind than this is closed (its client resumes by id)
 RECHECK_INTERVAL = 5.0  # read the log even without a notification this often
 RETRY_DELAY = 0.5
+PING_CHECKS = 10  # idle streams are looked for this many times per ping interval (a ping is up to 10 % late)
 
 
 class Subscriber:
     """One open stream's place in the hub: its filter and the chunks waiting to be sent."""
 
-    __slots__ = ("closed", "filter", "key", "pending", "pending_events", "start", "waiter")
+    __slots__ = ("closed", "filter", "key", "pending", "pending_events", "sent_at", "start", "waiter")
 
     def __init__(self, key: str, event_filter: EventFilter, start: int | None) -> None:
         self.key = key
@@ -47,6 +48,7 @@ class Subscriber:
         self.pending: list[Chunk] = []  # shared with the other streams of this filter: never changed
         self.pending_events = 0
         self.waiter: asyncio.Future[bool] | None = None  # set while the stream waits for news
+        self.sent_at = 0.0  # loop time of the stream's last write (the hub pings streams idle for long)
         self.closed = False  # fell behind, or the hub stopped
 
     def offer(self, chunk: Chunk) -> None:
@@ -71,18 +73,16 @@ class Subscriber:
         self.pending_events -= sum(len(chunk.ids) for chunk in taken)
         return taken
 
-    async def wait(self, ping_after: float) -> bool:
-        """Wait until a chunk is offered or the stream is closed (True), or ``ping_after`` seconds pass (False)."""
+    async def wait(self) -> bool:
+        """Wait until a chunk is offered or the stream is closed (True), or a ping is due (False)."""
         if self.pending or self.closed:
             return True
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[bool] = loop.create_future()
+        # A future, not an Event with a timeout: no task and no timer per wait (the hub's ticker pings).
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self.waiter = waiter
-        timer = loop.call_later(ping_after, self._wake, False)  # one timer, not a task per wait
         try:
             return await waiter
         finally:
-            timer.cancel()
             self.waiter = None
 
     def close(self) -> None:
@@ -91,6 +91,10 @@ class Subscriber:
         self.pending = []
         self.pending_events = 0
         self._wake(True)
+
+    def ping(self) -> None:
+        """Wake the waiting stream to send a ping."""
+        self._wake(False)
 
     def _wake(self, news: bool) -> None:
         if self.waiter is not None and not self.waiter.done():
@@ -127,6 +131,7 @@ class EventHub:
         self._tasks = [
             asyncio.create_task(self._listener.run(), name="events-listener"),
             asyncio.create_task(self._read_forever(), name="events-reader"),
+            asyncio.create_task(self._ping_forever(), name="events-pings"),
         ]
 
     async def stop(self) -> None:
@@ -185,6 +190,16 @@ class EventHub:
                 log.warning("events_read_failed", error=repr(exc))
                 await asyncio.sleep(RETRY_DELAY)
                 self._wake.set()
+
+    async def _ping_forever(self) -> None:
+        # One ticker for every stream: a waiting stream that sent nothing for a ping interval is woken to ping.
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.ping_interval / PING_CHECKS)
+            due = loop.time() - self.ping_interval
+            for subscriber in self._router:
+                if subscriber.waiter is not None and subscriber.sent_at <= due:
+                    subscriber.ping()
 
     async def _read_new(self) -> None:
         while self.cursor is not None:

@@ -127,14 +127,18 @@ class EventStream:
 
     async def _live(self) -> AsyncIterator[ServerSentEventMessage]:
         subscriber = self.subscriber
+        loop = asyncio.get_running_loop()
+        subscriber.sent_at = loop.time()
         while not subscriber.closed:
-            if not await subscriber.wait(self.hub.ping_interval):
+            if not await subscriber.wait():
+                subscriber.sent_at = loop.time()
                 yield PING
                 continue
             if subscriber.closed:
                 break
             message = self._fresh(subscriber.take(WRITE_LIMIT))
             if message is not None:
+                subscriber.sent_at = loop.time()
                 yield message
         log.info("events_stream_closed", behind=subscriber.closed)
 
