@@ -277,6 +277,15 @@ def profiled(args: argparse.Namespace, process: psutil.Process, label: str) -> I
             print("\n".join(summarize(output, top=15)), flush=True)
 
 
+def cpu_and_wait(pid: int) -> tuple[float, float]:
+    """Seconds a process ran and seconds it waited, runnable, for a core (``/proc/PID/schedstat``)."""
+    total_run = total_wait = 0.0
+    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        run, wait, _ = stat.read_text().split()
+        total_run, total_wait = total_run + int(run) / 1e9, total_wait + int(wait) / 1e9
+    return total_run, total_wait
+
+
 def mb(rss: int) -> float:
     """Bytes as MiB."""
     return round(rss / 2**20, 1)
@@ -317,11 +326,11 @@ async def many_streams(
             threads = process.num_threads()
             await readers.ask("mark")
             before = await newest_id(url)
-            reader_process = psutil.Process(readers.process.pid)
-            cpu_before, reader_cpu_before = process.cpu_times(), reader_process.cpu_times()
+            pids = {"api": process.pid, "readers": readers.process.pid or 0}
+            before_drive = {name: cpu_and_wait(pid) for name, pid in pids.items()}
             with profiled(args, process, label):
                 sent, took = await drive(url, targets, args.rate, args.seconds)
-            cpu, reader_cpu = process.cpu_times(), reader_process.cpu_times()
+            after_drive = {name: cpu_and_wait(pid) for name, pid in pids.items()}
             in_window = await readers.ask("report")
             rss_load = process.memory_info().rss
             logged = await event_ids_after(url, before)
@@ -342,10 +351,12 @@ async def many_streams(
         "lag": found["lag"],
         # Unfiltered streams each read the whole log; a filtered one only its bot user's part.
         **(exactness(found["exact"], logged) if not queries[0] else {}),
-        "api_cpu_per_s": round((cpu.user + cpu.system - cpu_before.user - cpu_before.system) / took, 2),
-        "readers_cpu_per_s": round(
-            (reader_cpu.user + reader_cpu.system - reader_cpu_before.user - reader_cpu_before.system) / took, 2
-        ),
+        # Per second of the drive: CPU each process got, and time it stood runnable waiting for a core.
+        **{
+            f"{name}_{what}_per_s": round((after_drive[name][n] - before_drive[name][n]) / took, 2)
+            for name in pids
+            for n, what in enumerate(("cpu", "runqueue"))
+        },
         "api_threads": threads,
         "rss_before_mb": mb(rss_before),
         "rss_growth_open_mb": mb(rss_open - rss_before),

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 
 import asyncpg
@@ -51,7 +51,7 @@ class EventStream:
         self.subscriber = subscriber
         self.cursor = 0
 
-    async def messages(self) -> AsyncIterator[ServerSentEventMessage]:
+    async def messages(self) -> AsyncGenerator[ServerSentEventMessage, None]:
         """Backlog, then live events; ends when the client goes, falls behind, or the hub stops."""
         try:
             async for message in self._backlog():
