@@ -250,8 +250,13 @@ async def newest_id(url: str) -> int:
 
 
 def exactness(exact: list[dict[str, Any]], logged: list[int]) -> dict[str, Any]:
-    """Whether each exact stream read every logged event once, in order."""
-    return {"exact_streams": len(exact), "exact_match_log": all(s["ids"] == logged for s in exact)}
+    """Whether each exact stream read logged events only, in order, none twice, and all of them."""
+    known = set(logged)
+    return {
+        "exact_streams": len(exact),
+        "exact_in_order_once": all(s["ids"] == sorted(set(s["ids"])) and known.issuperset(s["ids"]) for s in exact),
+        "exact_complete": all(s["ids"] == logged for s in exact),
+    }
 
 
 @contextlib.contextmanager
