@@ -9,7 +9,6 @@ is waited out (with pings); the live part needs no database at all.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import json
 from collections.abc import AsyncIterator
@@ -22,6 +21,7 @@ from seeonline.database.errors import DATABASE_ERRORS
 from seeonline.events.hub import EncodedEvent, EventHub, Subscriber
 from seeonline.events.log import PAGE_SIZE, EventFilter, last_event_id, oldest_retained_id, read_after
 from seeonline.logging import get_logger
+from seeonline.waiting import wait_event
 
 log = get_logger(__name__)
 
@@ -137,8 +137,7 @@ class EventStream:
     async def _live(self) -> AsyncIterator[ServerSentEventMessage]:
         subscriber = self.subscriber
         while not subscriber.closed:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(subscriber.ready.wait(), timeout=self.hub.ping_interval)
+            await wait_event(subscriber.ready, self.hub.ping_interval)
             if subscriber.closed:
                 break
             if not subscriber.ready.is_set():
