@@ -171,7 +171,9 @@ async def test_only_one_process_runs_a_tracker(
     assert await asyncio.wait_for(second.wait(), 30) == EXIT_LOCK_HELD
     first.kill()
     await first.wait()
-    # The lock died with the process: a new worker takes the tracker over.
+    # The lock dies with the process (once its backend has seen the connection close): a new worker
+    # takes the tracker over.
+    await wait_until(lambda: _no_advisory_lock(db), what="the killed worker's lock to go")
     third = await spawn(tracker.tracker_id)
     await asyncio.sleep(1.0)
     assert third.returncode is None
@@ -181,6 +183,11 @@ async def test_only_one_process_runs_a_tracker(
 
 async def _contact(sandbox: SandboxServer, account_id: int, username: str) -> bool:
     return sandbox.world.user(username).id in sandbox.world.users[account_id].contacts
+
+
+async def _no_advisory_lock(db: Connection) -> bool:
+    held = "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
+    return not await db.fetchval(f"{held} WHERE l.locktype = 'advisory' AND d.datname = current_database()")
 
 
 async def _health_beat(db: Connection) -> bool:
