@@ -175,7 +175,7 @@ async def test_only_one_process_runs_a_tracker(
     # takes the tracker over.
     await wait_until(lambda: _no_advisory_lock(db), what="the killed worker's lock to go")
     third = await spawn(tracker.tracker_id)
-    await asyncio.sleep(1.0)
+    await wait_until(lambda: _lock_taken(db), what="the new worker to take the lock")
     assert third.returncode is None
     third.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(third.wait(), 30) == EXIT_OK
@@ -185,9 +185,17 @@ async def _contact(sandbox: SandboxServer, account_id: int, username: str) -> bo
     return sandbox.world.user(username).id in sandbox.world.users[account_id].contacts
 
 
-async def _no_advisory_lock(db: Connection) -> bool:
+async def _advisory_locks(db: Connection) -> int:
     held = "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
-    return not await db.fetchval(f"{held} WHERE l.locktype = 'advisory' AND d.datname = current_database()")
+    return int(await db.fetchval(f"{held} WHERE l.locktype = 'advisory' AND d.datname = current_database()"))
+
+
+async def _no_advisory_lock(db: Connection) -> bool:
+    return await _advisory_locks(db) == 0
+
+
+async def _lock_taken(db: Connection) -> bool:
+    return await _advisory_locks(db) > 0
 
 
 async def _health_beat(db: Connection) -> bool:
