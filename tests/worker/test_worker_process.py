@@ -114,6 +114,7 @@ async def test_kill_9_then_restart_resyncs_without_losing_or_duplicating(
     await wait_until(lambda: _rows(db, row, 2))
     child.kill()
     await child.wait()
+    await wait_until(lambda: _no_advisory_lock(db), what="the killed worker's lock to go")
     await _next_second()
     # Went offline while nobody watched: the next worker's getStatuses recovers the exact time.
     person = sandbox.world.set_status("killed_watch", online=False)
@@ -152,6 +153,7 @@ async def test_kill_9_while_online_then_hidden_the_next_worker_closes_the_interv
     await wait_until(expiry_kept)
     child.kill()  # while online: its expiry timer dies with it
     await child.wait()
+    await wait_until(lambda: _no_advisory_lock(db), what="the killed worker's lock to go")
     # Telegram sends no offline, and the target now hides its last seen: no resync can tell when it left.
     sandbox.world.set_privacy("expiring_watch", "nobody")
     await spawn(tracker.tracker_id)
