@@ -25,6 +25,7 @@ from seeonline.events.log import EventFilter, EventRecord, last_event_id, read_a
 from seeonline.events.routing import Router
 from seeonline.events.wire import Chunk
 from seeonline.logging import get_logger
+from seeonline.waiting import wait_event
 
 log = get_logger(__name__)
 
@@ -179,8 +180,7 @@ class EventHub:
 
     async def _read_forever(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=RECHECK_INTERVAL)
+            await wait_event(self._wake, RECHECK_INTERVAL)
             self._wake.clear()
             if self.cursor is None:
                 continue
