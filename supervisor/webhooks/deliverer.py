@@ -25,6 +25,7 @@ from seeonline.database.errors import DATABASE_ERRORS
 from seeonline.database.listener import PgListener
 from seeonline.logging import get_logger
 from seeonline.settings import Settings
+from seeonline.waiting import wait_event
 from seeonline_supervisor.webhooks.http import TIMEOUT
 from seeonline_supervisor.webhooks.sender import WebhookSender
 
@@ -73,8 +74,7 @@ class WebhookDeliverer:
                     except DATABASE_ERRORS as exc:
                         log.warning("webhooks_claim_failed", error=repr(exc))
                         await self._release_all()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), timeout=self.claim_interval)
+                    await wait_event(self._wake, self.claim_interval)
                     self._wake.clear()
         finally:
             await self._release_all()

@@ -9,7 +9,6 @@ does not want (other people, other types, muted) move the cursor without a POST.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 from typing import Any
 
@@ -22,6 +21,7 @@ from seeonline.database.errors import DATABASE_ERRORS
 from seeonline.events.log import EventFilter, EventRecord, read_after
 from seeonline.logging import get_logger
 from seeonline.settings import Settings
+from seeonline.waiting import wait_event
 from seeonline_supervisor.webhooks.backoff import gives_up, retry_delay
 from seeonline_supervisor.webhooks.http import DeliveryError, post_batch
 
@@ -73,8 +73,7 @@ class WebhookSender:
             if delay is None:
                 return
             if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), timeout=delay)
+                await wait_event(self.wake, delay)
             self.wake.clear()
 
     async def step(self) -> float | None:
