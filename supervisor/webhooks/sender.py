@@ -61,10 +61,16 @@ class WebhookSender:
         self.http = http
         self.settings = settings
         self.wake = asyncio.Event()
+        self._stopping = False
+
+    def request_stop(self) -> None:
+        """Return from ``run()`` once the delivery under way (its cursor included) is done."""
+        self._stopping = True
+        self.wake.set()
 
     async def run(self) -> None:
-        """Deliver, wait, repeat; returns when the webhook is gone or disabled."""
-        while True:
+        """Deliver, wait, repeat; returns when the webhook is gone or disabled, or after ``request_stop``."""
+        while not self._stopping:
             try:
                 delay = await self.step()
             except DATABASE_ERRORS as exc:
