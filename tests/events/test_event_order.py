@@ -119,3 +119,29 @@ async def test_concurrent_batches_from_many_connections_lose_nothing(
         assert len(seen) == await db.fetchval("SELECT count(*) FROM online_statuses")
     finally:
         await pool.close()
+
+
+async def test_the_hub_stops_when_a_notification_arrives_as_it_is_stopped(database_url: str) -> None:
+    """Python 3.11's ``wait_for`` drops a cancellation that arrives as the awaited event is set; the
+    reader must still end (it hung app shutdown: the lifespan waited for it for ever)."""
+    pool = await create_pool(database_url, size=2)
+    hub = EventHub(database_url, pool)
+    try:
+        await hub.start()
+        await wait_until(hub.connected.is_set, what="the hub's listener")
+        stop_listening = hub._listener.stop
+
+        async def stop_as_a_notification_arrives() -> None:
+            await stop_listening()
+            hub._on_notify("seeonline_events", "")  # in the same step as the cancellation that follows
+
+        hub._listener.stop = stop_as_a_notification_arrives  # type: ignore[method-assign]
+        stopping = asyncio.ensure_future(hub.stop())
+        done, _ = await asyncio.wait({stopping}, timeout=15)  # never cancels it: stop() would swallow that
+        assert stopping in done, "the hub's reader kept running after stop()"
+    finally:
+        for task in hub._tasks:  # a reader that survived must not outlive the test
+            while not task.done():
+                task.cancel()
+                await asyncio.sleep(0.01)
+        await pool.close()

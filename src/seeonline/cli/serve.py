@@ -50,6 +50,7 @@ def serve_api(settings: Settings, host: str, port: int, workers: int = 1) -> Non
     """Serve the API with uvicorn (uvloop + httptools) until interrupted; ``workers`` processes share the port."""
     import uvicorn  # noqa: PLC0415 - only the API needs it
 
+    from seeonline import multiprocess_metrics  # noqa: PLC0415
     from seeonline.server.app import create_app  # noqa: PLC0415
     from seeonline.server.http_protocol import SETTINGS_PROTOCOL, limited  # noqa: PLC0415
 
@@ -72,7 +73,12 @@ def serve_api(settings: Settings, host: str, port: int, workers: int = 1) -> Non
         uvicorn.Server(uvicorn.Config(app, **common)).run()  # type: ignore[arg-type]
         return
     common["http"] = SETTINGS_PROTOCOL  # each process imports its protocol (and its limits) by name
-    uvicorn.run(APP_FACTORY, factory=True, workers=workers, **common)  # type: ignore[arg-type]
+    # Before the workers start: they write their request metrics there, and /metrics sums them.
+    directory = multiprocess_metrics.share_with_children("seeonline-api-metrics-")
+    try:
+        uvicorn.run(APP_FACTORY, factory=True, workers=workers, **common)  # type: ignore[arg-type]
+    finally:
+        multiprocess_metrics.remove(directory)
 
 
 def _workers(value: str) -> int:
