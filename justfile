@@ -14,6 +14,9 @@ engine := env("CONTAINER_ENGINE", "podman")
 compose := env("COMPOSE", "docker compose")
 image := env("SEEONLINE_IMAGE", "localhost/seeonline:latest")
 project := "seeonline"
+# Teardown and inspection cover every profile: `docker compose down` alone would leave the monitoring
+# profile's containers running on the network it then fails to remove.
+every_profile := "--profile '*'"
 
 # compose interpolates the whole file for every command, secrets included; commands that use none
 # of them get placeholders (only when neither the environment nor .env sets them).
@@ -35,7 +38,7 @@ stop *services:
 
 # Stop and remove the stack's containers and network; the database volume stays.
 clean:
-    @{{ no_secrets }} {{ compose }} down --remove-orphans
+    @{{ no_secrets }} {{ compose }} {{ every_profile }} down --remove-orphans
 
 # Remove everything this project made: containers, network, the DATABASE VOLUME, its image and build cache.
 full-clean *flags:
@@ -46,7 +49,7 @@ full-clean *flags:
         read -r -p "Delete the {{ project }} database volume, containers and images? [y/N] " answer
         [[ "$answer" == [yY]* ]] || { echo "nothing deleted"; exit 1; }
     fi
-    {{ compose }} down --volumes --remove-orphans
+    {{ compose }} {{ every_profile }} down --volumes --remove-orphans
     {{ engine }} rmi --force {{ image }} 2>/dev/null || true
     # Build cache: the dangling layers of this project's builds only (the Containerfile labels them).
     {{ engine }} image prune --force --filter label=io.seeonline.project={{ project }} >/dev/null
@@ -59,11 +62,11 @@ rebuild: clean run
 
 # Follow the logs of every service, or of the ones named.
 logs *services:
-    @{{ no_secrets }} {{ compose }} logs --follow --tail 200 "$@"
+    @{{ no_secrets }} {{ compose }} {{ every_profile }} logs --follow --tail 200 "$@"
 
 # The stack's containers and their health.
 ps:
-    @{{ no_secrets }} {{ compose }} ps --all
+    @{{ no_secrets }} {{ compose }} {{ every_profile }} ps --all
 
 # Start the supervisor alone (with the database and the migration it needs), without the API.
 supervisor: _dns-check

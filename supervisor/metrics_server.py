@@ -7,28 +7,22 @@ its metrics in memory and only the workers write files.
 
 from __future__ import annotations
 
-import os
-import re
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import psutil
 from prometheus_client import multiprocess, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from seeonline import multiprocess_metrics
 from seeonline_supervisor.metrics import SUPERVISOR_REGISTRY
 from seeonline_supervisor.process import State
 
 if TYPE_CHECKING:
     from seeonline_supervisor.supervisor import Supervisor
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 SUPERVISOR_PREFIX = "seeonline_supervisor_"
-_LIVE_GAUGE_FILE = re.compile(r"gauge_live\w+?_(\d+)\.db")
 
 
 class WorkersByState(Collector):
@@ -49,20 +43,6 @@ class WorkersByState(Collector):
         yield family
 
 
-class DeadWorkerGauges(Collector):
-    """Drops the gauge files of workers that exited, so live gauges count live workers only."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-
-    def collect(self) -> Iterator[Metric]:
-        for path in self.directory.glob("gauge_live*.db"):
-            match = _LIVE_GAUGE_FILE.fullmatch(path.name)
-            if match and not psutil.pid_exists(int(match.group(1))):
-                multiprocess.mark_process_dead(int(match.group(1)), str(self.directory))  # type: ignore[no-untyped-call]
-        return iter(())
-
-
 class WorkerFiles(Collector):
     """The workers' metrics, summed over their files; the supervisor's own (``seeonline_supervisor_*``)
     come from its memory only (the forkserver's copy of them in the files is always zero)."""
@@ -78,14 +58,13 @@ class WorkerFiles(Collector):
 
 def enable() -> Path:
     """Create the workers' metric directory and announce it to the processes started from now on."""
-    directory = Path(tempfile.mkdtemp(prefix="seeonline-metrics-"))
-    os.environ[MULTIPROC_ENV] = str(directory)
-    return directory
+    return multiprocess_metrics.share_with_children("seeonline-metrics-")
 
 
 def serve(bind: str, port: int, supervisor: Supervisor, directory: Path) -> None:
     """Serve the metrics at ``http://bind:port/`` (any path) from a thread of prometheus_client's."""
-    SUPERVISOR_REGISTRY.register(DeadWorkerGauges(directory))  # first: it runs before the files are read
+    # First: it runs before the files are read.
+    SUPERVISOR_REGISTRY.register(multiprocess_metrics.DeadProcessGauges(directory))
     SUPERVISOR_REGISTRY.register(WorkerFiles(directory))
     SUPERVISOR_REGISTRY.register(WorkersByState(supervisor))
     start_http_server(port, addr=bind, registry=SUPERVISOR_REGISTRY)
@@ -93,4 +72,4 @@ def serve(bind: str, port: int, supervisor: Supervisor, directory: Path) -> None
 
 def remove(directory: Path) -> None:
     """Delete the metric directory when the supervisor exits."""
-    shutil.rmtree(directory, ignore_errors=True)
+    multiprocess_metrics.remove(directory)

@@ -44,6 +44,7 @@ from seeonline.database.listener import PgListener
 from seeonline.database.maintenance import housekeeping
 from seeonline.logging import get_logger
 from seeonline.settings import Settings
+from seeonline.waiting import wait_event
 from seeonline_supervisor import trackers
 from seeonline_supervisor.credentials import open_credentials, without_secret_environment
 from seeonline_supervisor.process import (
@@ -168,8 +169,7 @@ class Supervisor:
             self.ready.set()
             deadline = loop.time() + delay
             while not self._wake.is_set() and loop.time() < deadline:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=deadline - loop.time())
+                await wait_event(self._wake, deadline - loop.time())
             self._wake.clear()
 
     async def _reconcile_unless_stopped(self, target: WorkerTarget) -> bool:
@@ -302,9 +302,7 @@ class Supervisor:
         if any(p.alive for p in self.processes.values()):
             grace = self.options.process.stop_grace
             log.info("supervisor_stopping_workers", count=sum(p.alive for p in self.processes.values()), grace=grace)
-            try:
-                await asyncio.wait_for(self._all_stopped.wait(), timeout=grace + 5.0)
-            except TimeoutError:
+            if not await wait_event(self._all_stopped, grace + 5.0):
                 for process in self.processes.values():
                     process.kill()
                 log.error("supervisor_workers_did_not_exit", pids=[p.pid for p in self.processes.values() if p.alive])

@@ -65,3 +65,71 @@ def test_prometheus_scrapes_the_ports_compose_gives_the_services() -> None:
     assert targets["seeonline-api"] == ["api:8000"]
     for service in ("prometheus", "grafana"):
         assert compose["services"][service]["profiles"] == ["monitoring"]
+
+
+def grafana_mounts() -> dict[str, str]:
+    """Grafana's bind mounts in compose.yaml: repository path -> path in the container."""
+    grafana = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]["grafana"]
+    mounts = {}
+    for volume in grafana["volumes"]:
+        source, target, *_ = volume.split(":")
+        if source.startswith("./"):
+            mounts[source.removeprefix("./")] = target
+    return mounts
+
+
+def test_grafana_provisioning_parses_and_names_the_prometheus_service_and_the_dashboard() -> None:
+    """Grafana has no image or package here, so its files are checked: a bad one would only show on a real host."""
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    provisioning = ROOT / "monitoring" / "grafana" / "provisioning"
+    mounts = grafana_mounts()
+    assert mounts["monitoring/grafana/provisioning"] == "/etc/grafana/provisioning"
+
+    sources = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())
+    assert sources["apiVersion"] == 1
+    [source] = sources["datasources"]
+    prometheus_port = compose["services"]["prometheus"]["ports"][0].rsplit(":", 1)[1]
+    assert (source["type"], source["url"]) == ("prometheus", f"http://prometheus:{prometheus_port}")
+    assert source["access"] == "proxy"  # Grafana's server asks, on the compose network; browsers never do
+
+    providers = yaml.safe_load((provisioning / "dashboards" / "seeonline.yml").read_text())
+    assert providers["apiVersion"] == 1
+    [provider] = providers["providers"]
+    assert provider["type"] == "file"
+    assert provider["options"]["path"] == mounts["monitoring/grafana/dashboards"]
+    home = compose["services"]["grafana"]["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home == f"{provider['options']['path']}/{DASHBOARD.name}"
+
+    dashboard = json.loads(DASHBOARD.read_text())
+    assert dashboard["uid"] and dashboard["title"]
+    panels = dashboard["panels"]
+    assert len({panel["id"] for panel in panels}) == len(panels)
+    wanted = {"type": "prometheus", "uid": source["uid"]}
+    for panel in panels:
+        assert panel["datasource"] == wanted, panel["title"]
+        assert {"h", "w", "x", "y"} <= panel["gridPos"].keys(), panel["title"]
+        assert len({target["refId"] for target in panel["targets"]}) == len(panel["targets"]), panel["title"]
+        assert all(target["datasource"] == wanted for target in panel["targets"]), panel["title"]
+
+
+def metrics_key_file() -> tuple[str, str]:
+    """The file Prometheus reads its bearer token for the API from, and the value compose puts there unset."""
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    [config] = compose["services"]["prometheus"]["configs"]
+    placeholder = re.fullmatch(r"\$\{SEEONLINE_METRICS_KEY:-(.+)\}", compose["configs"][config["source"]]["content"])
+    assert placeholder is not None
+    return config["target"], placeholder.group(1)
+
+
+async def test_prometheus_scrapes_the_api_with_its_metrics_key_and_an_open_api_ignores_the_placeholder(
+    client: Client,
+) -> None:
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    assert compose["services"]["api"]["environment"]["SEEONLINE_METRICS_KEY"] == "${SEEONLINE_METRICS_KEY:-}"
+    scrape = yaml.safe_load((ROOT / "monitoring" / "prometheus.yml").read_text())
+    [api_job] = [job for job in scrape["scrape_configs"] if job["job_name"] == "seeonline-api"]
+    target, placeholder = metrics_key_file()
+    assert api_job["authorization"] == {"type": "Bearer", "credentials_file": target}
+    # No key set: Prometheus sends the placeholder, and the open /metrics answers anyway.
+    answered = await client.get("/metrics", headers={"Authorization": f"Bearer {placeholder}"})
+    assert answered.status_code == 200

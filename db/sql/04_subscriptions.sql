@@ -8,7 +8,7 @@ DECLARE
 BEGIN
     SELECT role, current_users, max_users INTO bot_user FROM telegram_users WHERE id = p_telegram_user FOR UPDATE;
     IF NOT FOUND THEN
-        RAISE EXCEPTION USING ERRCODE = 'SO400', MESSAGE = 'invalid', HINT = 'telegram_user_id',
+        RAISE EXCEPTION USING ERRCODE = 'SO400', MESSAGE = 'does_not_exist', HINT = 'telegram_user_id',
             DETAIL = format('telegram_user_id: no telegram user with id %s', p_telegram_user);
     END IF;
     IF NOT p_adding THEN
@@ -33,7 +33,7 @@ DECLARE
     claimed record;
 BEGIN
     IF p_tracker IS NOT NULL AND NOT EXISTS (SELECT 1 FROM tracker_accounts WHERE id = p_tracker) THEN
-        RAISE EXCEPTION USING ERRCODE = 'SO400', MESSAGE = 'invalid', HINT = 'tracker_account_id',
+        RAISE EXCEPTION USING ERRCODE = 'SO400', MESSAGE = 'does_not_exist', HINT = 'tracker_account_id',
             DETAIL = format('tracker_account_id: no tracker account with id %s', p_tracker);
     END IF;
     IF p_tracker IS NOT NULL THEN

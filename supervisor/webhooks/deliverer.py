@@ -25,12 +25,16 @@ from seeonline.database.errors import DATABASE_ERRORS
 from seeonline.database.listener import PgListener
 from seeonline.logging import get_logger
 from seeonline.settings import Settings
+from seeonline.waiting import wait_event
 from seeonline_supervisor.webhooks.http import TIMEOUT
 from seeonline_supervisor.webhooks.sender import WebhookSender
 
 log = get_logger(__name__)
 
 PRUNE_INTERVAL = 600.0
+# On stop, how long the deliveries under way may take to finish (their cursors with them), so a restart
+# resends nothing the endpoints acknowledged; within the supervisor's 10 s wait for the deliverer.
+STOP_FINISH = 8.0
 
 
 class WebhookDeliverer:
@@ -73,9 +77,9 @@ class WebhookDeliverer:
                     except DATABASE_ERRORS as exc:
                         log.warning("webhooks_claim_failed", error=repr(exc))
                         await self._release_all()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), timeout=self.claim_interval)
+                    await wait_event(self._wake, self.claim_interval)
                     self._wake.clear()
+                await self._release_all(finish_within=STOP_FINISH)  # while their HTTP client is open
         finally:
             await self._release_all()
             await listener.stop()
@@ -131,8 +135,17 @@ class WebhookDeliverer:
                 self.senders[webhook_id] = (sender, task)
                 log.info("webhook_claimed", webhook_id=webhook_id)
 
-    async def _release_all(self) -> None:
+    async def _release_all(self, finish_within: float = 0.0) -> None:
+        """Stop every sender and free its lock; ``finish_within`` lets deliveries under way complete first.
+
+        Without it (the lock connection is in doubt) they are cancelled at once: the lock may be another
+        host's already.
+        """
         senders, self.senders = self.senders, {}
+        for sender, _task in senders.values():
+            sender.request_stop()
+        if finish_within and senders:
+            await asyncio.wait([task for _sender, task in senders.values()], timeout=finish_within)
         for _sender, task in senders.values():
             task.cancel()
         for _sender, task in senders.values():

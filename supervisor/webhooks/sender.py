@@ -9,7 +9,6 @@ does not want (other people, other types, muted) move the cursor without a POST.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 from typing import Any
 
@@ -22,6 +21,7 @@ from seeonline.database.errors import DATABASE_ERRORS
 from seeonline.events.log import EventFilter, EventRecord, read_after
 from seeonline.logging import get_logger
 from seeonline.settings import Settings
+from seeonline.waiting import wait_event
 from seeonline_supervisor.webhooks.backoff import gives_up, retry_delay
 from seeonline_supervisor.webhooks.http import DeliveryError, post_batch
 
@@ -61,10 +61,16 @@ class WebhookSender:
         self.http = http
         self.settings = settings
         self.wake = asyncio.Event()
+        self._stopping = False
+
+    def request_stop(self) -> None:
+        """Return from ``run()`` once the delivery under way (its cursor included) is done."""
+        self._stopping = True
+        self.wake.set()
 
     async def run(self) -> None:
-        """Deliver, wait, repeat; returns when the webhook is gone or disabled."""
-        while True:
+        """Deliver, wait, repeat; returns when the webhook is gone or disabled, or after ``request_stop``."""
+        while not self._stopping:
             try:
                 delay = await self.step()
             except DATABASE_ERRORS as exc:
@@ -73,8 +79,7 @@ class WebhookSender:
             if delay is None:
                 return
             if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), timeout=delay)
+                await wait_event(self.wake, delay)
             self.wake.clear()
 
     async def step(self) -> float | None:

@@ -15,6 +15,7 @@ from typing import Any
 from telethon import errors
 
 from seeonline.database.errors import DATABASE_ERRORS
+from seeonline.waiting import wait_event
 from seeonline_supervisor.worker.book import StatusBook, TargetState
 from seeonline_supervisor.worker.call_errors import CallErrors, describe
 from seeonline_supervisor.worker.control import ControlDb
@@ -28,7 +29,6 @@ from seeonline_supervisor.worker.telegram import (
     ShortFloodWaitError,
     TelegramSide,
 )
-from seeonline_supervisor.worker.waiting import wait_event
 
 MAX_DELETE_ATTEMPTS = 5  # contacts.deleteContacts tries for the contacts of targets that left
 DELETE_CONTACTS = "delete_contacts"  # the CallErrors key of those removals

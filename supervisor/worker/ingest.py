@@ -23,8 +23,8 @@ import asyncpg
 from seeonline.choices import StatusSource, Visibility
 from seeonline.database.errors import DATABASE_ERRORS
 from seeonline.logging import get_logger
+from seeonline.waiting import wait_event
 from seeonline_supervisor.metrics import BATCH_WRITE_SECONDS, BUFFERED_TRANSITIONS, TRANSITIONS
-from seeonline_supervisor.worker.waiting import wait_event
 
 log = get_logger("supervisor.worker.ingest")
 

@@ -27,9 +27,9 @@ from typing import Any
 
 from seeonline.database.errors import DATABASE_ERRORS
 from seeonline.lease import Lease
+from seeonline.waiting import wait_event
 from seeonline_supervisor.worker.control import LOCK_CONNECT_TIMEOUT, ControlDb, LockHeldError, TargetRow
 from seeonline_supervisor.worker.options import WorkerOptions
-from seeonline_supervisor.worker.waiting import wait_event
 
 RETAKE_SPACING = (0.25, 0.5)  # seconds between lock re-take attempts during the grace, jittered
 

@@ -18,13 +18,13 @@ from typing import Any
 from telethon import TelegramClient, errors
 
 from seeonline.lease import TELEGRAM_DISCONNECT_TIMEOUT
+from seeonline.waiting import wait_event
 from seeonline_supervisor.metrics import RESYNC_SECONDS, TELEGRAM_CONNECTED
 from seeonline_supervisor.worker.call_errors import CallErrors, describe
 from seeonline_supervisor.worker.lease import LeaseKeeper
 from seeonline_supervisor.worker.options import WorkerOptions
 from seeonline_supervisor.worker.telegram import TELEGRAM_ERRORS, ShortFloodWaitError, TelegramSide
 from seeonline_supervisor.worker.uptime import UptimeLog
-from seeonline_supervisor.worker.waiting import wait_event
 
 TELEGRAM_CONNECT_TIMEOUT = 30.0  # one Telegram connect attempt, when no lease grace bounds it sooner
 

@@ -18,9 +18,9 @@ from telethon import TelegramClient, errors
 from seeonline.database.errors import DATABASE_ERRORS
 from seeonline.logging import get_logger
 from seeonline.telegram.privacy import PrivacyReport, check_last_seen
+from seeonline.waiting import wait_event
 from seeonline_supervisor.worker.control import ControlDb
 from seeonline_supervisor.worker.telegram import TELEGRAM_ERRORS
-from seeonline_supervisor.worker.waiting import wait_event
 
 log = get_logger("supervisor.worker.privacy")
 

@@ -35,6 +35,7 @@ from seeonline.health import RUNNING_STATES, HealthState
 from seeonline.logging import get_logger
 from seeonline.settings import Settings
 from seeonline.telegram.privacy import HIDDEN_DETAIL, PrivacyReport
+from seeonline.waiting import wait_event
 from seeonline_supervisor.credentials import WorkerCredentials
 from seeonline_supervisor.exit_codes import EXIT_CRASHED, EXIT_LOCK_HELD, EXIT_OK, EXIT_RETIRED
 from seeonline_supervisor.worker.assignment import Assignment
@@ -50,7 +51,6 @@ from seeonline_supervisor.worker.privacy import PrivacyWatch
 from seeonline_supervisor.worker.shown_health import transient_health
 from seeonline_supervisor.worker.startup import CannotStartError, start_client
 from seeonline_supervisor.worker.telegram import ENROLMENT, RetiredError, TelegramSide
-from seeonline_supervisor.worker.waiting import wait_event
 
 # Retirements after which the session still receives status pushes (a long flood wait on contacts.getStatuses
 # limits that call, not the updates): the worker drains instead of stopping at once.

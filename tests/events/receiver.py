@@ -35,6 +35,7 @@ class Receiver:
     url: str = ""
     script: list[int] = field(default_factory=list)
     default: int = 200
+    delay: float = 0.0  # seconds before answering (after the request is recorded)
     received: list[Received] = field(default_factory=list)
 
     def acknowledged_ids(self) -> list[int]:
@@ -53,6 +54,8 @@ class Receiver:
         status = self.script.pop(0) if self.script else self.default
         headers = {key.decode().lower(): value.decode() for key, value in scope["headers"]}
         self.received.append(Received(headers, body, status))
+        if self.delay:
+            await asyncio.sleep(self.delay)
         await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]})
         await send({"type": "http.response.body", "body": b"ok" if status < 300 else b"boom"})
 

@@ -111,3 +111,20 @@ async def insert_statuses(connection: asyncpg.Connection[Any], tracked_user_id: 
         tracked_user_id,
         flips,
     )
+
+
+async def add_tracked_users(db: asyncpg.Connection[Any], count: int) -> list[int]:
+    """One bot user following ``count`` targets of its own; the tracked users' ids."""
+    owner = await db.fetchval("INSERT INTO telegram_users (telegram_id, max_users) VALUES (1, 1000) RETURNING id")
+    ids = []
+    for n in range(count):
+        target = await db.fetchval("INSERT INTO targets (username) VALUES ($1) RETURNING id", f"target_{n}")
+        ids.append(
+            await db.fetchval(
+                "INSERT INTO tracked_users (telegram_user_id, target_id, username) VALUES ($1, $2, $3) RETURNING id",
+                owner,
+                target,
+                f"target_{n}",
+            )
+        )
+    return ids

@@ -11,32 +11,17 @@ import asyncpg
 from seeonline.database.pool import create_pool
 from seeonline.events.hub import EventHub
 from seeonline.events.log import EventFilter, read_after
+from tests.events.support import add_tracked_users
 from tests.polling import wait_until
 
 WRITERS = 12
 ROUNDS = 4
 
 
-async def _tracked_users(db: asyncpg.Connection[Any], count: int) -> list[int]:
-    owner = await db.fetchval("INSERT INTO telegram_users (telegram_id, max_users) VALUES (1, 1000) RETURNING id")
-    ids = []
-    for n in range(count):
-        target = await db.fetchval("INSERT INTO targets (username) VALUES ($1) RETURNING id", f"target_{n}")
-        ids.append(
-            await db.fetchval(
-                "INSERT INTO tracked_users (telegram_user_id, target_id, username) VALUES ($1, $2, $3) RETURNING id",
-                owner,
-                target,
-                f"target_{n}",
-            )
-        )
-    return ids
-
-
 async def test_writers_committing_out_of_id_order_are_read_once_each(
     database_url: str, db: asyncpg.Connection[Any]
 ) -> None:
-    tracked = await _tracked_users(db, WRITERS)
+    tracked = await add_tracked_users(db, WRITERS)
     pool = await create_pool(database_url, size=4)
     hub = EventHub(database_url, pool)
     await hub.start()
@@ -83,8 +68,8 @@ async def test_writers_committing_out_of_id_order_are_read_once_each(
         assert follower_seen == sorted(follower_seen)
         assert len(set(naive_seen)) < len(expected)  # the trap the event log avoids is real here
 
-        await wait_until(lambda: len(subscriber.pending) == len(expected), what="the hub's fan-out")
-        fanned = [message.event_id for message in subscriber.pending]
+        await wait_until(lambda: subscriber.pending_events == len(expected), what="the hub's fan-out")
+        fanned = [event_id for chunk in subscriber.pending for event_id in chunk.ids]
         assert fanned == sorted(set(fanned)) == sorted(status_of_event)
     finally:
         for connection in writers:
@@ -96,7 +81,7 @@ async def test_writers_committing_out_of_id_order_are_read_once_each(
 async def test_concurrent_batches_from_many_connections_lose_nothing(
     database_url: str, db: asyncpg.Connection[Any]
 ) -> None:
-    tracked = await _tracked_users(db, 8)
+    tracked = await add_tracked_users(db, 8)
     pool = await create_pool(database_url, size=10)
     stop = asyncio.Event()
     seen: list[int] = []
@@ -133,4 +118,30 @@ async def test_concurrent_batches_from_many_connections_lose_nothing(
         assert seen == [row[0] for row in await db.fetch("SELECT id FROM events ORDER BY id")]
         assert len(seen) == await db.fetchval("SELECT count(*) FROM online_statuses")
     finally:
+        await pool.close()
+
+
+async def test_the_hub_stops_when_a_notification_arrives_as_it_is_stopped(database_url: str) -> None:
+    """Python 3.11's ``wait_for`` drops a cancellation that arrives as the awaited event is set; the
+    reader must still end (it hung app shutdown: the lifespan waited for it for ever)."""
+    pool = await create_pool(database_url, size=2)
+    hub = EventHub(database_url, pool)
+    try:
+        await hub.start()
+        await wait_until(hub.connected.is_set, what="the hub's listener")
+        stop_listening = hub._listener.stop
+
+        async def stop_as_a_notification_arrives() -> None:
+            await stop_listening()
+            hub._on_notify("seeonline_events", "")  # in the same step as the cancellation that follows
+
+        hub._listener.stop = stop_as_a_notification_arrives  # type: ignore[method-assign]
+        stopping = asyncio.ensure_future(hub.stop())
+        done, _ = await asyncio.wait({stopping}, timeout=15)  # never cancels it: stop() would swallow that
+        assert stopping in done, "the hub's reader kept running after stop()"
+    finally:
+        for task in hub._tasks:  # a reader that survived must not outlive the test
+            while not task.done():
+                task.cancel()
+                await asyncio.sleep(0.01)
         await pool.close()

@@ -184,3 +184,21 @@ async def _create_local(settings: Settings, db: asyncpg.Connection[Any], url: st
     finally:
         await pool.close()
     return {"id": webhook_id, "secret": secret}
+
+
+async def test_a_stop_lets_the_delivery_under_way_finish_so_a_restart_resends_nothing(
+    client: Client, settings: Settings, db: asyncpg.Connection[Any]
+) -> None:
+    tracked = await _subscription(client)
+    local = msgspec.structs.replace(settings, webhook_allow_private=True)
+    async with receiving(Receiver(delay=0.5)) as receiver:
+        await _create_local(local, db, receiver.url)
+        await insert_statuses(db, tracked["id"], [True, False] * 5)
+        async with delivering(local):
+            await wait_until(lambda: receiver.received, what="a delivery under way")
+        # Stopped while the endpoint was still answering: that batch's cursor was still written.
+        assert await db.fetchval("SELECT cursor FROM webhooks") == receiver.received[-1].ids[-1]
+        await insert_statuses(db, tracked["id"], [True, False])
+        async with delivering(local):
+            await wait_until(lambda: len(receiver.acknowledged_ids()) >= 12, what="the events after the restart")
+    assert receiver.acknowledged_ids() == [row[0] for row in await db.fetch("SELECT id FROM events ORDER BY id")]

@@ -8,6 +8,7 @@ by the old tracker's draining worker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 from typing import Any
 
@@ -79,13 +80,28 @@ async def test_a_tracker_that_leaves_keeps_watching_its_flipping_targets_until_t
                 sandbox.world.set_status(name, online=online, expires_in=600.0)
             await asyncio.sleep(1.0)
         expected = [False, *FLIPS]
-        await wait_until(lambda: _all(_rows(db, tracked), lambda r: r == expected), timeout=60, what="every flip")
+        with contextlib.suppress(AssertionError):  # the comparison below shows which flips are missing
+            await wait_until(lambda: _all(_rows(db, tracked), lambda r: r == expected), timeout=60, what="every flip")
+        found = await _rows(db, tracked)
+        wrong = [tracked_id for tracked_id, rows in found.items() if rows != expected]
+        assert not wrong, await _explain(db, wrong)
         await wait_until(lambda: _equals(db.fetchval(enrolled, new["id"]), PEOPLE), timeout=60, what="new enrolled")
         # The old worker drained and exited on its own; nothing was recorded twice.
         await wait_until(lambda: _true(not _alive(runner, old["id"])), timeout=30, what="the drainer's exit")
         assert await _rows(db, tracked) == dict.fromkeys(tracked, expected)
         assert len(sandbox.calls_to("contacts.resolveUsername", old_account)) == PEOPLE
         assert len(sandbox.calls_to("contacts.resolveUsername", new_account)) == PEOPLE
+
+
+async def _explain(db: asyncpg.Connection[Any], tracked_ids: list[int]) -> str:
+    """The rows of the tracked users whose flips are wrong, with when and how each was seen."""
+    rows = await db.fetch(
+        "SELECT tracked_user_id, created_at, is_online, source FROM online_statuses"
+        " WHERE tracked_user_id = ANY($1::bigint[]) ORDER BY tracked_user_id, created_at, id",
+        tracked_ids,
+    )
+    lines = (f"{r['tracked_user_id']} {r['created_at']:%H:%M:%S.%f} {r['is_online']} {r['source']}" for r in rows)
+    return "\n".join(lines)
 
 
 async def _equals(value: Any, expected: object) -> bool:

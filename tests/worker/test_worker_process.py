@@ -114,6 +114,7 @@ async def test_kill_9_then_restart_resyncs_without_losing_or_duplicating(
     await wait_until(lambda: _rows(db, row, 2))
     child.kill()
     await child.wait()
+    await wait_until(lambda: _no_advisory_lock(db), what="the killed worker's lock to go")
     await _next_second()
     # Went offline while nobody watched: the next worker's getStatuses recovers the exact time.
     person = sandbox.world.set_status("killed_watch", online=False)
@@ -152,6 +153,7 @@ async def test_kill_9_while_online_then_hidden_the_next_worker_closes_the_interv
     await wait_until(expiry_kept)
     child.kill()  # while online: its expiry timer dies with it
     await child.wait()
+    await wait_until(lambda: _no_advisory_lock(db), what="the killed worker's lock to go")
     # Telegram sends no offline, and the target now hides its last seen: no resync can tell when it left.
     sandbox.world.set_privacy("expiring_watch", "nobody")
     await spawn(tracker.tracker_id)
@@ -171,9 +173,11 @@ async def test_only_one_process_runs_a_tracker(
     assert await asyncio.wait_for(second.wait(), 30) == EXIT_LOCK_HELD
     first.kill()
     await first.wait()
-    # The lock died with the process: a new worker takes the tracker over.
+    # The lock dies with the process (once its backend has seen the connection close): a new worker
+    # takes the tracker over.
+    await wait_until(lambda: _no_advisory_lock(db), what="the killed worker's lock to go")
     third = await spawn(tracker.tracker_id)
-    await asyncio.sleep(1.0)
+    await wait_until(lambda: _lock_taken(db), what="the new worker to take the lock")
     assert third.returncode is None
     third.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(third.wait(), 30) == EXIT_OK
@@ -181,6 +185,19 @@ async def test_only_one_process_runs_a_tracker(
 
 async def _contact(sandbox: SandboxServer, account_id: int, username: str) -> bool:
     return sandbox.world.user(username).id in sandbox.world.users[account_id].contacts
+
+
+async def _advisory_locks(db: Connection) -> int:
+    held = "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
+    return int(await db.fetchval(f"{held} WHERE l.locktype = 'advisory' AND d.datname = current_database()"))
+
+
+async def _no_advisory_lock(db: Connection) -> bool:
+    return await _advisory_locks(db) == 0
+
+
+async def _lock_taken(db: Connection) -> bool:
+    return await _advisory_locks(db) > 0
 
 
 async def _health_beat(db: Connection) -> bool:

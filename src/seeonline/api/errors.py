@@ -91,6 +91,14 @@ def invalid(field: str, detail: str) -> ApiError:
     return ApiError(400, f"{field}: {detail}", code="invalid", field=field)
 
 
+def does_not_exist(field: str, detail: str = "the referenced row does not exist") -> ApiError:
+    """400 ``does_not_exist``: a well-formed reference to a row that is not there (DRF's code for it).
+
+    Its own code, not ``invalid``: the request was right in form; what it names is missing.
+    """
+    return ApiError(400, f"{field}: {detail}", code="does_not_exist", field=field)
+
+
 _MSGSPEC_PATH = re.compile(r" - at `\$(?:\.([A-Za-z_][A-Za-z0-9_]*))?[^`]*`$")
 
 
@@ -133,8 +141,7 @@ def from_database_error(exc: asyncpg.PostgresError) -> ApiError | None:
     if isinstance(exc, asyncpg.UniqueViolationError):
         return already_exists(field or "id")
     if isinstance(exc, asyncpg.ForeignKeyViolationError):
-        field = field or "id"
-        return ApiError(400, f"{field}: the referenced row does not exist", code="invalid", field=field)
+        return does_not_exist(field or "id")
     if isinstance(exc, asyncpg.CheckViolationError | asyncpg.NotNullViolationError | asyncpg.DataError):
         return ApiError(400, f"invalid value: {getattr(exc, 'message', exc)}", code="invalid")
     return None

@@ -6,18 +6,21 @@ domain marks its own service the same way (``BotUsers = NamedDependency[BotUserS
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
 from litestar import Request
 from litestar.di import NamedDependency
 
-from seeonline.api.params import parse_bool
+from seeonline.api.params import in_path, parse_bool, parse_id, parse_int
 from seeonline.database.pool import StreamSource
 
 AnyRequest = Request[Any, Any, Any]
 Pool = NamedDependency[asyncpg.Pool]
 Streams = NamedDependency[StreamSource]
+# Path values arrive as text and are parsed by the handler (``path_id``, ``parse_int``), documented as parsed.
+PathId = Annotated[str, in_path(parse_id)]
+PathBigInt = Annotated[str, in_path(parse_int)]
 
 
 def query_flag(request: AnyRequest, name: str) -> bool:

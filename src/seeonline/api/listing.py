@@ -6,6 +6,7 @@ costs one round trip and no Python objects per row.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,11 +14,12 @@ from urllib.parse import urlencode
 
 import asyncpg
 from litestar import Request, Response
+from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.response import Stream
 
 from seeonline.api.disconnect import on_request_end
 from seeonline.api.errors import ApiError, invalid, not_found
-from seeonline.api.params import Parser, parse_int, parse_non_negative, shown
+from seeonline.api.params import Rule, integer_schema, parse_id, parse_non_negative, shown
 from seeonline.database.pool import StreamsBusyError, StreamSource
 
 JSON = "application/json"
@@ -31,7 +33,7 @@ MAX_LIMIT = DIRECT_LIST_ROWS
 class Filter:
     """A query parameter: its parser and the SQL condition, with ``{}`` for the bound value."""
 
-    parse: Parser
+    parse: Rule[Any]
     condition: str
 
 
@@ -153,6 +155,41 @@ def parse_limit(raw: str) -> int:
     return min(value, MAX_LIMIT)
 
 
+def _limit(_field: str, raw: str) -> int:
+    return parse_limit(raw)
+
+
+# Documented up to MAX_LIMIT: a larger limit is accepted too, and lowered to it.
+LIMIT = Rule(_limit, integer_schema(0, MAX_LIMIT)).documented(
+    description=f"Page size, at most {MAX_LIMIT} (a larger value is lowered to it); without it (or 0) the whole list"
+    " is returned, streamed when long."
+)
+OFFSET = parse_non_negative.documented(description="Rows to skip (with limit; validated but ignored without it).")
+
+
+def ordering_rule(resource: Resource) -> Rule[str]:
+    """``ordering`` as the document shows it: the resource's orderable fields, ``-`` for descending, comma-separated.
+
+    (The parser also skips empty terms and spaces around them.)
+    """
+    term = "-?(?:" + "|".join(re.escape(name) for name in resource.orderings) + ")"
+
+    def parse(_field: str, raw: str) -> str:
+        return order_clause(resource, raw)
+
+    schema = Schema(
+        type=OpenAPIType.STRING,
+        pattern=f"^{term}(?:,{term})*$",
+        description="Fields to order by, comma-separated, '-' prefix for descending; default id.",
+    )
+    return Rule(parse, schema)
+
+
+def page_rules(resource: Resource) -> dict[str, Rule[Any]]:
+    """The list parameters besides the filters: ``limit``, ``offset`` and ``ordering``."""
+    return {"limit": LIMIT, "offset": OFFSET, "ordering": ordering_rule(resource)}
+
+
 def next_page_url(request: Request[Any, Any, Any], limit: int, offset: int) -> str:
     """The absolute URL of the next page, keeping every other query parameter."""
     params = [(key, value) for key, value in request.query_params.multi_items() if key not in {"limit", "offset"}]
@@ -162,4 +199,4 @@ def next_page_url(request: Request[Any, Any, Any], limit: int, offset: int) -> s
 
 def path_id(raw: str, field: str = "id") -> int:
     """An id from the path, or a 400 naming it."""
-    return parse_int(field, raw)
+    return parse_id(field, raw)

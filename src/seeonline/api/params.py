@@ -1,21 +1,67 @@
-"""Parsers for query and path values, DRF-compatible, each raising a 400 that names the field."""
+"""Parsers for query and path values, DRF-compatible, each raising a 400 that names the field.
+
+Every parser is a :class:`Rule`: the function together with the OpenAPI schema of what it accepts, both
+built from the same constants, so the document never promises a value the parser refuses.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import re
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIType, Schema
+from litestar.params import PathParameter
 
 from seeonline.api.errors import invalid
+
+T = TypeVar("T")
 
 BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
 TRUE_VALUES = frozenset({"true", "True", "1"})
 FALSE_VALUES = frozenset({"false", "False", "0"})
+NO_NUL = "^[^\\x00]*$"  # Postgres text cannot hold NUL
 
-Parser = Callable[[str, str], Any]
 # Error messages quote at most this much of a client's value (a 1 MB value must not come back).
 ECHO_CHARS = 60
+
+
+@dataclass(frozen=True)
+class Rule(Generic[T]):
+    """A query or path value: how it is parsed (a 400 naming the field otherwise) and how OpenAPI describes it.
+
+    The schema may be narrower than the parser, which also takes DRF's spellings (``True``, a date without
+    a time, surrounding spaces), but never wider: whatever the schema allows, the parser accepts.
+    """
+
+    parse: Callable[[str, str], T]
+    schema: Schema
+
+    def __call__(self, field: str, raw: str) -> T:
+        """Parse ``raw``, the value of ``field``."""
+        return self.parse(field, raw)
+
+    def documented(self, **schema: Any) -> Rule[T]:
+        """The same rule with more said about it (``description``, ``default``)."""
+        return Rule(self.parse, dataclasses.replace(self.schema, **schema))
+
+
+def schema_fields(schema: Schema) -> dict[str, Any]:
+    """The attributes ``schema`` sets, as Litestar's ``schema_extra`` takes them."""
+    return {
+        field.name: value for field in dataclasses.fields(schema) if (value := getattr(schema, field.name)) is not None
+    }
+
+
+def in_path(rule: Rule[Any]) -> PathParameter:
+    """Litestar's marker for a path parameter the handler parses itself with ``rule``: documents it as ``rule`` does.
+
+    (The handler takes the raw string so that a bad value is the contract's 400 naming the field.)
+    """
+    return PathParameter(schema_extra=schema_fields(rule.schema))
 
 
 def shown(raw: str) -> str:
@@ -23,8 +69,7 @@ def shown(raw: str) -> str:
     return repr(raw) if len(raw) <= ECHO_CHARS else f"{raw[:ECHO_CHARS]!r}… ({len(raw)} characters)"
 
 
-def parse_int(field: str, raw: str) -> int:
-    """A 64-bit integer."""
+def _integer(field: str, raw: str) -> int:
     try:
         value = int(raw.strip())
     except ValueError:
@@ -34,8 +79,32 @@ def parse_int(field: str, raw: str) -> int:
     return value
 
 
-def parse_bool(field: str, raw: str) -> bool:
-    """``true/false``, ``True/False`` or ``1/0``."""
+def integer_schema(low: int, high: int) -> Schema:
+    """An integer in ``low..high`` (exact: Python ints, where Litestar's own bounds are floats)."""
+    return Schema(type=OpenAPIType.INTEGER, minimum=low, maximum=high)
+
+
+parse_int = Rule(_integer, integer_schema(BIGINT_MIN, BIGINT_MAX))
+"""A 64-bit integer."""
+
+# Ids are identity values and start at 1; a smaller one is still a valid integer, naming no row (a 404).
+parse_id = Rule(_integer, integer_schema(1, BIGINT_MAX))
+"""A row id."""
+
+
+def int_between(low: int, high: int) -> Rule[int]:
+    """An integer in ``low..high``."""
+
+    def parse(field: str, raw: str) -> int:
+        value = _integer(field, raw)
+        if not low <= value <= high:
+            raise invalid(field, f"must be between {low} and {high}")
+        return value
+
+    return Rule(parse, integer_schema(low, high))
+
+
+def _boolean(field: str, raw: str) -> bool:
     if raw in TRUE_VALUES:
         return True
     if raw in FALSE_VALUES:
@@ -43,18 +112,35 @@ def parse_bool(field: str, raw: str) -> bool:
     raise invalid(field, f"must be true/false, True/False or 1/0, got {shown(raw)}")
 
 
-def parse_text(field: str, raw: str) -> str:
-    """Any string without NUL characters (Postgres rejects them)."""
+parse_bool = Rule(_boolean, Schema(type=OpenAPIType.BOOLEAN, description="true/false (also True/False, 1/0)"))
+"""``true/false``, ``True/False`` or ``1/0``."""
+
+
+def _text(field: str, raw: str) -> str:
     if "\x00" in raw:
         raise invalid(field, "must not contain NUL characters")
     return raw
 
 
+parse_text = Rule(_text, Schema(type=OpenAPIType.STRING, pattern=NO_NUL))
+"""Any string without NUL characters (Postgres rejects them)."""
+
+
+def text_matching(pattern: str) -> Rule[str]:
+    """Text documented by ``pattern``: values that cannot match it are still parsed, and simply match no row."""
+    return Rule(_text, Schema(type=OpenAPIType.STRING, pattern=pattern))
+
+
+FIRST_INSTANT = datetime.datetime.min.replace(tzinfo=datetime.UTC)
+LAST_INSTANT = datetime.datetime.max.replace(tzinfo=datetime.UTC)
+# The first and last representable days are left out of the document: on them a zone offset (at most a day)
+# can carry a time out of range, and asyncpg stores their extreme instants as -infinity/infinity.
+REPRESENTABLE_DAYS = f"^(?!{FIRST_INSTANT.date().isoformat()}|{LAST_INSTANT.date().isoformat()})"
+EXAMPLE_INSTANT = "2026-01-01T12:00:00+00:00"
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
-def parse_datetime(field: str, raw: str) -> datetime.datetime:
-    """A date or ISO 8601 date-time; without an offset it is UTC."""
+def _datetime(field: str, raw: str) -> datetime.datetime:
     text = raw.strip().replace(" ", "T", 1) if not _DATE_ONLY.match(raw.strip()) else raw.strip()
     if text.endswith(("z", "Z")):
         text = text[:-1] + "+00:00"
@@ -65,8 +151,17 @@ def parse_datetime(field: str, raw: str) -> datetime.datetime:
     return to_utc(field, value)
 
 
-FIRST_INSTANT = datetime.datetime.min.replace(tzinfo=datetime.UTC)
-LAST_INSTANT = datetime.datetime.max.replace(tzinfo=datetime.UTC)
+parse_datetime = Rule(
+    _datetime,
+    Schema(
+        type=OpenAPIType.STRING,
+        format=OpenAPIFormat.DATE_TIME,
+        pattern=REPRESENTABLE_DAYS,
+        description="ISO 8601; also a date (2025-01-01) or a date-time without offset, taken as UTC",
+        examples=[EXAMPLE_INSTANT],
+    ),
+)
+"""A date or ISO 8601 date-time; without an offset it is UTC."""
 
 
 def to_utc(field: str, value: datetime.datetime) -> datetime.datetime:
@@ -83,23 +178,18 @@ def to_utc(field: str, value: datetime.datetime) -> datetime.datetime:
     return value
 
 
-def choice_parser(*choices: str) -> Parser:
-    """A parser accepting one of ``choices``."""
+def choice_parser(*choices: str) -> Rule[str]:
+    """A rule accepting one of ``choices``."""
 
     def parse(field: str, raw: str) -> str:
         if raw not in choices:
             raise invalid(field, f"{shown(raw)} is not one of {', '.join(choices)}")
         return raw
 
-    return parse
+    return Rule(parse, Schema(type=OpenAPIType.STRING, enum=list(choices)))
 
 
 PAGE_MAX = 2**62  # far beyond any table, and safe to add to without overflowing a bigint
 
-
-def parse_non_negative(field: str, raw: str) -> int:
-    """A non-negative integer (limit and offset)."""
-    value = parse_int(field, raw)
-    if not 0 <= value <= PAGE_MAX:
-        raise invalid(field, f"must be between 0 and {PAGE_MAX}")
-    return value
+parse_non_negative = int_between(0, PAGE_MAX)
+"""A non-negative integer (offsets, event ids)."""

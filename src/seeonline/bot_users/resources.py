@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from seeonline.api.listing import Filter, Resource
 from seeonline.api.params import choice_parser, parse_bool, parse_int, parse_text
-from seeonline.bot_users.schemas import NOTIFY_MODES, ROLES, THEMES
+from seeonline.bot_users.schemas import NOTIFY_MODES, ROLES, THEMES, USERNAME
 from seeonline.usernames import sql_normalized
 
 TELEGRAM_USERS = Resource(
@@ -51,7 +51,7 @@ TRACKED_USERS = Resource(
         'is_online', {IS_ONLINE}, 'status_since', t.last_status_at, 'visibility', t.visibility)""",
     filters={
         "id": Filter(parse_int, "r.id = {}"),
-        "username": Filter(parse_text, f"t.username = {sql_normalized('{}')}"),
+        "username": Filter(USERNAME, f"t.username = {sql_normalized('{}')}"),
         "visible_online": Filter(parse_bool, "r.visible_online = {}"),
         "notify_mode": Filter(choice_parser(*NOTIFY_MODES), "r.notify_mode = {}"),
         "is_online": Filter(parse_bool, f"{IS_ONLINE} = {{}}"),

@@ -2,29 +2,45 @@
 
 from __future__ import annotations
 
-import datetime
-import re
 import zoneinfo
-from functools import lru_cache
 from typing import Annotated
 
 import msgspec
 
 from seeonline import usernames
-from seeonline.api.bodies import BigInt, Count, Id
+from seeonline.api.bodies import BigInt, Count, Id, Instant, documented
 from seeonline.api.errors import invalid
-from seeonline.api.params import shown
+from seeonline.api.params import NO_NUL, in_path, shown, text_matching
 from seeonline.choices import NotifyMode, Role, Theme, Visibility
 
 ROLES: tuple[str, ...] = tuple(Role)
 THEMES: tuple[str, ...] = tuple(Theme)
 NOTIFY_MODES: tuple[str, ...] = tuple(NotifyMode)
-DisplayName = Annotated[str, msgspec.Meta(max_length=64, pattern="^[^\\x00]*$")]
-TimezoneName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern="^[A-Za-z0-9_+\\-/]+$")]
-# Leading "@" allowed and stripped; the rest is Telegram's username rule.
-Username = Annotated[str, msgspec.Meta(min_length=1, max_length=40, pattern="^[^\\x00]*$")]
+# The IANA zones this server knows: what ``check_timezone`` accepts, and the document's enum.
+TIME_ZONES: tuple[str, ...] = tuple(sorted(zoneinfo.available_timezones()))
+_KNOWN_ZONES = frozenset(TIME_ZONES)
+DisplayName = Annotated[str, msgspec.Meta(max_length=64, pattern=NO_NUL)]
+TimezoneName = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=64,
+        pattern="^[A-Za-z0-9_+\\-/]+$",
+        extra_json_schema=documented(enum=list(TIME_ZONES)),
+    ),
+]
+# msgspec only bounds the text; ``clean_username`` applies Telegram's rule (after stripping spaces and one
+# "@"), and the document shows that rule as a pattern.
+Username = Annotated[
+    str,
+    msgspec.Meta(min_length=1, max_length=40, pattern=NO_NUL, extra_json_schema=documented(pattern=usernames.PATTERN)),
+]
 
-USERNAME_RULE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{4,31}$")
+
+# A username as the by-username routes and the filters take it: any text is looked up, and only a username
+# can match (the document shows the username rule).
+USERNAME = text_matching(usernames.PATTERN)
+PathUsername = Annotated[str, in_path(USERNAME)]
 
 
 class TelegramUserCreate(msgspec.Struct):
@@ -55,7 +71,7 @@ class TrackedUserCreate(msgspec.Struct):
     tracker_account_id: Id | None = None
     visible_online: bool = True
     notify_mode: NotifyMode = NotifyMode.ONLINE
-    mute_until: datetime.datetime | None = None
+    mute_until: Instant | None = None
     display_name: DisplayName | None = None
 
 
@@ -67,7 +83,7 @@ class TrackedUserUpdate(msgspec.Struct):
     tracker_account_id: Id | msgspec.UnsetType | None = msgspec.UNSET
     visible_online: bool | msgspec.UnsetType = msgspec.UNSET
     notify_mode: NotifyMode | msgspec.UnsetType = msgspec.UNSET
-    mute_until: datetime.datetime | msgspec.UnsetType | None = msgspec.UNSET
+    mute_until: Instant | msgspec.UnsetType | None = msgspec.UNSET
     display_name: DisplayName | msgspec.UnsetType | None = msgspec.UNSET
 
 
@@ -75,18 +91,9 @@ class TrackedUserUpdate(msgspec.Struct):
 NOTIFY_FIELDS = ("notify_mode", "mute_until", "display_name")
 
 
-@lru_cache(maxsize=1024)
-def _known_zone(name: str) -> bool:
-    try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-        return False
-    return True
-
-
 def check_timezone(name: str) -> str:
     """An IANA zone name, or a 400."""
-    if not _known_zone(name):
+    if name not in _KNOWN_ZONES:
         raise invalid("timezone", f"{shown(name)} is not a known IANA time zone")
     return name
 
@@ -94,7 +101,7 @@ def check_timezone(name: str) -> str:
 def clean_username(raw: str, field: str = "username") -> tuple[str, str]:
     """``(normalized, display)``: strip one leading ``@``; check Telegram's rule; lower-case the key."""
     display = usernames.display_form(raw)
-    if not USERNAME_RULE.match(display):
+    if not usernames.RULE.match(display):
         raise invalid(
             field, "5-32 characters of letters, digits and underscores, starting with a letter (a leading @ is allowed)"
         )
@@ -111,8 +118,8 @@ class TelegramUserOut(msgspec.Struct):
     max_users: int
     timezone: str
     theme: Theme
-    created_at: datetime.datetime
-    updated_at: datetime.datetime
+    created_at: Instant
+    updated_at: Instant
 
 
 class TrackedUserOut(msgspec.Struct):
@@ -123,11 +130,11 @@ class TrackedUserOut(msgspec.Struct):
     telegram_user_id: int
     username: str
     visible_online: bool
-    created_at: datetime.datetime
-    updated_at: datetime.datetime
+    created_at: Instant
+    updated_at: Instant
     notify_mode: NotifyMode
-    mute_until: datetime.datetime | None
+    mute_until: Instant | None
     display_name: str | None
     is_online: bool | None  # the target's current state; null while unknown or hidden
-    status_since: datetime.datetime | None  # when the current state began
+    status_since: Instant | None  # when the current state began
     visibility: Visibility

@@ -28,7 +28,6 @@ network failures, by a ``SELECT 1`` probe every ``probe_interval`` seconds.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -37,6 +36,7 @@ import asyncpg
 
 from seeonline.database.errors import DATABASE_ERRORS
 from seeonline.logging import get_logger
+from seeonline.waiting import wait_event
 
 NotifyCallback = Callable[[str, str], None]
 ConnectCallback = Callable[[], Awaitable[None]]
@@ -121,8 +121,7 @@ class PgListener:
 
     async def _wait_until_lost(self) -> None:
         while not self._stopping:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._lost.wait(), timeout=self.probe_interval)
+            await wait_event(self._lost, self.probe_interval)
             if self._lost.is_set():
                 return
             if not await self._probe():

@@ -2,9 +2,9 @@
 
 The hub follows the log with its own cursor: a notification on ``seeonline_events`` (or a reconnect
 of the listener, or a periodic check) wakes its reader, which reads every event after the cursor from
-the pool and hands each to the streams whose filter matches it. Streams hold no database connection
-while they wait. Each has a bounded buffer: a stream that falls too far behind is closed, and its
-client resumes by id.
+the pool, once for all streams, and hands each filter's share of it to that filter's streams as one
+shared ``Chunk`` (see ``routing``). Streams hold no database connection while they wait. Each has a
+bounded buffer of chunks: a stream that falls too far behind is closed, and its client resumes by id.
 """
 
 from __future__ import annotations
@@ -13,17 +13,19 @@ import asyncio
 import contextlib
 import datetime
 import hashlib
-from collections import defaultdict, deque
+from collections import defaultdict
 
 import asyncpg
-from litestar.response import ServerSentEventMessage
 
 from seeonline.api.errors import ApiError
 from seeonline.database.channels import CHANNEL_EVENTS
 from seeonline.database.errors import DATABASE_ERRORS
 from seeonline.database.listener import PgListener
 from seeonline.events.log import EventFilter, EventRecord, last_event_id, read_after
+from seeonline.events.routing import Router
+from seeonline.events.wire import Chunk
 from seeonline.logging import get_logger
+from seeonline.waiting import wait_event
 
 log = get_logger(__name__)
 
@@ -31,48 +33,73 @@ STREAMS_PER_KEY = 32
 BUFFER_EVENTS = 5000  # a stream further behind than this is closed (its client resumes by id)
 RECHECK_INTERVAL = 5.0  # read the log even without a notification this often
 RETRY_DELAY = 0.5
-
-
-class EncodedEvent(ServerSentEventMessage):
-    """An SSE message encoded once and shared by every stream that sends it."""
-
-    def __init__(self, event: EventRecord) -> None:
-        super().__init__(data=event.data, event=event.type, id=event.id)
-        self.event_id = event.id
-        self._encoded = super().encode()
-
-    def encode(self) -> bytes:
-        """The bytes on the wire (computed once)."""
-        return self._encoded
+PING_CHECKS = 10  # idle streams are looked for this many times per ping interval (a ping is up to 10 % late)
 
 
 class Subscriber:
-    """One open stream's place in the hub: its filter and the events waiting to be sent."""
+    """One open stream's place in the hub: its filter and the chunks waiting to be sent."""
+
+    __slots__ = ("closed", "filter", "key", "pending", "pending_events", "sent_at", "start", "waiter")
 
     def __init__(self, key: str, event_filter: EventFilter, start: int | None) -> None:
         self.key = key
         self.filter = event_filter
         # The hub's cursor when the stream subscribed: everything after it reaches ``pending``.
         self.start = start
-        self.pending: deque[EncodedEvent] = deque()
-        self.ready = asyncio.Event()
+        self.pending: list[Chunk] = []  # shared with the other streams of this filter: never changed
+        self.pending_events = 0
+        self.waiter: asyncio.Future[bool] | None = None  # set while the stream waits for news
+        self.sent_at = 0.0  # loop time of the stream's last write (the hub pings streams idle for long)
         self.closed = False  # fell behind, or the hub stopped
 
-    def offer(self, message: EncodedEvent) -> None:
-        """Queue ``message``; past the bound the stream is closed instead."""
+    def offer(self, chunk: Chunk) -> None:
+        """Queue ``chunk``; past the bound the stream is closed instead."""
         if self.closed:
             return
-        if len(self.pending) >= BUFFER_EVENTS:
+        self.pending_events += len(chunk.ids)
+        if self.pending_events > BUFFER_EVENTS:
             self.close()
             return
-        self.pending.append(message)
-        self.ready.set()
+        self.pending.append(chunk)
+        self._wake(True)
+
+    def take(self, limit: int) -> list[Chunk]:
+        """The oldest pending chunks, up to about ``limit`` bytes (at least one when any wait)."""
+        pending = self.pending
+        size = count = 0
+        while count < len(pending) and (not count or size < limit):
+            size += len(pending[count].encoded)
+            count += 1
+        taken, self.pending = pending[:count], pending[count:]
+        self.pending_events -= sum(len(chunk.ids) for chunk in taken)
+        return taken
+
+    async def wait(self) -> bool:
+        """Wait until a chunk is offered or the stream is closed (True), or a ping is due (False)."""
+        if self.pending or self.closed:
+            return True
+        # A future, not an Event with a timeout: no task and no timer per wait (the hub's ticker pings).
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.waiter = waiter
+        try:
+            return await waiter
+        finally:
+            self.waiter = None
 
     def close(self) -> None:
         """End this stream; the client resumes by id."""
         self.closed = True
-        self.pending.clear()
-        self.ready.set()
+        self.pending = []
+        self.pending_events = 0
+        self._wake(True)
+
+    def ping(self) -> None:
+        """Wake the waiting stream to send a ping."""
+        self._wake(False)
+
+    def _wake(self, news: bool) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(news)
 
 
 class EventHub:
@@ -82,7 +109,7 @@ class EventHub:
         self.pool = pool
         self.ping_interval = ping_interval
         self.cursor: int | None = None  # the last event handed out (None until the first connect)
-        self._by_person: dict[int | None, set[Subscriber]] = defaultdict(set)
+        self._router: Router[Subscriber] = Router()
         self._per_key: dict[str, int] = defaultdict(int)
         self._wake = asyncio.Event()
         self._listener = PgListener(
@@ -105,13 +132,13 @@ class EventHub:
         self._tasks = [
             asyncio.create_task(self._listener.run(), name="events-listener"),
             asyncio.create_task(self._read_forever(), name="events-reader"),
+            asyncio.create_task(self._ping_forever(), name="events-pings"),
         ]
 
     async def stop(self) -> None:
         """Close every stream and stop listening."""
-        for group in self._by_person.values():
-            for subscriber in group:
-                subscriber.close()
+        for subscriber in self._router:
+            subscriber.close()
         await self._listener.stop()
         for task in self._tasks:
             task.cancel()
@@ -126,24 +153,20 @@ class EventHub:
             raise ApiError(429, f"at most {STREAMS_PER_KEY} open event streams per API key", code="too_many_streams")
         self._per_key[key] += 1
         subscriber = Subscriber(key, event_filter, self.cursor)
-        self._by_person[event_filter.telegram_user_id].add(subscriber)
+        self._router.add(subscriber)
         return subscriber
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         """Forget a stream that ended."""
-        group = self._by_person.get(subscriber.filter.telegram_user_id)
-        if group is None or subscriber not in group:
+        if not self._router.remove(subscriber):
             return
-        group.discard(subscriber)
-        if not group:
-            del self._by_person[subscriber.filter.telegram_user_id]
         self._per_key[subscriber.key] -= 1
         if not self._per_key[subscriber.key]:
             del self._per_key[subscriber.key]
 
     def open_streams(self) -> int:
         """How many streams are subscribed."""
-        return sum(len(group) for group in self._by_person.values())
+        return len(self._router)
 
     def _on_notify(self, _channel: str, _payload: str) -> None:
         self._wake.set()
@@ -157,8 +180,7 @@ class EventHub:
 
     async def _read_forever(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=RECHECK_INTERVAL)
+            await wait_event(self._wake, RECHECK_INTERVAL)
             self._wake.clear()
             if self.cursor is None:
                 continue
@@ -168,6 +190,16 @@ class EventHub:
                 log.warning("events_read_failed", error=repr(exc))
                 await asyncio.sleep(RETRY_DELAY)
                 self._wake.set()
+
+    async def _ping_forever(self) -> None:
+        # One ticker for every stream: a waiting stream that sent nothing for a ping interval is woken to ping.
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.ping_interval / PING_CHECKS)
+            due = loop.time() - self.ping_interval
+            for subscriber in self._router:
+                if subscriber.waiter is not None and subscriber.sent_at <= due:
+                    subscriber.ping()
 
     async def _read_new(self) -> None:
         while self.cursor is not None:
@@ -180,12 +212,6 @@ class EventHub:
             await asyncio.sleep(0)  # let the streams write between pages
 
     def _fan_out(self, events: list[EventRecord]) -> None:
-        now = datetime.datetime.now(datetime.UTC)
-        everyone = self._by_person.get(None, set())
-        for event in events:
-            message: EncodedEvent | None = None
-            for group in (everyone, self._by_person.get(event.telegram_user_id, set())):
-                for subscriber in group:
-                    if subscriber.filter.matches(event, now):
-                        message = message or EncodedEvent(event)
-                        subscriber.offer(message)
+        for group, chunk in self._router.route(events, datetime.datetime.now(datetime.UTC)):
+            for subscriber in group.members:
+                subscriber.offer(chunk)

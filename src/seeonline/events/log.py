@@ -45,6 +45,11 @@ class EventFilter:
     tracked_user_id: int | None = None
     notify_only: bool = False
 
+    @property
+    def route(self) -> tuple[int | None, int | None]:
+        """The ``(telegram_user_id, tracked_user_id)`` this filter narrows to (None: any)."""
+        return self.telegram_user_id, self.tracked_user_id
+
     def matches(self, event: EventRecord, now: datetime.datetime) -> bool:
         """True when this reader gets ``event`` (``notify_only`` applies notify_mode and mute_until)."""
         if event.type not in self.types:
@@ -53,13 +58,7 @@ class EventFilter:
             return False
         if self.tracked_user_id is not None and event.tracked_user_id != self.tracked_user_id:
             return False
-        if not self.notify_only:
-            return True
-        if event.notify_mode == NotifyMode.NONE or (event.mute_until is not None and event.mute_until > now):
-            return False
-        if event.type != EventType.STATUS or event.notify_mode == NotifyMode.BOTH:
-            return True
-        return event.is_online == (event.notify_mode == NotifyMode.ONLINE)
+        return not self.notify_only or notification_wanted(event, now)
 
     def narrowing(self, args: list[Any]) -> str:
         """SQL conditions that pre-select this filter's events (``matches`` still decides)."""
@@ -72,6 +71,15 @@ class EventFilter:
             args.append(self.tracked_user_id)
             conditions.append(f"tracked_user_id = ${len(args)}")
         return " AND ".join(conditions)
+
+
+def notification_wanted(event: EventRecord, now: datetime.datetime) -> bool:
+    """Whether the subscription's ``notify_mode`` and ``mute_until`` let ``event`` reach ``notify_only`` readers."""
+    if event.notify_mode == NotifyMode.NONE or (event.mute_until is not None and event.mute_until > now):
+        return False
+    if event.type != EventType.STATUS or event.notify_mode == NotifyMode.BOTH:
+        return True
+    return event.is_online == (event.notify_mode == NotifyMode.ONLINE)
 
 
 def _record(row: asyncpg.Record) -> EventRecord:

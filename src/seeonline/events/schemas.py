@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
+
+from litestar.openapi.spec import OpenAPIType, Schema
 
 from seeonline.api.errors import invalid
-from seeonline.api.params import parse_bool, parse_int, parse_non_negative
+from seeonline.api.params import Rule, parse_bool, parse_int, parse_non_negative
 from seeonline.choices import EventType
 from seeonline.events.log import EventFilter
 from seeonline.events.stream import StreamRequest
@@ -15,8 +18,7 @@ DEFAULT_MAX_AGE_S = 600.0
 MAX_AGE_LIMIT = 10 * 365 * 86400.0
 
 
-def parse_types(field: str, raw: str) -> frozenset[str]:
-    """A comma-separated list of event types."""
+def _types(field: str, raw: str) -> frozenset[str]:
     types = frozenset(part.strip() for part in raw.split(",") if part.strip())
     unknown = sorted(types - set(EVENT_TYPES))
     if unknown or not types:
@@ -24,8 +26,14 @@ def parse_types(field: str, raw: str) -> frozenset[str]:
     return types
 
 
-def parse_max_age(field: str, raw: str) -> float:
-    """Seconds, 0 or more."""
+parse_types = Rule(
+    _types,
+    Schema(type=OpenAPIType.ARRAY, items=Schema(type=OpenAPIType.STRING, enum=list(EVENT_TYPES)), min_items=1),
+)
+"""A comma-separated list of event types."""
+
+
+def _max_age(field: str, raw: str) -> float:
     try:
         value = float(raw)
     except ValueError:
@@ -33,6 +41,22 @@ def parse_max_age(field: str, raw: str) -> float:
     if not 0 <= value <= MAX_AGE_LIMIT:  # also refuses nan
         raise invalid(field, f"must be between 0 and {MAX_AGE_LIMIT:.0f}")
     return value
+
+
+parse_max_age = Rule(_max_age, Schema(type=OpenAPIType.NUMBER, minimum=0, maximum=MAX_AGE_LIMIT))
+"""Seconds, 0 or more."""
+
+# The query of GET /events/, as ``stream_request`` reads it.
+QUERY: dict[str, Rule[Any]] = {
+    "telegram_user_id": parse_int.documented(description="only this bot user's subscriptions"),
+    "tracked_user_id": parse_int.documented(description="only this subscription"),
+    "types": parse_types.documented(description="status, visibility (default status)"),
+    "notify_only": parse_bool.documented(description="apply each subscription's notify_mode and mute_until"),
+    "after_id": parse_non_negative.documented(description="resume after this event id (the Last-Event-ID header wins)"),
+    "max_age_s": parse_max_age.documented(
+        default=DEFAULT_MAX_AGE_S, description="backlog older than this many seconds becomes one `skipped` event"
+    ),
+}
 
 
 def _given(query: Mapping[str, str], name: str) -> str | None:

@@ -7,22 +7,32 @@ from typing import Any
 from litestar import Controller, Response, get
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath
 from litestar.response import Stream
 
-from seeonline.api.handler_types import AnyRequest, Pool, Streams
+from seeonline.api.handler_types import AnyRequest, PathId, Pool, Streams
 from seeonline.api.listing import json_response, next_page_url, path_id
-from seeonline.api.openapi import query_operation, returns
-from seeonline.api.params import parse_int
+from seeonline.api.openapi import DOES_NOT_EXIST, query_operation, returns
+from seeonline.api.params import parse_id
 from seeonline.history import images
 from seeonline.history.exports import CSV, statuses_csv
-from seeonline.history.params import ChartQuery, DayQuery, RangeQuery, SessionQuery, parse_tz, wants_csv
+from seeonline.history.params import (
+    CHART,
+    DAY,
+    MAX_DAYS,
+    RANGE,
+    SESSIONS,
+    ChartQuery,
+    DayQuery,
+    RangeQuery,
+    SessionQuery,
+    parse_tz,
+    wants_csv,
+)
 from seeonline.history.reads import HistoryReader
 from seeonline.history.schemas import DayTotalsOut, HeatmapOut, OverlapOut, SessionOut, TimelineOut
 
-DAY = ("date", "tz")
-RANGE = ("date_from", "date_to", "tz", "merge_gap_s")
-SESSIONS = ("created_at_after", "created_at_before", "merge_gap_s", "min_duration_s", "limit", "offset", "format", "tz")
+# The range routes refuse a well-formed window that runs backwards or spans too long: no schema can say so.
+RANGE_REFUSED = {400: f"`invalid_range`: `date_to` before `date_from`, or more than {MAX_DAYS} days after it"}
 
 
 History = NamedDependency[HistoryReader]
@@ -41,10 +51,10 @@ class HistoryController(Controller):
 
     @get(
         "/{tracked_id:str}/sessions",
-        operation_class=query_operation(*SESSIONS),
+        operation_class=query_operation(SESSIONS, media_types={200: (CSV,)}),
         responses=returns(SessionOut, many=True),
     )
-    async def sessions(self, request: AnyRequest, history: History, tracked_id: FromPath[str]) -> Response[Any]:
+    async def sessions(self, request: AnyRequest, history: History, tracked_id: PathId) -> Response[Any]:
         """Online sessions (JSON, or CSV with ``format=csv`` / ``Accept: text/csv``)."""
         query = query_of(request)
         parsed = SessionQuery.parse(query)
@@ -54,41 +64,55 @@ class HistoryController(Controller):
         link = {"Link": f'<{next_page_url(request, parsed.limit, parsed.offset + parsed.limit)}>; rel="next"'}
         return json_response(body, headers=link if more else None)
 
-    @get("/{tracked_id:str}/timeline", operation_class=query_operation(*DAY), responses=returns(TimelineOut))
-    async def timeline(self, request: AnyRequest, history: History, tracked_id: FromPath[str]) -> Response[bytes]:
+    @get("/{tracked_id:str}/timeline", operation_class=query_operation(DAY), responses=returns(TimelineOut))
+    async def timeline(self, request: AnyRequest, history: History, tracked_id: PathId) -> Response[bytes]:
         """One local day as online, offline and unknown segments."""
         view = await history.day(path_id(tracked_id), DayQuery.parse(query_of(request)))
         return json_response(view.body)
 
-    @get("/{tracked_id:str}/daily", operation_class=query_operation(*RANGE), responses=returns(DayTotalsOut, many=True))
-    async def daily(self, request: AnyRequest, history: History, tracked_id: FromPath[str]) -> Response[bytes]:
+    @get(
+        "/{tracked_id:str}/daily",
+        operation_class=query_operation(RANGE),
+        responses=returns(DayTotalsOut, many=True, refusals=RANGE_REFUSED),
+    )
+    async def daily(self, request: AnyRequest, history: History, tracked_id: PathId) -> Response[bytes]:
         """Totals per local day (at most 366 days)."""
         return json_response(await history.daily(path_id(tracked_id), RangeQuery.parse(query_of(request))))
 
-    @get("/{tracked_id:str}/heatmap", operation_class=query_operation(*RANGE), responses=returns(HeatmapOut))
-    async def heatmap(self, request: AnyRequest, history: History, tracked_id: FromPath[str]) -> Response[bytes]:
+    @get(
+        "/{tracked_id:str}/heatmap",
+        operation_class=query_operation(RANGE),
+        responses=returns(HeatmapOut, refusals=RANGE_REFUSED),
+    )
+    async def heatmap(self, request: AnyRequest, history: History, tracked_id: PathId) -> Response[bytes]:
         """Online and known seconds per local weekday and hour."""
         return json_response(await history.heatmap(path_id(tracked_id), RangeQuery.parse(query_of(request))))
 
     @get(
-        "/{tracked_id:str}/overlap", operation_class=query_operation("other_id", *RANGE), responses=returns(OverlapOut)
+        "/{tracked_id:str}/overlap",
+        operation_class=query_operation(
+            {"other_id": parse_id, **RANGE},
+            described={"other_id": "Another tracked user of the same bot user"},
+            required=("other_id",),
+        ),
+        responses=returns(OverlapOut, refusals={400: f"{RANGE_REFUSED[400]}; {DOES_NOT_EXIST} (`other_id`)"}),
     )
-    async def overlap(self, request: AnyRequest, history: History, tracked_id: FromPath[str]) -> Response[bytes]:
+    async def overlap(self, request: AnyRequest, history: History, tracked_id: PathId) -> Response[bytes]:
         """When this target and ``other_id`` (the same bot user's) were online together."""
         query = query_of(request)
-        other = parse_int("other_id", query.get("other_id") or "")
+        other = parse_id("other_id", query.get("other_id") or "")
         return json_response(await history.overlap(path_id(tracked_id), other, RangeQuery.parse(query)))
 
     @get(
         "/{tracked_id:str}/chart",
-        operation_class=query_operation("theme", "format", "width", *DAY),
+        operation_class=query_operation(CHART, media_types={200: ("image/png", "image/svg+xml")}),
         responses={
             **returns(None),
             200: ResponseSpec(None, description="The day chart, image/png or image/svg+xml", media_type="image/png"),
             304: ResponseSpec(None, description="Not modified (If-None-Match matched the ETag)"),
         },
     )
-    async def chart(self, request: AnyRequest, history: History, tracked_id: FromPath[str]) -> Response[bytes]:
+    async def chart(self, request: AnyRequest, history: History, tracked_id: PathId) -> Response[bytes]:
         """The day chart as PNG or SVG."""
         query = ChartQuery.parse(query_of(request))
         view = await history.day(path_id(tracked_id), query.day)

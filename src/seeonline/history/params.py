@@ -5,10 +5,13 @@ from __future__ import annotations
 import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIType, Schema
 
 from seeonline.api.errors import ApiError, invalid
-from seeonline.api.params import parse_datetime, parse_int
-from seeonline.bot_users.schemas import check_timezone
+from seeonline.api.params import Rule, choice_parser, int_between, parse_datetime
+from seeonline.bot_users.schemas import THEMES, TIME_ZONES, check_timezone
 from seeonline.choices import Theme
 
 MAX_DAYS = 366
@@ -16,39 +19,90 @@ DEFAULT_MERGE_GAP_S = 60
 MAX_MERGE_GAP_S = 86_400
 CHART_WIDTHS = (400, 3200)
 DEFAULT_CHART_WIDTH = 1600
+# A day is refused on the first and last year a date can have: in a zone west or east of UTC its hours
+# would fall outside the representable range.
+FIRST_YEAR, LAST_YEAR = datetime.date.min.year + 1, datetime.date.max.year - 1
 
 
-def parse_tz(raw: str | None) -> str | None:
-    """An IANA zone name (None: the bot user's own)."""
-    if raw in (None, ""):
-        return None
+T = TypeVar("T")
+D = TypeVar("D")
+
+
+def invalid_range(field: str, detail: str) -> ApiError:
+    """400 ``invalid_range``: two well-formed dates that do not make a window (backwards, or too long)."""
+    return ApiError(400, f"{field}: {detail}", code="invalid_range", field=field)
+
+
+def _time_zone(_field: str, raw: str) -> str:
     try:
         return check_timezone(raw)
     except ApiError:
         raise invalid("tz", f"{raw!r} is not a known IANA time zone") from None
 
 
-def parse_date(field: str, raw: str | None) -> datetime.date | None:
-    """A calendar date ``YYYY-MM-DD`` (None when absent)."""
-    if raw in (None, ""):
-        return None
+def _date(field: str, raw: str) -> datetime.date:
     try:
         value = datetime.date.fromisoformat(raw.strip())
     except ValueError:
         raise invalid(field, f"a date YYYY-MM-DD is required, got {raw!r}") from None
-    if value.year < 2 or value.year > 9998:
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
         raise invalid(field, "date out of range")
     return value
 
 
-def parse_seconds(field: str, raw: str | None, default: int, maximum: int) -> int:
-    """A whole number of seconds in ``0..maximum``."""
-    if raw in (None, ""):
-        return default
-    value = parse_int(field, raw)
-    if not 0 <= value <= maximum:
-        raise invalid(field, f"must be between 0 and {maximum}")
-    return value
+TIME_ZONE = Rule(_time_zone, Schema(type=OpenAPIType.STRING, enum=list(TIME_ZONES))).documented(
+    description="An IANA time zone (default: the bot user's)"
+)
+DATE = Rule(
+    _date,
+    Schema(
+        type=OpenAPIType.STRING,
+        format=OpenAPIFormat.DATE,
+        pattern=f"^(?!{FIRST_YEAR - 1:04d}-|{LAST_YEAR + 1:04d}-)",
+        examples=["2026-01-01"],
+    ),
+)
+MERGE_GAP_S = int_between(0, MAX_MERGE_GAP_S).documented(
+    default=DEFAULT_MERGE_GAP_S, description="Offline gaps up to this many seconds join two sessions"
+)
+MIN_DURATION_S = int_between(0, 10 * 366 * 86_400).documented(default=0)
+SESSION_LIMIT = int_between(0, 1_000_000).documented(default=0, description="Sessions per page (0: all)")
+SESSION_OFFSET = int_between(0, 2**31 - 1).documented(default=0)
+CHART_THEME = choice_parser(*THEMES).documented(description="Default: the bot user's")
+IMAGE_FORMAT = choice_parser("png", "svg").documented(default="png")
+CHART_WIDTH = int_between(*CHART_WIDTHS).documented(default=DEFAULT_CHART_WIDTH, description="Pixels")
+EXPORT_FORMAT = choice_parser("json", "csv").documented(description="csv: CSV instead of JSON (or Accept: text/csv)")
+
+# The query parameters of each history route, as its parser reads them.
+DAY: dict[str, Rule[Any]] = {"date": DATE.documented(description="The local day (default: today)"), "tz": TIME_ZONE}
+RANGE: dict[str, Rule[Any]] = {
+    "date_from": DATE.documented(description=f"First local day (default: 30 days before date_to); at most {MAX_DAYS}"),
+    "date_to": DATE.documented(description="Last local day, inclusive (default: today)"),
+    "tz": TIME_ZONE,
+    "merge_gap_s": MERGE_GAP_S,
+}
+SESSIONS: dict[str, Rule[Any]] = {
+    "created_at_after": parse_datetime,
+    "created_at_before": parse_datetime,
+    "merge_gap_s": MERGE_GAP_S,
+    "min_duration_s": MIN_DURATION_S,
+    "limit": SESSION_LIMIT,
+    "offset": SESSION_OFFSET,
+    "format": EXPORT_FORMAT,
+    "tz": TIME_ZONE,
+}
+CHART: dict[str, Rule[Any]] = {"theme": CHART_THEME, "format": IMAGE_FORMAT, "width": CHART_WIDTH, **DAY}
+
+
+def given(query: Mapping[str, str], name: str, rule: Rule[T], default: D) -> T | D:
+    """``query[name]`` parsed by ``rule``, or ``default`` when it is absent or empty."""
+    raw = query.get(name)
+    return default if raw in (None, "") else rule(name, raw)
+
+
+def parse_tz(raw: str | None) -> str | None:
+    """An IANA zone name (None: the bot user's own)."""
+    return TIME_ZONE("tz", raw) if raw else None
 
 
 @dataclass(frozen=True)
@@ -61,7 +115,7 @@ class DayQuery:
     @classmethod
     def parse(cls, query: Mapping[str, str]) -> DayQuery:
         """From the query string."""
-        return cls(parse_date("date", query.get("date")), parse_tz(query.get("tz")))
+        return cls(given(query, "date", DATE, None), given(query, "tz", TIME_ZONE, None))
 
 
 @dataclass(frozen=True)
@@ -76,15 +130,16 @@ class RangeQuery:
     @classmethod
     def parse(cls, query: Mapping[str, str]) -> RangeQuery:
         """From the query string; a missing end is filled by SQL (today; 30 days)."""
-        first = parse_date("date_from", query.get("date_from"))
-        last = parse_date("date_to", query.get("date_to"))
+        first = given(query, "date_from", DATE, None)
+        last = given(query, "date_to", DATE, None)
+        # Across two parameters, so no schema can say it: the document describes it, and the refusal has its code.
         if first is not None and last is not None:
             if last < first:
-                raise invalid("date_to", "must not be before date_from")
+                raise invalid_range("date_to", "must not be before date_from")
             if (last - first).days + 1 > MAX_DAYS:
-                raise invalid("date_to", f"at most {MAX_DAYS} days from date_from")
-        gap = parse_seconds("merge_gap_s", query.get("merge_gap_s"), DEFAULT_MERGE_GAP_S, MAX_MERGE_GAP_S)
-        return cls(first, last, parse_tz(query.get("tz")), gap)
+                raise invalid_range("date_to", f"at most {MAX_DAYS} days from date_from")
+        gap = given(query, "merge_gap_s", MERGE_GAP_S, DEFAULT_MERGE_GAP_S)
+        return cls(first, last, given(query, "tz", TIME_ZONE, None), gap)
 
 
 @dataclass(frozen=True)
@@ -102,15 +157,15 @@ class SessionQuery:
     @classmethod
     def parse(cls, query: Mapping[str, str]) -> SessionQuery:
         """From the query string."""
-        after = parse_datetime("created_at_after", query["created_at_after"]) if query.get("created_at_after") else None
-        before = (
-            parse_datetime("created_at_before", query["created_at_before"]) if query.get("created_at_before") else None
+        return cls(
+            given(query, "created_at_after", parse_datetime, None),
+            given(query, "created_at_before", parse_datetime, None),
+            given(query, "merge_gap_s", MERGE_GAP_S, DEFAULT_MERGE_GAP_S),
+            given(query, "min_duration_s", MIN_DURATION_S, 0),
+            given(query, "limit", SESSION_LIMIT, 0),
+            given(query, "offset", SESSION_OFFSET, 0),
+            given(query, "tz", TIME_ZONE, None),
         )
-        gap = parse_seconds("merge_gap_s", query.get("merge_gap_s"), DEFAULT_MERGE_GAP_S, MAX_MERGE_GAP_S)
-        shortest = parse_seconds("min_duration_s", query.get("min_duration_s"), 0, 10 * 366 * 86_400)
-        limit = parse_seconds("limit", query.get("limit"), 0, 1_000_000)
-        offset = parse_seconds("offset", query.get("offset"), 0, 2**31 - 1)
-        return cls(after, before, gap, shortest, limit, offset, parse_tz(query.get("tz")))
 
 
 @dataclass(frozen=True)
@@ -125,22 +180,16 @@ class ChartQuery:
     @classmethod
     def parse(cls, query: Mapping[str, str]) -> ChartQuery:
         """From the query string."""
-        theme_raw = query.get("theme") or None
-        if theme_raw is not None and theme_raw not in tuple(Theme):
-            raise invalid("theme", f"{theme_raw!r} is not one of {', '.join(Theme)}")
-        image_format = query.get("format") or "png"
-        if image_format not in ("png", "svg"):
-            raise invalid("format", f"{image_format!r} is not one of png, svg")
-        low, high = CHART_WIDTHS
-        width = parse_seconds("width", query.get("width"), DEFAULT_CHART_WIDTH, high)
-        if width < low:
-            raise invalid("width", f"must be between {low} and {high}")
-        return cls(DayQuery.parse(query), Theme(theme_raw) if theme_raw else None, image_format, width)
+        theme = given(query, "theme", CHART_THEME, None)
+        return cls(
+            DayQuery.parse(query),
+            Theme(theme) if theme else None,
+            given(query, "format", IMAGE_FORMAT, "png"),
+            given(query, "width", CHART_WIDTH, DEFAULT_CHART_WIDTH),
+        )
 
 
 def wants_csv(query: Mapping[str, str], accept: str | None) -> bool:
     """``format=csv`` or ``Accept: text/csv`` (``format=json`` keeps JSON)."""
-    chosen = query.get("format") or ""
-    if chosen not in ("", "json", "csv"):
-        raise invalid("format", f"{chosen!r} is not one of json, csv")
+    chosen = given(query, "format", EXPORT_FORMAT, "")
     return chosen == "csv" or (chosen == "" and "text/csv" in (accept or ""))

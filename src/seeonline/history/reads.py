@@ -10,17 +10,18 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from seeonline.api.errors import invalid, not_found
+from seeonline.api.errors import ApiError, does_not_exist, invalid, not_found
 from seeonline.api.listing import open_stream
 from seeonline.database.pool import StreamSource
 from seeonline.history import resources
-from seeonline.history.params import DayQuery, RangeQuery, SessionQuery
+from seeonline.history.params import DayQuery, RangeQuery, SessionQuery, invalid_range
 
 T = TypeVar("T")
 SUBJECT = "TrackedUser"
-PROBLEMS = {
-    "date_from": ("date_from", "the range must run forwards and cover at most 366 days"),
-    "other_id": ("other_id", "no tracked user with this id belongs to the same bot user"),
+# What the SQL found wrong with a well-formed request (a window filled in by defaults, a row it names).
+PROBLEMS: dict[str, Callable[[], ApiError]] = {
+    "date_from": lambda: invalid_range("date_from", "the range must run forwards and cover at most 366 days"),
+    "other_id": lambda: does_not_exist("other_id", "no tracked user with this id belongs to the same bot user"),
 }
 
 
@@ -66,7 +67,7 @@ class HistoryReader:
         if row is None:
             raise not_found(SUBJECT)
         if row["problem"] is not None:
-            raise invalid(*PROBLEMS[row["problem"]])
+            raise PROBLEMS[row["problem"]]()
         body: str = row["body"]
         return body
 

@@ -7,6 +7,7 @@ from typing import Literal
 
 import msgspec
 
+from seeonline.api.bodies import Instant
 from seeonline.choices import UnknownReason
 
 State = Literal["online", "offline", "unknown"]
@@ -15,8 +16,8 @@ State = Literal["online", "offline", "unknown"]
 class SessionOut(msgspec.Struct):
     """An online session; ``ended_at`` is null while it runs on past the window (or now)."""
 
-    started_at: datetime.datetime
-    ended_at: datetime.datetime | None
+    started_at: Instant
+    ended_at: Instant | None
     duration_s: float
     start_exact: bool
     end_exact: bool
@@ -26,8 +27,8 @@ class SegmentOut(msgspec.Struct):
     """A stretch of one state; ``reason`` says why time is unknown."""
 
     state: State
-    started_at: datetime.datetime
-    ended_at: datetime.datetime
+    started_at: Instant
+    ended_at: Instant
     reason: UnknownReason | None
 
 
@@ -50,8 +51,8 @@ class DayTotalsOut(msgspec.Struct):
     known_s: float
     sessions: int
     longest_s: float
-    first_online_at: datetime.datetime | None
-    last_offline_at: datetime.datetime | None
+    first_online_at: Instant | None
+    last_offline_at: Instant | None
 
 
 class HeatmapCellOut(msgspec.Struct):
@@ -72,8 +73,8 @@ class HeatmapOut(msgspec.Struct):
 class IntervalOut(msgspec.Struct):
     """A stretch of time."""
 
-    started_at: datetime.datetime
-    ended_at: datetime.datetime
+    started_at: Instant
+    ended_at: Instant
 
 
 class DayOverlapOut(msgspec.Struct):

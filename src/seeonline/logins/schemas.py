@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
-import datetime
 from typing import Annotated
 
 import msgspec
 
-from seeonline.api.bodies import Count, PositiveInt32
+from seeonline.api.bodies import Count, Instant, PositiveInt32, documented
+from seeonline.api.params import NO_NUL
 from seeonline.choices import LoginState
 from seeonline.trackers.schemas import ApiHash, Phone
 
+MAX_CODE_DIGITS = 16
 # Codes arrive with separators ("1-2-3-4-5"): a code sent through a Telegram chat unaltered is invalidated.
-LoginCodeText = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern="^[^\\x00]*$")]
-Password = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern="^[^\\x00]*$")]
+# ``clean_code`` drops whatever is neither letter nor digit and wants ASCII digits left; the document shows
+# the plainest form of that: digits with spaces or dashes between.
+LoginCodeText = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=64,
+        pattern=NO_NUL,
+        extra_json_schema=documented(pattern=f"^[ -]*(?:[0-9][ -]*){{1,{MAX_CODE_DIGITS}}}$"),
+    ),
+]
+Password = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=NO_NUL)]
 
 
 class TrackerLoginCreate(msgspec.Struct):
@@ -51,6 +62,6 @@ class TrackerLoginOut(msgspec.Struct):
     password_hint: str | None
     tracker_account_id: int | None
     privacy_ok: bool | None
-    expires_at: datetime.datetime
-    created_at: datetime.datetime
-    updated_at: datetime.datetime
+    expires_at: Instant
+    created_at: Instant
+    updated_at: Instant

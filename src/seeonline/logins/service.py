@@ -21,7 +21,7 @@ from seeonline.choices import LoginState
 from seeonline.logging import get_logger
 from seeonline.logins.accounts import ASCII_DIGITS, digits, save_tracker
 from seeonline.logins.resources import TRACKER_LOGINS
-from seeonline.logins.schemas import TrackerLoginCreate
+from seeonline.logins.schemas import MAX_CODE_DIGITS, TrackerLoginCreate
 from seeonline.logins.store import LoginRow, LoginStore
 
 if TYPE_CHECKING:
@@ -31,8 +31,6 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 T = TypeVar("T")
-
-MAX_CODE_DIGITS = 16
 
 
 def clean_code(raw: str) -> str:
@@ -75,9 +73,7 @@ class LoginService:
         No uniqueness check here: only the signed-in account's Telegram id says whether this is a re-login
         of an existing tracker (which may keep its api_id and phone) or a clash with another (a 409 then).
         """
-        phone = "+" + digits(data.phone_number)
-        if phone == "+":
-            raise ApiError(400, "phone_number: needs digits", code="phone_invalid", field="phone_number")
+        phone = "+" + digits(data.phone_number)  # the Phone pattern guarantees at least one
         telegram = _telegram()
         sent, session = await telegram.send_code(telegram.LoginKey(None, data.api_id, data.api_hash), phone)
         login_id = await self.store.create(

@@ -108,8 +108,8 @@ _REFUSALS: dict[type[Exception], tuple[int, str, str | None, str]] = {
     errors.PhoneCodeExpiredError: (409, "code_expired", None, "the login code expired: resend it or start again"),
     errors.AuthRestartError: (409, "code_expired", None, "Telegram asks to start the login again"),
     errors.PasswordHashInvalidError: (400, "invalid_password", "password", "the 2FA password is wrong"),
-    errors.ApiIdInvalidError: (400, "invalid", "api_id", "Telegram rejects this api_id/api_hash pair"),
-    errors.ApiIdPublishedFloodError: (400, "invalid", "api_id", "this api_id was published and is blocked"),
+    errors.ApiIdInvalidError: (400, "api_id_invalid", "api_id", "Telegram rejects this api_id/api_hash pair"),
+    errors.ApiIdPublishedFloodError: (400, "api_id_invalid", "api_id", "this api_id was published and is blocked"),
 }
 
 

@@ -94,7 +94,8 @@ class SandboxProcess:
         if process is not None and process.returncode is None:
             process.send_signal(signal.SIGTERM)
             try:
-                await asyncio.wait_for(process.wait(), grace)
+                async with asyncio.timeout(grace):  # not wait_for: it can swallow a cancellation (bpo-42130)
+                    await process.wait()
             except TimeoutError:
                 process.kill()
                 await process.wait()

@@ -19,9 +19,12 @@ from litestar import Request, Response, get
 
 from seeonline.api.auth import API_KEY_HEADER
 from seeonline.api.handler_types import Pool
+from seeonline.api.openapi import error
 from seeonline.health import HealthState
 from seeonline.server import request_metrics
 
+# The Prometheus text exposition format, the type Prometheus expects of a scrape.
+PROMETHEUS_TEXT = "text/plain; version=0.0.4"
 EXACT_UP_TO = 10_000
 
 
@@ -113,7 +116,12 @@ def metrics_key_is_valid(request: Request[Any, Any, Any], key: bytes) -> bool:
     return hmac.compare_digest(supplied.encode("utf-8", "surrogateescape"), key)
 
 
-@get("/metrics", tags=["operations"], media_type="text/plain; version=0.0.4")
+@get(
+    "/metrics",
+    tags=["operations"],
+    media_type=PROMETHEUS_TEXT,
+    responses={401: error("Missing or invalid metrics key, when SEEONLINE_METRICS_KEY is set")},
+)
 async def metrics(request: Request[Any, Any, Any], pool: Pool) -> Response[Any]:
     """Gauges about trackers, slots and targets (open unless ``SEEONLINE_METRICS_KEY`` is set)."""
     key: bytes | None = request.app.state.metrics_key
@@ -125,4 +133,4 @@ async def metrics(request: Request[Any, Any, Any], pool: Pool) -> Response[Any]:
             media_type="application/json",  # the route's own type is Prometheus text
         )
     cache: MetricsCache = request.app.state.metrics_cache
-    return Response(await cache.text(pool) + request_metrics.render(), media_type="text/plain; version=0.0.4")
+    return Response(await cache.text(pool) + request_metrics.render(), media_type=PROMETHEUS_TEXT)

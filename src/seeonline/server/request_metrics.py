@@ -2,13 +2,17 @@
 
 Litestar's Prometheus middleware does the measuring; routes are labelled by their template
 (``/tracker-settings/{setting_id:int}/``), and requests matching no route are not counted, so a
-scanner cannot grow the label set. With ``seeonline api --workers N`` each process counts its own.
+scanner cannot grow the label set. With ``seeonline api --workers N`` every process writes its counts
+to a shared directory and each scrape sums them all, whichever process answers it (otherwise every
+scrape would show one process's counters, and Prometheus would read each switch as a counter reset).
 """
 
 from __future__ import annotations
 
 from litestar.plugins.prometheus import PrometheusConfig
 from prometheus_client import REGISTRY, generate_latest
+
+from seeonline import multiprocess_metrics
 
 PREFIX = "seeonline_http"
 # Metric names the middleware exports (its own naming: <prefix>_<what>).
@@ -27,5 +31,9 @@ REQUEST_METRICS = PrometheusConfig(
 
 
 def render() -> str:
-    """This process's request metrics (and Python's process metrics) in Prometheus text format."""
+    """The request metrics in Prometheus text format: every worker process's, summed, when there are
+    several; else this process's (with Python's process metrics)."""
+    directory = multiprocess_metrics.shared_directory()
+    if directory is not None:
+        return multiprocess_metrics.render(directory)
     return generate_latest(REGISTRY).decode()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from seeonline.api.listing import Filter, Resource
-from seeonline.api.params import parse_bool, parse_datetime, parse_int, parse_text
+from seeonline.api.params import parse_bool, parse_datetime, parse_int
+from seeonline.bot_users.schemas import USERNAME
 from seeonline.usernames import sql_normalized
 
 STATUS_JSON = """json_build_object(
@@ -18,7 +19,7 @@ ONLINE_STATUSES = Resource(
         "tracked_user": Filter(parse_int, "r.tracked_user_id = {}"),
         "tracked_user_id": Filter(parse_int, "r.tracked_user_id = {}"),
         "username": Filter(
-            parse_text,
+            USERNAME,
             "r.tracked_user_id IN (SELECT tu.id FROM tracked_users tu JOIN targets t ON t.id = tu.target_id"
             f" WHERE t.username = {sql_normalized('{}')})",
         ),

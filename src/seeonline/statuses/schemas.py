@@ -6,7 +6,7 @@ import datetime
 
 import msgspec
 
-from seeonline.api.bodies import Id
+from seeonline.api.bodies import Id, Instant
 from seeonline.api.params import to_utc
 
 
@@ -15,7 +15,7 @@ class OnlineStatusCreate(msgspec.Struct):
 
     tracked_user_id: Id
     is_online: bool
-    created_at: datetime.datetime | None = None
+    created_at: Instant | None = None
 
 
 class OnlineStatusUpdate(msgspec.Struct):
@@ -23,7 +23,7 @@ class OnlineStatusUpdate(msgspec.Struct):
 
     tracked_user_id: Id | msgspec.UnsetType = msgspec.UNSET
     is_online: bool | msgspec.UnsetType = msgspec.UNSET
-    created_at: datetime.datetime | msgspec.UnsetType = msgspec.UNSET
+    created_at: Instant | msgspec.UnsetType = msgspec.UNSET
 
 
 def as_utc(moment: datetime.datetime) -> datetime.datetime:
@@ -37,4 +37,4 @@ class OnlineStatusOut(msgspec.Struct):
     id: int
     tracked_user_id: int
     is_online: bool
-    created_at: datetime.datetime
+    created_at: Instant

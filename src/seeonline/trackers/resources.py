@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from seeonline.api.listing import Filter, Resource
-from seeonline.api.params import parse_bool, parse_int, parse_text
+from seeonline.api.params import parse_bool, parse_int
 from seeonline.health import HealthState
+from seeonline.trackers.schemas import PHONE
 
 TRACKER_ACCOUNTS = Resource(
     name="TrackerAccount",
@@ -39,7 +40,7 @@ TRACKER_SETTINGS = Resource(
         'created_at', r.created_at, 'updated_at', r.updated_at)""",
     filters={
         "id": Filter(parse_int, "r.id = {}"),
-        "phone_number": Filter(parse_text, "r.phone_number = {}"),
+        "phone_number": Filter(PHONE, "r.phone_number = {}"),
         "tracker_account__telegram_id": Filter(
             parse_int, "r.tracker_account_id IN (SELECT id FROM tracker_accounts WHERE telegram_id = {})"
         ),

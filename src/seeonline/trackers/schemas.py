@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
-import datetime
 from typing import Annotated
 
 import msgspec
 
-from seeonline.api.bodies import BigInt, Count, Id, PositiveInt32
+from seeonline.api.bodies import BigInt, Count, Id, Instant, PositiveInt32, documented
+from seeonline.api.params import NO_NUL, in_path, text_matching
+from seeonline.trackers.sessions import SESSION_PATTERN
 
-ApiHash = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern="^[^\\x00]*$")]
-Phone = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern="^\\+?[0-9 ()-]{1,31}$")]
-SessionString = Annotated[str, msgspec.Meta(min_length=1, max_length=8192, pattern="^[^\\x00]*$")]
+# Digits, spaces, parentheses and dashes, at least one digit, an optional leading "+".
+PHONE_PATTERN = "^\\+?(?=[^0-9]*[0-9])[0-9 ()-]{1,31}$"
+ApiHash = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=NO_NUL)]
+Phone = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=PHONE_PATTERN)]
+# msgspec bounds the text; ``require_session_string`` loads it with Telethon, whose layout the document shows.
+SessionString = Annotated[
+    str,
+    msgspec.Meta(min_length=1, max_length=8192, pattern=NO_NUL, extra_json_schema=documented(pattern=SESSION_PATTERN)),
+]
+# A phone number as the by-phone-number routes and the filter take it (any text matches only a stored one).
+PHONE = text_matching(PHONE_PATTERN)
+PathPhone = Annotated[str, in_path(PHONE)]
+# A setting cannot move to another tracker account: PATCH accepts only the value it already has.
+FixedTrackerAccountId = Annotated[Id, msgspec.Meta(extra_json_schema=documented(read_only=True))]
 
 
 class TrackerAccountCreate(msgspec.Struct):
@@ -46,7 +58,7 @@ class TrackerSettingCreate(msgspec.Struct):
 class TrackerSettingUpdate(msgspec.Struct):
     """PATCH /tracker-settings/{id}/: every field optional; ``session_string: null`` logs out."""
 
-    tracker_account_id: Id | msgspec.UnsetType = msgspec.UNSET
+    tracker_account_id: FixedTrackerAccountId | msgspec.UnsetType = msgspec.UNSET
     phone_number: Phone | msgspec.UnsetType = msgspec.UNSET
     session_string: SessionString | msgspec.UnsetType | None = msgspec.UNSET
     max_users: Count | msgspec.UnsetType = msgspec.UNSET
@@ -56,10 +68,10 @@ class TrackerHealthOut(msgspec.Struct):
     """A tracker's health as its worker last reported it (read-only)."""
 
     state: str
-    state_until: datetime.datetime | None
-    last_heartbeat_at: datetime.datetime | None
+    state_until: Instant | None
+    last_heartbeat_at: Instant | None
     last_error: str | None
-    enrolment_paused_until: datetime.datetime | None  # new usernames wait for a flood wait to end
+    enrolment_paused_until: Instant | None  # new usernames wait for a flood wait to end
 
 
 class TrackerAccountOut(msgspec.Struct):
@@ -72,8 +84,8 @@ class TrackerAccountOut(msgspec.Struct):
     is_active: bool
     is_auth: bool
     health: TrackerHealthOut
-    created_at: datetime.datetime
-    updated_at: datetime.datetime
+    created_at: Instant
+    updated_at: Instant
 
 
 class TrackerSettingOut(msgspec.Struct):
@@ -86,8 +98,8 @@ class TrackerSettingOut(msgspec.Struct):
     has_session: bool
     max_users: int
     current_users: int
-    created_at: datetime.datetime
-    updated_at: datetime.datetime
+    created_at: Instant
+    updated_at: Instant
 
 
 class TrackerPrivacyCheckOut(msgspec.Struct):
@@ -99,5 +111,5 @@ class TrackerPrivacyCheckOut(msgspec.Struct):
     privacy_ok: bool | None
     fixed: bool
     detail: str | None
-    requested_at: datetime.datetime | None
-    checked_at: datetime.datetime | None
+    requested_at: Instant | None
+    checked_at: Instant | None

@@ -9,13 +9,12 @@ from typing import Any
 import asyncpg
 
 from seeonline.api.bodies import provided
-from seeonline.api.errors import ApiError, invalid, not_found
+from seeonline.api.errors import ApiError, not_found
 from seeonline.database.pool import Connection, in_transaction
 from seeonline.database.row_ids import next_id
 from seeonline.database.set_clause import set_clause
 from seeonline.logging import get_logger
 from seeonline.secrets import keyring, tracker_session
-from seeonline.telegram.addresses import refused_address
 from seeonline.trackers.credentials import api_hash_columns
 from seeonline.trackers.schemas import (
     TrackerAccountCreate,
@@ -109,7 +108,6 @@ class TrackerService:
         where = tracker_session(data.tracker_account_id)
         if data.session_string is not None:
             require_session_string(data.session_string)
-            _check_session(data.session_string)
         session = None if data.session_string is None else self.keyring.encrypt(data.session_string, where)
 
         async def work(connection: Connection) -> int:
@@ -160,7 +158,6 @@ class TrackerService:
             session = values.pop("session_string")
             if session is not None:
                 require_session_string(session)
-                _check_session(session)
             where = tracker_session(current)  # a setting never moves to another account (refused above)
             values["session_encrypted"] = None if session is None else self.keyring.encrypt(session, where)
         rebalance = bool(SETTING_SLOT_COLUMNS & values.keys())
@@ -213,10 +210,3 @@ class TrackerService:
             await connection.execute(f"DELETE FROM {table.name} WHERE id = $1", row_id)
 
         await in_transaction(self.pool, work)
-
-
-def _check_session(session: str) -> None:
-    """400 naming ``session_string`` when it would make a worker connect somewhere that is not Telegram."""
-    reason = refused_address(session)
-    if reason is not None:
-        raise invalid("session_string", reason)

@@ -13,12 +13,22 @@ from urllib.parse import urlsplit
 
 SCHEMES = ("http", "https")
 MAX_URL_LENGTH = 2048
+_PORT = "(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+# The URLs ``split_url`` takes, as the OpenAPI document shows them (a subset: host names only, no userinfo).
+URL_PATTERN = (
+    "^(?:" + "|".join("".join(f"[{c.upper()}{c}]" for c in scheme) for scheme in SCHEMES) + ")"
+    f"://[A-Za-z0-9.-]+(?::{_PORT})?(?:[/?#][^\\x00\\s]*)?$"
+)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class UnsafeUrlError(ValueError):
     """The URL is malformed, does not resolve, or points at an address webhooks may not reach."""
+
+
+class RefusedUrlError(UnsafeUrlError):
+    """A well-formed URL whose host does not resolve, or resolves to an address webhooks may not reach."""
 
 
 def is_public(address: IPAddress) -> bool:
@@ -54,11 +64,11 @@ async def resolve_allowed(url: str, *, allow_private: bool) -> list[str]:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
         msg = f"host {host!r} does not resolve"
-        raise UnsafeUrlError(msg) from exc
+        raise RefusedUrlError(msg) from exc
     addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     if not addresses:
         msg = f"host {host!r} does not resolve"
-        raise UnsafeUrlError(msg)
+        raise RefusedUrlError(msg)
     if not allow_private:
         for address in addresses:
             if not is_public(ipaddress.ip_address(address.split("%", 1)[0])):
@@ -66,5 +76,5 @@ async def resolve_allowed(url: str, *, allow_private: bool) -> list[str]:
                     f"{host!r} resolves to {address}, a loopback or private address"
                     " (set SEEONLINE_WEBHOOK_ALLOW_PRIVATE=true to allow)"
                 )
-                raise UnsafeUrlError(msg)
+                raise RefusedUrlError(msg)
     return addresses

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-import datetime
 from typing import Annotated
 
 import msgspec
 
-from seeonline.api.bodies import Id
+from seeonline.api.bodies import Id, Instant, documented
+from seeonline.api.params import NO_NUL
 from seeonline.choices import EventType, WebhookState
+from seeonline.webhooks.addresses import MAX_URL_LENGTH, URL_PATTERN
 
-Url = Annotated[str, msgspec.Meta(min_length=1, max_length=2048, pattern="^[^\\x00]*$")]
+# msgspec bounds the text; ``split_url`` judges the URL, whose accepted shape the document shows.
+Url = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1, max_length=MAX_URL_LENGTH, pattern=NO_NUL, extra_json_schema=documented(pattern=URL_PATTERN)
+    ),
+]
 EventTypes = Annotated[list[EventType], msgspec.Meta(min_length=1, max_length=len(EventType))]
 WEBHOOK_STATES: tuple[str, ...] = tuple(WebhookState)
 
@@ -45,9 +52,9 @@ class WebhookOut(msgspec.Struct):
     state: WebhookState
     cursor: int  # the last event id the endpoint acknowledged
     attempts: int  # failed deliveries in a row
-    next_attempt_at: datetime.datetime | None
+    next_attempt_at: Instant | None
     last_error: str | None
-    last_delivered_at: datetime.datetime | None
-    created_at: datetime.datetime
-    updated_at: datetime.datetime
+    last_delivered_at: Instant | None
+    created_at: Instant
+    updated_at: Instant
     secret: str | None = None

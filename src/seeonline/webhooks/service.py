@@ -9,11 +9,11 @@ import asyncpg
 
 from seeonline import secrets
 from seeonline.api.bodies import provided
-from seeonline.api.errors import invalid, not_found
+from seeonline.api.errors import ApiError, invalid, not_found
 from seeonline.database.pool import with_retry
 from seeonline.database.row_ids import next_id
 from seeonline.database.set_clause import set_clause
-from seeonline.webhooks.addresses import UnsafeUrlError, resolve_allowed
+from seeonline.webhooks.addresses import RefusedUrlError, UnsafeUrlError, resolve_allowed
 from seeonline.webhooks.schemas import WebhookCreate, WebhookUpdate
 from seeonline.webhooks.signing import new_secret
 
@@ -30,6 +30,8 @@ class WebhookService:
         """A 400 on ``url`` unless it is an http(s) URL on an allowed address."""
         try:
             await resolve_allowed(url, allow_private=self.allow_private)
+        except RefusedUrlError as exc:  # well-formed, but its host is not one webhooks may reach
+            raise ApiError(400, f"url: {exc}", code="url_refused", field="url") from None
         except UnsafeUrlError as exc:
             raise invalid("url", str(exc)) from None
 
