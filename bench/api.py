@@ -194,12 +194,19 @@ def database(args: argparse.Namespace, workdir: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def api_server(database_url: str, port: int, workdir: Path) -> Iterator[psutil.Process]:
-    """``seeonline api`` on 127.0.0.1:port; yields its process once /health answers."""
+def api_server(
+    database_url: str, port: int, workdir: Path, *, extra_env: dict[str, str] | None = None, name: str = "api"
+) -> Iterator[psutil.Process]:
+    """``seeonline api`` on 127.0.0.1:port; yields its process once /health answers.
+
+    ``extra_env`` is added to its environment (``PYTHONPATH`` runs another checkout's code); its log is
+    ``workdir/<name>.log``.
+    """
     env = dict(os.environ)
     env |= {"DATABASE_URL": database_url, "SEEONLINE_API_KEYS": API_KEY, "SEEONLINE_SECRET_KEY": SECRET_KEY}
+    env |= extra_env or {}
     env.setdefault("SEEONLINE_LOG_LEVEL", "warning")
-    log_path = workdir / "api.log"
+    log_path = workdir / f"{name}.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "seeonline", "api", "--host", "127.0.0.1", "--port", str(port)],

@@ -13,3 +13,9 @@ end
 function request()
    return next_request()
 end
+
+-- One parseable line with the tail percentiles wrk --latency does not print (p95); microseconds.
+function done(summary, latency, requests)
+   io.write(string.format("PERCENTILES_US p50=%d p95=%d p99=%d max=%d\n", latency:percentile(50),
+      latency:percentile(95), latency:percentile(99), latency.max))
+end

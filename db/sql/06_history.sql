@@ -52,37 +52,40 @@ LANGUAGE sql AS $$
     SET seen_at = greatest(u.seen_at, EXCLUDED.seen_at), ended = u.ended OR EXCLUDED.ended
 $$;
 
--- The pieces of [p_from, min(p_to, p_now)): contiguous, each with one state (online, offline, unknown),
--- the reason when unknown, and the status row it carries (its time and whether that time is exact).
+-- The pieces of [p_from, min(p_to, p_now)) (p_from finite): contiguous, each with one state (online,
+-- offline, unknown), the reason when unknown, whether it starts at its status row's time and that time is
+-- exact (by_exact_row), and its part: how many of the instants p_splits (ascending; NULL for none) lie at
+-- or before its start, so that no piece crosses one (local midnights make part the day's number).
 -- An uptime not ended whose last heartbeat is older than p_stale ended at that heartbeat (the worker
 -- died); a younger one lasts until p_now.
 CREATE OR REPLACE FUNCTION so_history_pieces(p_tracked_user bigint, p_from timestamptz, p_to timestamptz,
-                                             p_now timestamptz, p_stale interval)
-RETURNS TABLE (started_at timestamptz, ended_at timestamptz, state text, reason text,
-               status_at timestamptz, status_exact boolean)
+                                             p_now timestamptz, p_stale interval, p_splits timestamptz[])
+RETURNS TABLE (started_at timestamptz, ended_at timestamptz, state text, reason text, by_exact_row boolean,
+               part bigint)
 LANGUAGE sql STABLE AS $$
-WITH subscriber AS (
-    SELECT u.target_id, u.created_at FROM tracked_users u WHERE u.id = p_tracked_user
-),
-bounds AS (
-    SELECT s.target_id,
-           CASE WHEN p_from > '-infinity' THEN p_from
-                ELSE least(s.created_at, coalesce((SELECT min(o.created_at) FROM online_statuses o
-                                                   WHERE o.tracked_user_id = p_tracked_user), s.created_at))
-           END AS lo,
-           least(p_to, p_now) AS hi,
-           greatest(s.created_at, (SELECT min(w.started_at) FROM target_watches w WHERE w.target_id = s.target_id))
+WITH window_bounds AS (
+    SELECT u.target_id, p_from AS lo, least(p_to, p_now) AS hi,
+           greatest(u.created_at, (SELECT min(w.started_at) FROM target_watches w WHERE w.target_id = u.target_id))
                AS tracking_start
-    FROM subscriber s
+    FROM tracked_users u WHERE u.id = p_tracked_user AND p_from < least(p_to, p_now)
 ),
-window_bounds AS (SELECT * FROM bounds WHERE lo < hi),
+-- The row before the window and the rows in it, each with what it changes against the one before: the
+-- sweep below adds these up instead of looking the latest row up.
 statuses AS (
-    (SELECT o.created_at, o.is_online, o.source, o.id FROM online_statuses o
-     WHERE o.tracked_user_id = p_tracked_user AND o.created_at < p_from
-     ORDER BY o.created_at DESC, o.id DESC LIMIT 1)
-    UNION ALL
-    SELECT o.created_at, o.is_online, o.source, o.id FROM online_statuses o
-    WHERE o.tracked_user_id = p_tracked_user AND o.created_at >= p_from AND o.created_at < least(p_to, p_now)
+    SELECT created_at, id, online - coalesce(lag(online) OVER o, 0) AS d_online,
+           api - coalesce(lag(api) OVER o, 0) AS d_api, exact - coalesce(lag(exact) OVER o, 0) AS d_exact
+    FROM (
+        SELECT created_at, id, is_online::int AS online, (coalesce(source, @SOURCE_API@) = @SOURCE_API@)::int AS api,
+               (coalesce(source, @SOURCE_API@) IN (@SOURCE_PUSH@, @SOURCE_WAS_ONLINE@, @SOURCE_API@))::int AS exact
+        FROM ((SELECT o.created_at, o.id, o.is_online, o.source FROM online_statuses o
+               WHERE o.tracked_user_id = p_tracked_user AND o.created_at < p_from
+               ORDER BY o.created_at DESC, o.id DESC LIMIT 1)
+              UNION ALL
+              SELECT o.created_at, o.id, o.is_online, o.source FROM online_statuses o
+              WHERE o.tracked_user_id = p_tracked_user AND o.created_at >= p_from
+                AND o.created_at < least(p_to, p_now)) rows
+    ) coded
+    WINDOW o AS (ORDER BY created_at, id)
 ),
 watches AS (
     SELECT w.tracker_account_id, greatest(w.started_at, b.lo) AS s,
@@ -102,63 +105,63 @@ observed AS (
     WHERE greatest(w.s, u.started_at) < least(w.e, u.until)
 ),
 visibility AS (
-    (SELECT v.changed_at, v.visibility, v.id FROM target_visibility_changes v, window_bounds b
-     WHERE v.target_id = b.target_id AND v.changed_at < b.lo ORDER BY v.changed_at DESC, v.id DESC LIMIT 1)
-    UNION ALL
-    SELECT v.changed_at, v.visibility, v.id FROM target_visibility_changes v, window_bounds b
-    WHERE v.target_id = b.target_id AND v.changed_at >= b.lo AND v.changed_at < b.hi
+    SELECT changed_at, id, hidden - coalesce(lag(hidden) OVER (ORDER BY changed_at, id), 0) AS d_hidden
+    FROM (
+        SELECT changed_at, id,
+               (visibility IN (@VISIBILITY_HIDDEN@, @VISIBILITY_HIDDEN_BY_TRACKER_PRIVACY@, @VISIBILITY_NOT_FOUND@))::int
+                   AS hidden
+        FROM ((SELECT v.changed_at, v.id, v.visibility FROM target_visibility_changes v, window_bounds b
+               WHERE v.target_id = b.target_id AND v.changed_at < b.lo ORDER BY v.changed_at DESC, v.id DESC LIMIT 1)
+              UNION ALL
+              SELECT v.changed_at, v.id, v.visibility FROM target_visibility_changes v, window_bounds b
+              WHERE v.target_id = b.target_id AND v.changed_at >= b.lo AND v.changed_at < b.hi) rows
+    ) coded
 ),
-events (at, is_online, status_at, source, status_id, d_watch, d_observed, hidden, visibility_id) AS (
-    SELECT lo, NULL::boolean, NULL::timestamptz, NULL::text, NULL::bigint, 0, 0, NULL::boolean, NULL::bigint
+events (at, status_at, status_id, visibility_id, d_watch, d_observed, d_split, d_online, d_api, d_exact, d_hidden)
+AS (
+    SELECT lo, NULL::timestamptz, NULL::bigint, NULL::bigint, 0, 0, 0, NULL::int, NULL::int, NULL::int, NULL::int
     FROM window_bounds
-    UNION ALL SELECT hi, NULL, NULL, NULL, NULL, 0, 0, NULL, NULL FROM window_bounds
-    UNION ALL SELECT tracking_start, NULL, NULL, NULL, NULL, 0, 0, NULL, NULL FROM window_bounds
+    UNION ALL SELECT hi, NULL, NULL, NULL, 0, 0, 0, NULL, NULL, NULL, NULL FROM window_bounds
+    UNION ALL SELECT tracking_start, NULL, NULL, NULL, 0, 0, 0, NULL, NULL, NULL, NULL FROM window_bounds
               WHERE tracking_start > lo AND tracking_start < hi
-    UNION ALL SELECT greatest(s.created_at, b.lo), s.is_online, s.created_at, s.source, s.id, 0, 0, NULL, NULL
+    UNION ALL SELECT t, NULL, NULL, NULL, 0, 0, 1, NULL, NULL, NULL, NULL FROM window_bounds b, unnest(p_splits) t
+              WHERE t > b.lo AND t < b.hi
+    UNION ALL SELECT greatest(s.created_at, b.lo), s.created_at, s.id, NULL, 0, 0, 0, s.d_online, s.d_api, s.d_exact,
+                     NULL
               FROM statuses s, window_bounds b
-    UNION ALL SELECT s, NULL, NULL, NULL, NULL, 1, 0, NULL, NULL FROM watches
-    UNION ALL SELECT e, NULL, NULL, NULL, NULL, -1, 0, NULL, NULL FROM watches, window_bounds b WHERE e < b.hi
-    UNION ALL SELECT s, NULL, NULL, NULL, NULL, 0, 1, NULL, NULL FROM observed
-    UNION ALL SELECT e, NULL, NULL, NULL, NULL, 0, -1, NULL, NULL FROM observed, window_bounds b WHERE e < b.hi
-    UNION ALL SELECT greatest(v.changed_at, b.lo), NULL, NULL, NULL, NULL, 0, 0,
-                     v.visibility IN (@VISIBILITY_HIDDEN@, @VISIBILITY_HIDDEN_BY_TRACKER_PRIVACY@, @VISIBILITY_NOT_FOUND@), v.id
+    UNION ALL SELECT s, NULL, NULL, NULL, 1, 0, 0, NULL, NULL, NULL, NULL FROM watches
+    UNION ALL SELECT e, NULL, NULL, NULL, -1, 0, 0, NULL, NULL, NULL, NULL FROM watches, window_bounds b
+              WHERE e < b.hi
+    UNION ALL SELECT s, NULL, NULL, NULL, 0, 1, 0, NULL, NULL, NULL, NULL FROM observed
+    UNION ALL SELECT e, NULL, NULL, NULL, 0, -1, 0, NULL, NULL, NULL, NULL FROM observed, window_bounds b
+              WHERE e < b.hi
+    UNION ALL SELECT greatest(v.changed_at, b.lo), NULL, NULL, v.id, 0, 0, 0, NULL, NULL, NULL, v.d_hidden
               FROM visibility v, window_bounds b
 ),
--- One ordered pass: running sums for the watch and uptime counters, and groups that carry the latest
--- status row and visibility change forward. Several events at one moment make zero-length pieces,
--- dropped below; the last of them has every event of that moment behind it (a later status row at the
--- same time, or a later change, wins).
+-- One ordered pass of running sums: the watch and uptime counters, the part, and the latest status row
+-- and visibility change (their changes added up; NULL before the first). Several events at one moment
+-- make zero-length pieces, dropped below; the last of them has every event of that moment behind it (a
+-- later status row at the same time, or a later change, wins). A piece starts at its status row when the
+-- latest row taken at its own time (not carried in from before the window) is at its start.
 running AS (
     SELECT at, lead(at) OVER w AS next_at,
-           sum(d_watch) OVER w AS watching, sum(d_observed) OVER w AS observing,
-           count(status_id) OVER w AS status_group, count(visibility_id) OVER w AS visibility_group,
-           is_online, status_at, source, hidden, status_id, visibility_id
+           sum(d_watch) OVER w AS watching, sum(d_observed) OVER w AS observing, sum(d_split) OVER w AS part,
+           sum(d_online) OVER w AS online, sum(d_api) OVER w AS api, sum(d_exact) OVER w AS exact,
+           coalesce(sum(d_hidden) OVER w, 0) > 0 AS hidden,
+           max(at) FILTER (WHERE status_at = at) OVER w AS row_at
     FROM events
     WINDOW w AS (ORDER BY at, status_at NULLS FIRST, status_id NULLS FIRST, visibility_id NULLS FIRST
                  ROWS UNBOUNDED PRECEDING)
 ),
-carried AS (
-    SELECT at, next_at, watching, observing,
-           first_value(is_online) OVER s AS is_online,
-           first_value(status_at) OVER s AS status_at,
-           first_value(source) OVER s AS source,
-           coalesce(first_value(hidden) OVER v, false) AS hidden
-    FROM running
-    WINDOW s AS (PARTITION BY status_group ORDER BY at, status_at NULLS FIRST, status_id NULLS FIRST),
-           v AS (PARTITION BY visibility_group ORDER BY at, status_at NULLS FIRST, status_id NULLS FIRST,
-                 visibility_id NULLS FIRST)
-),
 judged AS (
-    SELECT c.*, b.tracking_start,
-           c.is_online IS NOT NULL AND (
-               coalesce(c.source, @SOURCE_API@) = @SOURCE_API@
-               OR (c.at >= b.tracking_start AND c.observing > 0 AND NOT c.hidden)
-           ) AS known
-    FROM carried c, window_bounds b
-    WHERE c.next_at > c.at
+    SELECT r.*, b.tracking_start,
+           r.online IS NOT NULL AND (r.api > 0 OR (r.at >= b.tracking_start AND r.observing > 0 AND NOT r.hidden))
+               AS known
+    FROM running r, window_bounds b
+    WHERE r.next_at > r.at
 )
 SELECT at, next_at,
-       CASE WHEN NOT known THEN 'unknown' WHEN is_online THEN 'online' ELSE 'offline' END,
+       CASE WHEN NOT known THEN 'unknown' WHEN online > 0 THEN 'online' ELSE 'offline' END,
        CASE WHEN known THEN NULL
             WHEN tracking_start IS NULL OR at < tracking_start THEN @REASON_BEFORE_TRACKING@
             WHEN watching <= 0 THEN @REASON_UNASSIGNED@
@@ -166,17 +169,23 @@ SELECT at, next_at,
             WHEN hidden THEN @REASON_HIDDEN@
             ELSE @REASON_BEFORE_TRACKING@  -- observed, but no status recorded yet
        END,
-       status_at,
-       coalesce(source, @SOURCE_API@) IN (@SOURCE_PUSH@, @SOURCE_WAS_ONLINE@, @SOURCE_API@)
+       coalesce(row_at = at AND exact > 0, false),
+       part
 FROM judged
 ORDER BY at
+$$;
+
+-- The instant a local day begins in p_tz.
+CREATE OR REPLACE FUNCTION so_local_midnight(p_day date, p_tz text) RETURNS timestamptz
+LANGUAGE sql STABLE AS $$
+    SELECT p_day::timestamp AT TIME ZONE p_tz
 $$;
 
 -- The local days [p_first, p_last] in p_tz: date, start and end instants (23 or 25 hours on DST days).
 CREATE OR REPLACE FUNCTION so_local_days(p_first date, p_last date, p_tz text)
 RETURNS TABLE (day date, starts_at timestamptz, ends_at timestamptz)
 LANGUAGE sql STABLE AS $$
-    SELECT d::date, d::timestamp AT TIME ZONE p_tz, (d + interval '1 day')::timestamp AT TIME ZONE p_tz
+    SELECT d::date, so_local_midnight(d::date, p_tz), so_local_midnight(d::date + 1, p_tz)
     FROM generate_series(p_first::timestamp, p_last::timestamp, interval '1 day') d
 $$;
 

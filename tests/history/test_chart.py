@@ -1,4 +1,5 @@
-"""The day chart: PNG and SVG decode at the requested size, themes differ, caching headers, a stable SVG layout."""
+"""The day chart: PNG and SVG decode at the requested size, the PNG is matplotlib's drawing, themes differ, caching
+headers, a stable SVG layout."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 import pytest
 from matplotlib.ft2font import FT2Font
 from PIL import Image
 
 from seeonline.choices import Theme
-from seeonline.history.chart import BOLD, ChartRequest, render
+from seeonline.history.chart import BOLD, ChartRequest, agg_pixels, drawn
+from seeonline.history.images import render
 from tests.api.builders import Client
 from tests.history import builders as b
 from tests.history.builders import local
@@ -142,3 +145,35 @@ def test_svg_snapshot_keeps_the_layout() -> None:
         SNAPSHOT.parent.mkdir(exist_ok=True)
         SNAPSHOT.write_text(drawn)
     assert drawn == SNAPSHOT.read_text()
+
+
+def pixels(png: bytes) -> np.ndarray[Any, Any]:
+    """A PNG's RGB pixels, as ints."""
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+
+
+def shifted(timeline: dict[str, Any], *, last_ends: str | None) -> dict[str, Any]:
+    """The test timeline with its last segment ending at ``last_ends`` (a day still under way) instead."""
+    copy = {**timeline, "segments": [dict(segment) for segment in timeline["segments"]]}
+    if last_ends is not None:
+        copy["segments"][-1]["ended_at"] = last_ends
+    return copy
+
+
+@pytest.mark.parametrize(
+    ("theme", "width", "label", "last_ends"),
+    [
+        (Theme.DARK, 1600, "@алиса_demo", None),
+        (Theme.LIGHT, 400, "@alice", None),
+        (Theme.LIGHT, 1234, "@alice", "2026-03-29T15:20:00+00:00"),  # the rest of the day not happened yet
+        (Theme.DARK, 3200, "@" + "очень_длинное_имя_" * 5, None),  # the name runs into the total's box
+    ],
+)
+def test_png_is_matplotlibs_drawing_of_the_chart(theme: Theme, width: int, label: str, last_ends: str | None) -> None:
+    """The composed PNG (cached layers, fills, text stamps) against the whole chart drawn as one figure."""
+    request = ChartRequest(shifted(TIMELINE, last_ends=last_ends), label, theme, "png", width)
+    for _ in range(2):  # drawn from fresh layers and stamps, then from the cached ones
+        composed = pixels(render(request))
+        reference = agg_pixels(drawn(request)[0]).astype(int)
+        assert composed.shape == reference.shape
+        assert np.abs(composed - reference).max() <= 2  # Agg's blending rounds a little differently

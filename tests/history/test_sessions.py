@@ -66,6 +66,12 @@ TWO_CLOSE = [("10:00", True, "push"), ("10:10", False, "was_online"), ("10:10:30
             [("10:00", "10:05", 300.0, True, True)],
             id="repeated_online_rows_are_one_session",
         ),
+        pytest.param(
+            [("10:00", True, "api"), ("10:00:20", True, "api"), ("10:05", False, "api")],
+            {"merge_gap_s": "0"},
+            [("10:00", "10:05", 300.0, True, True)],
+            id="repeated_online_rows_are_one_session_without_a_merge_gap",
+        ),
     ],
 )
 async def test_sessions(

@@ -123,6 +123,29 @@ CASES = [
         facts=[("unwatched", "2026-06-10 18:00", "")],
     ),
     Case(
+        "rows_at_one_instant_the_later_wins",
+        "UTC",
+        "2026-06-10",
+        [("2026-06-10 10:00", True, "push"), ("2026-06-10 10:00", False, "was_online")],
+        online_s=0,
+        offline_s=86400,
+        unknown_s=0,
+    ),
+    Case(
+        "hidden_since_before_the_day_is_carried_in",
+        "UTC",
+        "2026-06-10",
+        [],
+        online_s=0,
+        offline_s=18 * 3600,
+        unknown_s=6 * 3600,
+        segments=[
+            ("unknown", "2026-06-10 00:00", "2026-06-10 06:00", "hidden"),
+            ("offline", "2026-06-10 06:00", "2026-06-11 00:00", None),
+        ],
+        facts=[("hidden", "2026-06-09 20:00", "2026-06-10 06:00")],
+    ),
+    Case(
         "before_the_subscription_is_before_tracking",
         "UTC",
         "2026-06-10",
@@ -219,6 +242,37 @@ async def test_daily_dst_days_and_other_zones(client: Client, db: Any) -> None:
         params={"date_from": "2026-03-28", "date_to": "2026-03-28", "tz": "America/New_York"},
     )
     assert response.json()[0]["online_s"] == 3600
+
+
+async def test_daily_a_merged_gap_over_a_whole_dst_day_is_one_session_on_it(client: Client, db: Any) -> None:
+    # Offline 23:30 on March 28th until 00:10 on March 30th (Berlin): 23 h 40 min, merged with a gap of a day.
+    # The 23-hour day between lies wholly inside that session's gap.
+    owner = await b.owner(db, "Europe/Berlin")
+    person = await b.subject(db, owner, local("Europe/Berlin", "2026-03-01 00:00"))
+    await b.statuses(db, person.id, [(local("Europe/Berlin", "2026-03-01 00:00"), False, "was_online"),
+                                     (local("Europe/Berlin", "2026-03-28 23:00"), True, "push"),
+                                     (local("Europe/Berlin", "2026-03-28 23:30"), False, "was_online"),
+                                     (local("Europe/Berlin", "2026-03-30 00:10"), True, "push"),
+                                     (local("Europe/Berlin", "2026-03-30 01:00"), False, "was_online")])  # fmt: skip
+    params = {"date_from": "2026-03-28", "date_to": "2026-03-30", "merge_gap_s": "86400"}
+    days = (await client.get(f"/tracked-users/{person.id}/daily/", params=params)).json()
+    assert [(day["online_s"], day["sessions"], day["longest_s"]) for day in days] == [
+        (1800, 1, 3600), (0, 1, 82800), (3000, 1, 3600)]  # fmt: skip
+    assert days[1]["first_online_at"] == local("Europe/Berlin", "2026-03-29 00:00").isoformat()
+    ended = local("Europe/Berlin", "2026-03-30 01:00").isoformat()
+    assert [day["last_offline_at"] for day in days] == [None, None, ended]
+
+
+async def test_daily_a_session_ending_at_midnight_belongs_to_its_day(client: Client, db: Any) -> None:
+    owner = await b.owner(db, "Europe/Berlin")
+    person = await b.subject(db, owner, local("Europe/Berlin", "2026-11-01 00:00"))
+    await b.statuses(db, person.id, [(local("Europe/Berlin", "2026-11-01 00:00"), False, "was_online"),
+                                     (local("Europe/Berlin", "2026-11-09 22:00"), True, "push"),
+                                     (local("Europe/Berlin", "2026-11-10 00:00"), False, "was_online")])  # fmt: skip
+    params = {"date_from": "2026-11-09", "date_to": "2026-11-10"}
+    days = (await client.get(f"/tracked-users/{person.id}/daily/", params=params)).json()
+    assert [(day["online_s"], day["sessions"]) for day in days] == [(7200, 1), (0, 0)]
+    assert days[0]["last_offline_at"] == local("Europe/Berlin", "2026-11-10 00:00").isoformat()
 
 
 async def test_open_session_runs_until_now(client: Client, db: Any) -> None:

@@ -76,7 +76,9 @@ async def in_transaction(pool: asyncpg.Pool, work: Callable[[Connection], Awaita
     return await with_retry(pool, transactional)
 
 
-SERVER_SETTINGS = {"timezone": "UTC", "application_name": "seeonline-api"}
+# JIT off: every API statement is a short indexed read, where compiling costs tens of milliseconds and a
+# misestimated plan above jit_above_cost would pay that on every execution.
+SERVER_SETTINGS = {"timezone": "UTC", "application_name": "seeonline-api", "jit": "off"}
 # A client that stops reading a stream holds its transaction open; Postgres ends it after this long.
 STREAM_IDLE_TIMEOUT_MS = 60_000
 # How long a list waits for a free stream slot before it is answered 503 (before any header is sent).

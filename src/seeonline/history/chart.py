@@ -1,7 +1,8 @@
 """The day chart the bot sends: a 0-24 h bar of one local day, drawn with matplotlib's object-oriented API.
 
-No pyplot (global state): each chart is its own ``Figure`` on an Agg (PNG) or SVG canvas, rendered in a
-worker thread. Text uses DejaVu Sans from matplotlib's own data (it covers Cyrillic), never a system font.
+No pyplot (global state): an SVG chart is its own ``Figure`` on an SVG canvas, rendered in a worker thread;
+a PNG chart is composed from layers these same functions draw on Agg once per layout (``raster.py``). Text
+uses DejaVu Sans from matplotlib's own data (it covers Cyrillic), never a system font.
 Layout and palettes follow the bot's chart: the bar as a capsule in the offline colour with online time
 over it, hour ticks, the name top left, the day's online total top right, the date bottom left, a
 legend; unknown time is hatched so it never reads as offline.
@@ -13,10 +14,8 @@ from __future__ import annotations
 
 import datetime
 import io
-import threading
 import zoneinfo
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +27,8 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.patches import FancyBboxPatch, Rectangle
+from matplotlib.text import Text
 from matplotlib.transforms import Affine2D
-from PIL import Image
 
 from seeonline.choices import Theme
 
@@ -186,81 +185,113 @@ def draw_static(figure: Figure, data: Any, layout: Layout) -> None:
     draw_legend(figure, layout, data)
 
 
-def draw_day(figure: Figure, data: Any, layout: Layout, request: ChartRequest, *, day: datetime.date,
-             starts: datetime.datetime) -> None:  # fmt: skip
-    """What this chart shows: online and unknown time on the bar, the name, the day's total, the date."""
-    palette, timeline = layout.palette, request.timeline
+@dataclass(frozen=True)
+class Span:
+    """A stretch of the bar drawn over the offline colour: online, unknown (hatched), or rest (not happened yet)."""
+
+    start_h: float  # hours since the day's first instant
+    end_h: float
+    fill: str  # one of FILLS
+
+
+FILLS = ("online", "unknown", "rest")
+
+
+def hours_after(starts: datetime.datetime, instant: str) -> float:
+    """An API timestamp as hours since ``starts``."""
+    return (parse_instant(instant) - starts).total_seconds() / 3600
+
+
+def bar_spans(layout: Layout, timeline: dict[str, Any], starts: datetime.datetime) -> list[Span]:
+    """The timeline's online and unknown segments, in order, then the rest of a day still under way."""
+    spans, covered = [], 0.0
+    for segment in timeline["segments"]:
+        start, end = hours_after(starts, segment["started_at"]), hours_after(starts, segment["ended_at"])
+        covered = max(covered, end)
+        if segment["state"] != "offline":
+            spans.append(Span(start, end, segment["state"]))
+    if covered < layout.length_h:  # the rest of today has not happened
+        spans.append(Span(covered, layout.length_h, "rest"))
+    return spans
+
+
+def fill_patch(span: Span, layout: Layout, data: Any) -> Rectangle:
+    """The rectangle that draws ``span`` (clipped to the capsule by the caller)."""
+    if span.fill == "rest":
+        return Rectangle((span.start_h, BAR_BOTTOM), span.end_h - span.start_h, BAR_HEIGHT, transform=data,
+                         facecolor=layout.palette.axes, linewidth=0, zorder=2)  # fmt: skip
+    return bar(span.start_h, span.end_h, layout.palette, unknown=span.fill == "unknown", data=data)
+
+
+def draw_bar(figure: Figure, data: Any, layout: Layout, spans: list[Span]) -> None:
+    """The spans over the empty bar of the static layer, inside its capsule."""
     capsule = layout.capsule(data)
     capsule.set_visible(False)  # only a clip path here (drawn by draw_static)
     figure.add_artist(capsule)
-    covered = 0.0
-    for segment in timeline["segments"]:
-        start = (parse_instant(segment["started_at"]) - starts).total_seconds() / 3600
-        end = (parse_instant(segment["ended_at"]) - starts).total_seconds() / 3600
-        covered = max(covered, end)
-        if segment["state"] != "offline":
-            figure.add_artist(bar(start, end, palette, unknown=segment["state"] == "unknown", data=data))
-            figure.artists[-1].set_clip_path(capsule)
-    if covered < layout.length_h:  # the rest of today has not happened
-        rest = Rectangle((covered, BAR_BOTTOM), layout.length_h - covered, BAR_HEIGHT, transform=data,
-                         facecolor=palette.axes, linewidth=0, zorder=2)  # fmt: skip
-        figure.add_artist(rest)
-        rest.set_clip_path(capsule)
+    for span in spans:
+        patch = fill_patch(span, layout, data)
+        figure.add_artist(patch)
+        patch.set_clip_path(capsule)
+
+
+def draw_texts(figure: Figure, data: Any, layout: Layout, texts: tuple[str, str, str]) -> list[Text]:
+    """The name top left, the day's online total top right (in a box), the date bottom left; in that order."""
+    palette, (label, total, date) = layout.palette, texts
     left, right = -MARGIN_H + 0.25, layout.length_h + MARGIN_H - 0.25
-    figure.text(left, 0.95, request.label, transform=data, fontproperties=sized(BOLD, 16 * layout.scale),
-                ha="left", va="top", color=palette.text)  # fmt: skip
-    figure.text(right, 0.95, total_text(timeline["online_s"]), transform=data,
-                fontproperties=sized(REGULAR, 12 * layout.scale), ha="right", va="top", color=palette.text,
-                bbox={"facecolor": palette.label_box, "edgecolor": "none", "boxstyle": "round,pad=0.3"})  # fmt: skip
-    figure.text(left, 0.03, date_text(day), transform=data, fontproperties=sized(REGULAR, 14 * layout.scale),
-                ha="left", va="bottom", color=palette.text)  # fmt: skip
+    return [
+        figure.text(left, 0.95, label, transform=data, fontproperties=sized(BOLD, 16 * layout.scale),
+                    ha="left", va="top", color=palette.text),
+        figure.text(right, 0.95, total, transform=data, fontproperties=sized(REGULAR, 12 * layout.scale),
+                    ha="right", va="top", color=palette.text,
+                    bbox={"facecolor": palette.label_box, "edgecolor": "none", "boxstyle": "round,pad=0.3"}),
+        figure.text(left, 0.03, date, transform=data, fontproperties=sized(REGULAR, 14 * layout.scale),
+                    ha="left", va="bottom", color=palette.text),
+    ]  # fmt: skip
 
 
-_static_lock = threading.Lock()
+def day_texts(request: ChartRequest, day: datetime.date) -> tuple[str, str, str]:
+    """The chart's name, total and date, as ``draw_texts`` takes them."""
+    return request.label, total_text(request.timeline["online_s"]), date_text(day)
 
 
-@lru_cache(maxsize=32)
-def static_layer(layout: Layout) -> np.ndarray[Any, Any]:
-    """The shared part of a PNG chart, rasterized once per layout (most of the drawing time is its text)."""
-    figure, data = layout.figure()
-    draw_static(figure, data, layout)
+def draw_day(figure: Figure, data: Any, layout: Layout, request: ChartRequest, *, day: datetime.date,
+             starts: datetime.datetime) -> None:  # fmt: skip
+    """What this chart shows: online and unknown time on the bar, the name, the day's total, the date."""
+    draw_bar(figure, data, layout, bar_spans(layout, request.timeline, starts))
+    draw_texts(figure, data, layout, day_texts(request, day))
+
+
+def agg_pixels(figure: Figure) -> np.ndarray[Any, Any]:
+    """The figure rasterized by Agg as RGB rows (top first), its buffer freed at once."""
     canvas = FigureCanvasAgg(figure)
     canvas.draw()  # type: ignore[no-untyped-call]
-    layer = np.asarray(canvas.buffer_rgba()).copy()  # type: ignore[no-untyped-call]
+    pixels = np.asarray(canvas.buffer_rgba())[:, :, :3].copy()  # type: ignore[no-untyped-call]
     release(figure, canvas)
-    return layer
+    return pixels
 
 
 def release(figure: Figure, canvas: Any) -> None:
     """Free the pixel buffer now: a figure and its canvas reference each other, so without this the
-    megabytes of every chart wait for the cyclic garbage collector (the API's memory grew ~120 MB per
-    1,000 charts)."""
+    megabytes of every figure wait for the cyclic garbage collector."""
     canvas.renderer = None
     figure.clear()
 
 
-def render(request: ChartRequest) -> bytes:
-    """The chart as PNG or SVG bytes (blocking: call it from a worker thread)."""
+def drawn(request: ChartRequest) -> tuple[Figure, Layout]:
+    """The whole chart as one matplotlib figure: the definition of what the chart looks like."""
     layout, day, starts = layout_for(request)
     figure, data = layout.figure()
-    out = io.BytesIO()
-    if request.image_format == "svg":
-        draw_static(figure, data, layout)
-        draw_day(figure, data, layout, request, day=day, starts=starts)
-        FigureCanvasSVG(figure).print_svg(out, metadata={"Date": None})  # type: ignore[no-untyped-call]
-        figure.clear()
-        return out.getvalue()
-    with _static_lock:  # one thread fills the cache; the others wait for it, then share the array
-        background = static_layer(layout)
+    draw_static(figure, data, layout)
     draw_day(figure, data, layout, request, day=day, starts=starts)
-    figure.patch.set_visible(False)  # the background comes from the static layer, copied into the buffer
-    canvas = FigureCanvasAgg(figure)
-    renderer = canvas.get_renderer()  # type: ignore[no-untyped-call]
-    np.asarray(renderer.buffer_rgba())[:] = background
-    figure.draw(renderer)
-    # Opaque, so RGB; a fast zlib level (flat colour compresses well anyway).
-    Image.fromarray(np.asarray(canvas.buffer_rgba())[:, :, :3]).save(out, "png", compress_level=1)  # type: ignore[no-untyped-call]
-    release(figure, canvas)
+    return figure, layout
+
+
+def render_svg(request: ChartRequest) -> bytes:
+    """The chart as SVG: matplotlib's drawing written out (blocking: call it from a worker thread)."""
+    figure, _ = drawn(request)
+    out = io.BytesIO()
+    FigureCanvasSVG(figure).print_svg(out, metadata={"Date": None})  # type: ignore[no-untyped-call]
+    figure.clear()
     return out.getvalue()
 
 

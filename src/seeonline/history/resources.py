@@ -17,47 +17,41 @@ UPTIME_STALE = datetime.timedelta(seconds=3 * HEARTBEAT_INTERVAL)
 DEFAULT_RANGE_DAYS = 30
 
 SUBJECT = """subject AS (
-    SELECT u.id, u.telegram_user_id, u.username, coalesce($2::text, p.timezone) AS tz, p.theme
+    SELECT u.id, u.telegram_user_id, u.username, u.created_at, coalesce($2::text, p.timezone) AS tz, p.theme
     FROM tracked_users u JOIN telegram_users p ON p.id = u.telegram_user_id
     WHERE u.id = $1
 )"""
 
 
 def sessions_from(pieces: str, gap: str, name: str = "sessions") -> str:
-    """CTEs deriving ``name`` (started_at, ended_at, open, start_exact, end_exact) from the CTE ``pieces``.
+    """CTEs deriving ``name`` (started_at, ended_at, open, start_exact, end_exact, first_part, last_part) from
+    the CTE ``pieces``.
 
     Sessions are runs of online pieces, cut where time becomes unknown, then merged across gaps shorter
-    than ``gap``. ``open``: still running at the window's end (``ended_at`` is that end). Exact: the start
-    is an online row with an exact time, the end an offline row with one. A piece starts "by a row" when
-    it starts at its status row's time.
+    than ``gap``: over the online pieces alone, a piece that does not touch the one before (the pieces are
+    contiguous, so a gap means time in another state) starts a session when that gap is long enough.
+    ``open``: still running at the window's end (``ended_at`` is that end). Exact: the start is an online
+    row with an exact time (the session's first piece is ``by_exact_row``), the end an offline row with one.
+    Window passes in one order and one grouping: no sort per session.
     """
-    return f"""{name}_marked AS (
-    SELECT p.*, lag(p.state) OVER w AS previous_state, lead(p.state) OVER w AS next_state,
-           lead(p.started_at = p.status_at AND p.status_exact) OVER w AS next_by_exact_row
+    return f"""{name}_next AS (
+    SELECT p.started_at, p.ended_at, p.state, p.part, p.by_exact_row,
+           lead(p.state) OVER w AS next_state, lead(p.by_exact_row) OVER w AS next_by_exact_row
     FROM {pieces} p WINDOW w AS (ORDER BY p.started_at)
 ),
-{name}_pieces AS (
-    SELECT *, sum((previous_state IS DISTINCT FROM 'online')::int) OVER (ORDER BY started_at) AS run
-    FROM {name}_marked
-),
-{name}_runs AS (
-    SELECT min(started_at) AS started_at, max(ended_at) AS ended_at,
-           bool_or(started_at = status_at AND status_exact AND previous_state IS DISTINCT FROM 'online')
-               AS start_exact,
-           bool_or(next_state IS NULL) AS open,
-           bool_or(next_state = 'offline' AND coalesce(next_by_exact_row, false)) AS end_exact
-    FROM {name}_pieces WHERE state = 'online' GROUP BY run
-),
-{name}_grouped AS (
-    SELECT *, sum((gap IS NULL OR gap >= {gap})::int) OVER (ORDER BY started_at) AS session
-    FROM (SELECT *, started_at - lag(ended_at) OVER (ORDER BY started_at) AS gap FROM {name}_runs) gapped
+{name}_numbered AS (
+    SELECT *, count(*) FILTER (WHERE gap IS NULL OR (gap > interval '0' AND gap >= {gap}))
+                  OVER (ORDER BY started_at) AS session
+    FROM (SELECT *, started_at - lag(ended_at) OVER (ORDER BY started_at) AS gap
+          FROM {name}_next WHERE state = 'online') gapped
 ),
 {name} AS (
-    SELECT min(started_at) AS started_at, max(ended_at) AS ended_at,
-           (array_agg(open ORDER BY started_at DESC))[1] AS open,
-           (array_agg(start_exact ORDER BY started_at))[1] AS start_exact,
-           (array_agg(end_exact ORDER BY started_at DESC))[1] AS end_exact
-    FROM {name}_grouped GROUP BY session
+    SELECT min(started_at) AS started_at, max(ended_at) AS ended_at, bool_or(next_state IS NULL) AS open,
+           coalesce(min(started_at) FILTER (WHERE by_exact_row) = min(started_at), false) AS start_exact,
+           coalesce(max(started_at) FILTER (WHERE next_state = 'offline' AND next_by_exact_row) = max(started_at),
+                    false) AS end_exact,
+           min(part) AS first_part, max(part) AS last_part
+    FROM {name}_numbered GROUP BY session
 )"""
 
 
@@ -66,84 +60,91 @@ def seconds(expression: str) -> str:
     return f"coalesce(round(extract(epoch FROM {expression})::numeric, 3)::float8, 0)"
 
 
-# $3 date (NULL: today in the zone), $4 stale.
+# $3 date (NULL: today in the zone), $4 stale. Consecutive pieces of one state and reason are a segment.
 TIMELINE = f"""
 WITH {SUBJECT},
 day AS (
-    SELECT s.*, d.day, d.starts_at, d.ends_at
-    FROM subject s, coalesce($3::date, (now() AT TIME ZONE s.tz)::date) chosen,
-         so_local_days(chosen, chosen, s.tz) d
+    SELECT s.*, chosen AS day, so_local_midnight(chosen, s.tz) AS starts_at,
+           so_local_midnight(chosen + 1, s.tz) AS ends_at
+    FROM subject s, coalesce($3::date, (now() AT TIME ZONE s.tz)::date) chosen
 ),
 pieces AS (
-    SELECT p.* FROM day, so_history_pieces(day.id, day.starts_at, day.ends_at, now(), $4) p
+    SELECT p.* FROM day, so_history_pieces(day.id, day.starts_at, day.ends_at, now(), $4, NULL) p
 ),
-marked AS (
-    SELECT *, ROW(lag(state) OVER w, lag(reason) OVER w) IS DISTINCT FROM ROW(state, reason) AS starts
-    FROM pieces WINDOW w AS (ORDER BY started_at)
-),
-numbered AS (SELECT *, sum(starts::int) OVER (ORDER BY started_at) AS segment FROM marked),
 segments AS (
     SELECT state, reason, min(started_at) AS started_at, max(ended_at) AS ended_at
-    FROM numbered GROUP BY segment, state, reason
+    FROM (SELECT *, count(*) FILTER (WHERE starts) OVER (ORDER BY started_at) AS segment
+          FROM (SELECT *, ROW(lag(state) OVER w, lag(reason) OVER w) IS DISTINCT FROM ROW(state, reason) AS starts
+                FROM pieces WINDOW w AS (ORDER BY started_at)) marked) numbered
+    GROUP BY segment, state, reason
 )
-SELECT NULL::text AS problem, json_build_object(
+SELECT NULL::text AS problem, (SELECT json_build_object(
     'date', day.day, 'tz', day.tz,
-    'online_s', {seconds("(SELECT sum(ended_at - started_at) FROM segments WHERE state = 'online')")},
-    'offline_s', {seconds("(SELECT sum(ended_at - started_at) FROM segments WHERE state = 'offline')")},
-    'unknown_s', {seconds("(SELECT sum(ended_at - started_at) FROM segments WHERE state = 'unknown')")},
-    'segments', coalesce((SELECT json_agg(json_build_object(
-        'state', g.state, 'started_at', g.started_at, 'ended_at', g.ended_at, 'reason', g.reason
-    ) ORDER BY g.started_at) FROM segments g), '[]'::json)
-)::text AS body, day.username, day.theme, day.ends_at <= now() AS past
+    'online_s', {seconds("sum(ended_at - started_at) FILTER (WHERE state = 'online')")},
+    'offline_s', {seconds("sum(ended_at - started_at) FILTER (WHERE state = 'offline')")},
+    'unknown_s', {seconds("sum(ended_at - started_at) FILTER (WHERE state = 'unknown')")},
+    'segments', coalesce(json_agg(json_build_object(
+        'state', state, 'started_at', started_at, 'ended_at', ended_at, 'reason', reason
+    ) ORDER BY started_at), '[]'::json)
+) FROM segments)::text AS body, day.username, day.theme, day.ends_at <= now() AS past
 FROM day
 """
 
-# A range of local days: $3 date_from, $4 date_to (NULL: today, and 30 days up to date_to).
+# A range of local days: $3 date_from, $4 date_to (NULL: today, and 30 days up to date_to). ``days`` numbers
+# them from 0 (none when the range is refused); ``bounds`` has the range's instants and the local midnights
+# inside it, where pieces split (a piece's ``part`` is then its day's number).
 RANGE = f"""{SUBJECT},
-chosen AS (
-    SELECT s.*, coalesce($4::date, (now() AT TIME ZONE s.tz)::date) AS last_day FROM subject s
-),
 span AS (
-    SELECT c.*, coalesce($3::date, c.last_day - {DEFAULT_RANGE_DAYS - 1}) AS first_day FROM chosen c
+    SELECT s.*, coalesce($3::date, last_day - {DEFAULT_RANGE_DAYS - 1}) AS first_day, last_day
+    FROM subject s, coalesce($4::date, (now() AT TIME ZONE s.tz)::date) last_day
 ),
-days AS (SELECT d.* FROM span, so_local_days(span.first_day, span.last_day, span.tz) d),
-bounds AS (
-    SELECT span.*, (SELECT min(starts_at) FROM days) AS lo, (SELECT max(ends_at) FROM days) AS hi,
-           CASE WHEN span.last_day < span.first_day THEN 'date_from'
-                WHEN span.last_day - span.first_day >= 366 THEN 'date_from' END AS problem
+validated AS (
+    SELECT span.*, CASE WHEN last_day < first_day THEN 'date_from'
+                        WHEN last_day - first_day >= 366 THEN 'date_from' END AS problem
     FROM span
+),
+days AS (
+    SELECT d.day - c.first_day AS n, d.* FROM validated c, so_local_days(c.first_day, c.last_day, c.tz) d
+    WHERE c.problem IS NULL
+),
+bounds AS (
+    SELECT c.*, (SELECT min(starts_at) FROM days) AS lo, (SELECT max(ends_at) FROM days) AS hi,
+           (SELECT array_agg(starts_at ORDER BY n) FROM days WHERE n > 0) AS midnights
+    FROM validated c
 )"""
 
-# Pieces of the range split into local days; sessions (merged, $6 gap) likewise; $5 stale.
+# Pieces of the range split at local midnights; sessions (merged, $6 gap) split into days (one lies within its
+# first piece's day unless it spans several); $5 stale.
 DAILY = f"""
 WITH {RANGE},
 pieces AS (
-    SELECT p.* FROM bounds b, so_history_pieces(b.id, b.lo, b.hi, now(), $5) p WHERE b.problem IS NULL
+    SELECT p.* FROM bounds b, so_history_pieces(b.id, b.lo, b.hi, now(), $5, b.midnights) p
+    WHERE b.problem IS NULL
 ),
-piece_days AS (
-    SELECT d.day, p.state, d.ended_at - d.started_at AS length
-    FROM pieces p, bounds b, so_split_by_day(p.started_at, p.ended_at, b.tz) d
+piece_totals AS (
+    SELECT part, sum(ended_at - started_at) FILTER (WHERE state = 'online') AS online,
+           sum(ended_at - started_at) FILTER (WHERE state <> 'unknown') AS known
+    FROM pieces GROUP BY part
 ),
 {sessions_from("pieces", "$6")},
 session_days AS (
-    SELECT d.day, d.started_at, d.ended_at, NOT s.open AND d.ended_at = s.ended_at AS ends_here
-    FROM sessions s, bounds b, so_split_by_day(s.started_at, s.ended_at, b.tz) d
-),
-piece_totals AS (
-    SELECT day, sum(length) FILTER (WHERE state = 'online') AS online, sum(length) FILTER (WHERE state <> 'unknown')
-        AS known
-    FROM piece_days GROUP BY day
+    SELECT first_part AS n, started_at, ended_at, NOT open AS ends_here FROM sessions WHERE first_part = last_part
+    UNION ALL
+    SELECT d.n, greatest(s.started_at, d.starts_at), least(s.ended_at, d.ends_at),
+           NOT s.open AND least(s.ended_at, d.ends_at) = s.ended_at
+    FROM sessions s JOIN days d ON d.n BETWEEN s.first_part AND s.last_part
+    WHERE s.first_part < s.last_part AND greatest(s.started_at, d.starts_at) < least(s.ended_at, d.ends_at)
 ),
 session_totals AS (
-    SELECT day, count(*) AS sessions, max(ended_at - started_at) AS longest, min(started_at) AS first_online_at,
+    SELECT n, count(*) AS sessions, max(ended_at - started_at) AS longest, min(started_at) AS first_online_at,
            max(ended_at) FILTER (WHERE ends_here) AS last_offline_at
-    FROM session_days GROUP BY day
+    FROM session_days GROUP BY n
 )
 SELECT b.problem, CASE WHEN b.problem IS NULL THEN coalesce((SELECT json_agg(json_build_object(
     'date', d.day, 'online_s', {seconds("p.online")}, 'known_s', {seconds("p.known")},
     'sessions', coalesce(s.sessions, 0), 'longest_s', {seconds("s.longest")},
     'first_online_at', s.first_online_at, 'last_offline_at', s.last_offline_at
-) ORDER BY d.day) FROM days d LEFT JOIN piece_totals p ON p.day = d.day LEFT JOIN session_totals s ON s.day = d.day),
+) ORDER BY d.n) FROM days d LEFT JOIN piece_totals p ON p.part = d.n LEFT JOIN session_totals s ON s.n = d.n),
 '[]'::json)::text END AS body
 FROM bounds b
 """
@@ -152,7 +153,7 @@ FROM bounds b
 HEATMAP = f"""
 WITH {RANGE},
 pieces AS (
-    SELECT p.* FROM bounds b, so_history_pieces(b.id, b.lo, b.hi, now(), $5) p
+    SELECT p.* FROM bounds b, so_history_pieces(b.id, b.lo, b.hi, now(), $5, NULL) p
     WHERE b.problem IS NULL AND p.state <> 'unknown'
 ),
 hours AS (
@@ -191,8 +192,8 @@ checked AS (
     SELECT b.*, coalesce(b.problem, CASE WHEN NOT EXISTS (SELECT 1 FROM other) THEN 'other_id' END) AS refused
     FROM bounds b
 ),
-pieces_a AS (SELECT p.* FROM checked c, so_history_pieces(c.id, c.lo, c.hi, now(), $6) p WHERE c.refused IS NULL),
-pieces_b AS (SELECT p.* FROM checked c, so_history_pieces($5, c.lo, c.hi, now(), $6) p WHERE c.refused IS NULL),
+pieces_a AS (SELECT p.* FROM checked c, so_history_pieces(c.id, c.lo, c.hi, now(), $6, NULL) p WHERE c.refused IS NULL),
+pieces_b AS (SELECT p.* FROM checked c, so_history_pieces($5, c.lo, c.hi, now(), $6, NULL) p WHERE c.refused IS NULL),
 {sessions_from("pieces_a", "$7", "sessions_a")},
 {sessions_from("pieces_b", "$7", "sessions_b")},
 sessions AS (
@@ -236,13 +237,17 @@ SELECT c.refused AS problem, CASE WHEN c.refused IS NULL THEN json_build_object(
 FROM checked c
 """
 
-# $3 after, $4 before (NULL: unbounded), $5 stale, $6 merge gap, $7 shortest, then LIMIT/OFFSET.
+# $3 after (NULL: from the tracked user's creation or first row, whichever is earlier), $4 before (NULL:
+# unbounded), $5 stale, $6 merge gap, $7 shortest, then LIMIT/OFFSET.
 SESSIONS_FROM = f"""
 WITH {SUBJECT},
+span AS (
+    SELECT s.id, coalesce($3::timestamptz, least(s.created_at, coalesce(
+               (SELECT min(o.created_at) FROM online_statuses o WHERE o.tracked_user_id = s.id), s.created_at))) AS lo
+    FROM subject s
+),
 pieces AS (
-    SELECT p.* FROM subject,
-        so_history_pieces(subject.id, coalesce($3::timestamptz, '-infinity'), coalesce($4::timestamptz, 'infinity'),
-                          now(), $5) p
+    SELECT p.* FROM span, so_history_pieces(span.id, span.lo, coalesce($4::timestamptz, 'infinity'), now(), $5, NULL) p
 ),
 {sessions_from("pieces", "$6", "merged")},
 found AS (SELECT * FROM merged WHERE ended_at - started_at >= $7)"""
