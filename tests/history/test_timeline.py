@@ -275,6 +275,31 @@ async def test_daily_a_session_ending_at_midnight_belongs_to_its_day(client: Cli
     assert days[0]["last_offline_at"] == local("Europe/Berlin", "2026-11-10 00:00").isoformat()
 
 
+async def test_a_days_figures_do_not_depend_on_the_range_asked_for(client: Client, db: Any) -> None:
+    # Online 23:58:00-23:59:40, offline 40 s over midnight, online 00:00:20-00:30: one merged session (gap 60 s)
+    # from 23:58 to 00:30. Each day must say the same whether it is asked for alone or with its neighbour.
+    owner = await b.owner(db, "UTC")
+    person = await b.subject(db, owner, local("UTC", "2026-11-01 00:00"))
+    await b.statuses(db, person.id, [(local("UTC", "2026-11-01 00:00"), False, "was_online"),
+                                     (local("UTC", "2026-11-09 23:58"), True, "push"),
+                                     (local("UTC", "2026-11-09 23:59:40"), False, "was_online"),
+                                     (local("UTC", "2026-11-10 00:00:20"), True, "push"),
+                                     (local("UTC", "2026-11-10 00:30"), False, "was_online")])  # fmt: skip
+
+    async def daily(first: str, last: str) -> dict[str, Any]:
+        response = await client.get(f"/tracked-users/{person.id}/daily/", params={"date_from": first, "date_to": last})
+        assert response.status_code == 200, response.text
+        return {day["date"]: day for day in response.json()}
+
+    both = await daily("2026-11-09", "2026-11-10")
+    assert (await daily("2026-11-09", "2026-11-09"))["2026-11-09"] == both["2026-11-09"]
+    assert (await daily("2026-11-10", "2026-11-10"))["2026-11-10"] == both["2026-11-10"]
+    assert both["2026-11-09"]["last_offline_at"] is None  # the session went on after midnight
+    assert (both["2026-11-09"]["longest_s"], both["2026-11-09"]["online_s"]) == (120, 100)
+    assert both["2026-11-10"]["first_online_at"] == local("UTC", "2026-11-10 00:00").isoformat()
+    assert (both["2026-11-10"]["longest_s"], both["2026-11-10"]["online_s"]) == (1800, 1780)
+
+
 async def test_open_session_runs_until_now(client: Client, db: Any) -> None:
     owner = await b.owner(db, "UTC")
     now = datetime.datetime.now(b.UTC)

@@ -114,25 +114,30 @@ bounds AS (
 )"""
 
 # Pieces of the range split at local midnights; sessions (merged, $6 gap) split into days (one lies within its
-# first piece's day unless it spans several); $5 stale.
+# first piece's day unless it spans several); $5 stale. The sweep reaches one merge gap (at least a second)
+# beyond both ends, so a session merged across the range's first or last midnight is seen whole: a day's
+# figures do not depend on the range asked for. Split at the range's ends too, day n is part n + 1 (part 0
+# and part n_days + 1 are the reach outside).
 DAILY = f"""
 WITH {RANGE},
 pieces AS (
-    SELECT p.* FROM bounds b, so_history_pieces(b.id, b.lo, b.hi, now(), $5, b.midnights) p
+    SELECT p.* FROM bounds b, LATERAL (SELECT greatest($6::interval, interval '1 second') AS reach) r,
+         so_history_pieces(b.id, b.lo - r.reach, b.hi + r.reach, now(), $5, ARRAY[b.lo] || b.midnights || b.hi) p
     WHERE b.problem IS NULL
 ),
 piece_totals AS (
-    SELECT part, sum(ended_at - started_at) FILTER (WHERE state = 'online') AS online,
+    SELECT part - 1 AS n, sum(ended_at - started_at) FILTER (WHERE state = 'online') AS online,
            sum(ended_at - started_at) FILTER (WHERE state <> 'unknown') AS known
     FROM pieces GROUP BY part
 ),
 {sessions_from("pieces", "$6")},
 session_days AS (
-    SELECT first_part AS n, started_at, ended_at, NOT open AS ends_here FROM sessions WHERE first_part = last_part
+    SELECT first_part - 1 AS n, started_at, ended_at, NOT open AS ends_here FROM sessions
+    WHERE first_part = last_part
     UNION ALL
     SELECT d.n, greatest(s.started_at, d.starts_at), least(s.ended_at, d.ends_at),
            NOT s.open AND least(s.ended_at, d.ends_at) = s.ended_at
-    FROM sessions s JOIN days d ON d.n BETWEEN s.first_part AND s.last_part
+    FROM sessions s JOIN days d ON d.n + 1 BETWEEN s.first_part AND s.last_part
     WHERE s.first_part < s.last_part AND greatest(s.started_at, d.starts_at) < least(s.ended_at, d.ends_at)
 ),
 session_totals AS (
@@ -144,7 +149,7 @@ SELECT b.problem, CASE WHEN b.problem IS NULL THEN coalesce((SELECT json_agg(jso
     'date', d.day, 'online_s', {seconds("p.online")}, 'known_s', {seconds("p.known")},
     'sessions', coalesce(s.sessions, 0), 'longest_s', {seconds("s.longest")},
     'first_online_at', s.first_online_at, 'last_offline_at', s.last_offline_at
-) ORDER BY d.n) FROM days d LEFT JOIN piece_totals p ON p.part = d.n LEFT JOIN session_totals s ON s.n = d.n),
+) ORDER BY d.n) FROM days d LEFT JOIN piece_totals p ON p.n = d.n LEFT JOIN session_totals s ON s.n = d.n),
 '[]'::json)::text END AS body
 FROM bounds b
 """
