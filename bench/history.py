@@ -54,6 +54,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.api import API_KEY, Result, _seed, api_server, parse_wrk, wrk
 from bench.seeding import Seeded
+from seeonline.database import migrations
+from seeonline.history.storing import store_days
 from seeonline.local.embedded_postgres import EmbeddedPostgres
 
 DATABASE = "seeonline_bench_history"  # not bench/api.py's: runs of both on one server leave each other alone
@@ -61,8 +63,10 @@ BASELINE_DATABASE = f"{DATABASE}_base"
 REPOSITORY = Path(__file__).resolve().parent.parent
 CONNECTIONS = 16
 CORES = os.cpu_count() or 1
-TZ = "Europe/Berlin"
+TZ = "Europe/Berlin"  # the bot users' zone (set by COVERAGE), which the requests name
 COVERAGE = """
+UPDATE tracked_users SET created_at = $1::timestamptz - interval '1 day';
+UPDATE telegram_users SET timezone = 'Europe/Berlin';
 INSERT INTO target_watches (target_id, tracker_account_id, started_at)
 SELECT id, tracker_account_id, $1::timestamptz - interval '1 day' FROM targets WHERE tracker_account_id IS NOT NULL;
 INSERT INTO tracker_uptimes (tracker_account_id, started_at, seen_at, ended)
@@ -188,7 +192,7 @@ async def add_coverage(url: str, seeded: Seeded) -> None:
     try:
         for statement in COVERAGE.strip().split(";\n"):
             if statement.strip():
-                await connection.execute(statement, seeded.status_start)
+                await connection.execute(statement, *([seeded.status_start] if "$1" in statement else []))
         await connection.execute("ANALYZE")
     finally:
         await connection.close()
@@ -356,8 +360,31 @@ def seed_databases(admin_url: str, baseline: Path | None) -> tuple[Seeded, str]:
     print(f"seeded {seeded.statuses:,} status rows in {seeded.seconds:.1f}s on Postgres {server['server_version']}")
     if baseline is not None:
         asyncio.run(admin(admin_url, f"CREATE DATABASE {BASELINE_DATABASE} TEMPLATE {DATABASE}"))
-        migrate(with_database(admin_url, BASELINE_DATABASE), baseline)
+        base_url = with_database(admin_url, BASELINE_DATABASE)
+        migrations.downgrade(base_url, head_revision(baseline))  # its own schema, should this one be newer
+        migrate(base_url, baseline)
+    stored, seconds = asyncio.run(store_all_days(url))
+    print(f"stored the past days of {stored:,} tracked users in {seconds:.1f}s (the supervisor's housekeeping)")
     return seeded, server["server_version"]
+
+
+def head_revision(code: Path) -> str:
+    """The newest revision among a checkout's migrations (files named ``NNNN_*.py``)."""
+    return max(path.name.split("_", 1)[0] for path in (code / "db" / "versions").glob("[0-9]*_*.py"))
+
+
+async def store_all_days(url: str) -> tuple[int, float]:
+    """What a running supervisor would have stored by now: every tracked user's past days."""
+    began = time.monotonic()
+    connection = await asyncpg.connect(url)
+    total = 0
+    try:
+        while done := await store_days(connection, budget_s=60.0, limit=5000):
+            total += done
+        await connection.execute("VACUUM ANALYZE history_days")
+    finally:
+        await connection.close()
+    return total, time.monotonic() - began
 
 
 def main() -> int:

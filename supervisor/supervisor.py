@@ -42,6 +42,7 @@ from seeonline.database.channels import CHANNEL_TRACKERS
 from seeonline.database.errors import DATABASE_ERRORS
 from seeonline.database.listener import PgListener
 from seeonline.database.maintenance import housekeeping
+from seeonline.history.storing import store_days
 from seeonline.logging import get_logger
 from seeonline.settings import Settings
 from seeonline.waiting import wait_event
@@ -210,6 +211,7 @@ class Supervisor:
             if cleared:
                 log.info("fatal_cleared", tracker_account_ids=cleared)
             await housekeeping(connection, self.settings.status_retention_months, self.settings.move_unresolved_after)
+            await store_days(connection)
             runnable = {
                 t.id: t for t in await trackers.runnable_trackers(connection, self.settings.lease.takeover_delay)
             }

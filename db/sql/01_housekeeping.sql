@@ -64,8 +64,12 @@ BEGIN
 END $$;
 
 -- Retention: drop one monthly partition of the status log (only those; by the schema's owner, as above).
+-- The days after it lose the state carried in from its rows, the days in it their rows: stored days
+-- (08_history_days.sql) from a day before its end (whatever zone its bounds were written in) are stale.
 CREATE OR REPLACE FUNCTION so_drop_status_partition(p_name text) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    v_stale_from timestamptz;
 BEGIN
     IF p_name !~ '^online_statuses_p[0-9]{4}_[0-9]{2}$' OR NOT EXISTS (
         SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
@@ -74,6 +78,10 @@ BEGIN
         RETURN false;
     END IF;
     EXECUTE format('DROP TABLE %I', p_name);
+    v_stale_from := (to_date(substr(p_name, 18), 'YYYY_MM') + interval '1 month' - interval '1 day')::timestamp
+                    AT TIME ZONE 'UTC';
+    DELETE FROM history_days WHERE starts_at < v_stale_from;
+    PERFORM so_history_stale(array_agg(id), v_stale_from) FROM tracked_users;
     RETURN true;
 END $$;
 

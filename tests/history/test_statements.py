@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from seeonline.database.pool import create_pool
-from seeonline.history import resources
+from seeonline.history import daily, resources
 from tests.history import builders as b
 
 DAY = datetime.date(2026, 6, 10)
@@ -20,7 +20,8 @@ def statements(subject: int, other: int) -> dict[str, tuple[str, tuple[Any, ...]
     first = DAY - datetime.timedelta(days=29)
     return {
         "timeline": (resources.TIMELINE, (subject, None, DAY, STALE)),
-        "daily": (resources.DAILY, (subject, None, first, DAY, STALE, GAP)),
+        "daily_stored": (daily.DAILY_STORED, (subject, None, first, DAY, STALE, GAP)),
+        "daily_swept": (daily.DAILY_SWEPT, (subject, None, first, DAY, STALE, GAP)),
         "heatmap": (resources.HEATMAP, (subject, None, first, DAY, STALE)),
         "overlap": (resources.OVERLAP, (subject, None, first, DAY, other, STALE, GAP)),
         "sessions": (resources.SESSIONS_PAGE, (subject, None, None, None, STALE, GAP, NONE, 0, None)),

@@ -15,6 +15,7 @@ TRACKER_LOCK_SPACE = 0x5EE0  # (space, tracker id): held by the one worker that 
 # Held from an event-writing transaction's commit-time trigger to its commit: event ids follow commit order.
 EVENT_LOG_LOCK = 0x5EE0_0003
 WEBHOOK_LOCK_SPACE = 0x5EE1  # (space, webhook id): held by the one deliverer that sends a webhook
+HISTORY_LOCK_SPACE = 0x5EE2  # (space, tracked user id): held while a tracked user's days are stored
 
 SQL_PLACEHOLDERS = {
     "@CHANNEL_TRACKERS@": CHANNEL_TRACKERS,

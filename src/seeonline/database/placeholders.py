@@ -13,6 +13,7 @@ import re
 from seeonline.choices import EventType, Role, StatusSource, UnknownReason, Visibility, sql_list
 from seeonline.database.channels import SQL_PLACEHOLDERS
 from seeonline.health import NEVER_RUN_STATES, HealthState
+from seeonline.history.daily import SQL_PLACEHOLDERS as HISTORY_PLACEHOLDERS
 
 ENUMS: dict[str, type[enum.StrEnum]] = {
     "HEALTH": HealthState,
@@ -32,7 +33,7 @@ class UnknownPlaceholderError(ValueError):
 
 def placeholders() -> dict[str, str]:
     """Every token and the SQL text it stands for."""
-    values = dict(SQL_PLACEHOLDERS)
+    values = dict(SQL_PLACEHOLDERS) | HISTORY_PLACEHOLDERS
     for prefix, values_of in ENUMS.items():
         values |= {f"@{prefix}_{member.name}@": sql_list([member.value]) for member in values_of}
     values |= {f"@{name}@": sql_list(members) for name, members in SETS.items()}

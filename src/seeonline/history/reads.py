@@ -14,6 +14,7 @@ from seeonline.api.errors import ApiError, does_not_exist, invalid, not_found
 from seeonline.api.listing import open_stream
 from seeonline.database.pool import StreamSource
 from seeonline.history import resources
+from seeonline.history.daily import DAILY
 from seeonline.history.params import DayQuery, RangeQuery, SessionQuery, invalid_range
 
 T = TypeVar("T")
@@ -84,7 +85,7 @@ class HistoryReader:
     async def daily(self, tracked_user_id: int, query: RangeQuery) -> str:
         """Totals per local day."""
         return await self._answer(
-            resources.DAILY,
+            DAILY,
             tracked_user_id,
             query.tz,
             query.first,

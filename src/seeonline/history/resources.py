@@ -17,7 +17,8 @@ UPTIME_STALE = datetime.timedelta(seconds=3 * HEARTBEAT_INTERVAL)
 DEFAULT_RANGE_DAYS = 30
 
 SUBJECT = """subject AS (
-    SELECT u.id, u.telegram_user_id, u.username, u.created_at, coalesce($2::text, p.timezone) AS tz, p.theme
+    SELECT u.id, u.telegram_user_id, u.target_id, u.username, u.created_at, coalesce($2::text, p.timezone) AS tz,
+           p.theme
     FROM tracked_users u JOIN telegram_users p ON p.id = u.telegram_user_id
     WHERE u.id = $1
 )"""
@@ -91,8 +92,7 @@ FROM day
 """
 
 # A range of local days: $3 date_from, $4 date_to (NULL: today, and 30 days up to date_to). ``days`` numbers
-# them from 0 (none when the range is refused); ``bounds`` has the range's instants and the local midnights
-# inside it, where pieces split (a piece's ``part`` is then its day's number).
+# them from 0 (none when the range is refused); ``bounds`` has the range's first and last instants.
 RANGE = f"""{SUBJECT},
 span AS (
     SELECT s.*, coalesce($3::date, last_day - {DEFAULT_RANGE_DAYS - 1}) AS first_day, last_day
@@ -108,51 +108,9 @@ days AS (
     WHERE c.problem IS NULL
 ),
 bounds AS (
-    SELECT c.*, (SELECT min(starts_at) FROM days) AS lo, (SELECT max(ends_at) FROM days) AS hi,
-           (SELECT array_agg(starts_at ORDER BY n) FROM days WHERE n > 0) AS midnights
+    SELECT c.*, (SELECT min(starts_at) FROM days) AS lo, (SELECT max(ends_at) FROM days) AS hi
     FROM validated c
 )"""
-
-# Pieces of the range split at local midnights; sessions (merged, $6 gap) split into days (one lies within its
-# first piece's day unless it spans several); $5 stale. The sweep reaches one merge gap (at least a second)
-# beyond both ends, so a session merged across the range's first or last midnight is seen whole: a day's
-# figures do not depend on the range asked for. Split at the range's ends too, day n is part n + 1 (part 0
-# and part n_days + 1 are the reach outside).
-DAILY = f"""
-WITH {RANGE},
-pieces AS (
-    SELECT p.* FROM bounds b, LATERAL (SELECT greatest($6::interval, interval '1 second') AS reach) r,
-         so_history_pieces(b.id, b.lo - r.reach, b.hi + r.reach, now(), $5, ARRAY[b.lo] || b.midnights || b.hi) p
-    WHERE b.problem IS NULL
-),
-piece_totals AS (
-    SELECT part - 1 AS n, sum(ended_at - started_at) FILTER (WHERE state = 'online') AS online,
-           sum(ended_at - started_at) FILTER (WHERE state <> 'unknown') AS known
-    FROM pieces GROUP BY part
-),
-{sessions_from("pieces", "$6")},
-session_days AS (
-    SELECT first_part - 1 AS n, started_at, ended_at, NOT open AS ends_here FROM sessions
-    WHERE first_part = last_part
-    UNION ALL
-    SELECT d.n, greatest(s.started_at, d.starts_at), least(s.ended_at, d.ends_at),
-           NOT s.open AND least(s.ended_at, d.ends_at) = s.ended_at
-    FROM sessions s JOIN days d ON d.n + 1 BETWEEN s.first_part AND s.last_part
-    WHERE s.first_part < s.last_part AND greatest(s.started_at, d.starts_at) < least(s.ended_at, d.ends_at)
-),
-session_totals AS (
-    SELECT n, count(*) AS sessions, max(ended_at - started_at) AS longest, min(started_at) AS first_online_at,
-           max(ended_at) FILTER (WHERE ends_here) AS last_offline_at
-    FROM session_days GROUP BY n
-)
-SELECT b.problem, CASE WHEN b.problem IS NULL THEN coalesce((SELECT json_agg(json_build_object(
-    'date', d.day, 'online_s', {seconds("p.online")}, 'known_s', {seconds("p.known")},
-    'sessions', coalesce(s.sessions, 0), 'longest_s', {seconds("s.longest")},
-    'first_online_at', s.first_online_at, 'last_offline_at', s.last_offline_at
-) ORDER BY d.n) FROM days d LEFT JOIN piece_totals p ON p.n = d.n LEFT JOIN session_totals s ON s.n = d.n),
-'[]'::json)::text END AS body
-FROM bounds b
-"""
 
 # Known pieces of the range split into local hours; weekday 0 = Monday. $5 stale.
 HEATMAP = f"""

@@ -3,7 +3,7 @@
 from seeonline.models.base import Base
 from seeonline.models.bot_users import TelegramUser, TrackedUser
 from seeonline.models.events import Event, Webhook
-from seeonline.models.history import TargetVisibilityChange, TargetWatch, TrackerUptime
+from seeonline.models.history import HistoryDay, HistoryDirty, TargetVisibilityChange, TargetWatch, TrackerUptime
 from seeonline.models.logins import TrackerLogin
 from seeonline.models.statuses import OnlineStatus
 from seeonline.models.targets import Target, TrackerPeer
@@ -12,6 +12,8 @@ from seeonline.models.trackers import TrackerAccount, TrackerHealth, TrackerPriv
 __all__ = [
     "Base",
     "Event",
+    "HistoryDay",
+    "HistoryDirty",
     "OnlineStatus",
     "Target",
     "TargetVisibilityChange",

@@ -1,11 +1,25 @@
-"""What history needs to tell known time from unknown time (revision 0012, kept by db/sql/06_history.sql)."""
+"""What history needs to tell known time from unknown time (revision 0011, kept by db/sql/06_history.sql), and
+the stored past days (revision 0013, db/sql/08_history_days.sql)."""
 
 from __future__ import annotations
 
 import datetime
 
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Identity, Index, String, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    Interval,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from seeonline.choices import Visibility, sql_list
@@ -51,3 +65,39 @@ class TargetVisibilityChange(Base):
     target_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("targets.id", ondelete="CASCADE"))
     changed_at: Mapped[datetime.datetime] = mapped_column(DateTimeUTC(timezone=True))
     visibility: Mapped[str] = mapped_column(String(32))
+
+
+class HistoryDay(Base):
+    """A local day's daily figures (today's so far), stored by the supervisor (db/sql/08_history_days.sql)."""
+
+    __tablename__ = "history_days"
+
+    tracked_user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("tracked_users.id", ondelete="CASCADE"), primary_key=True
+    )
+    tz: Mapped[str] = mapped_column(Text, primary_key=True)
+    merge_gap: Mapped[datetime.timedelta] = mapped_column(Interval, primary_key=True)
+    day: Mapped[datetime.date] = mapped_column(Date, primary_key=True)
+    starts_at: Mapped[datetime.datetime] = mapped_column(DateTimeUTC(timezone=True))
+    ends_at: Mapped[datetime.datetime] = mapped_column(DateTimeUTC(timezone=True))
+    online: Mapped[datetime.timedelta | None] = mapped_column(Interval, nullable=True)
+    known: Mapped[datetime.timedelta | None] = mapped_column(Interval, nullable=True)
+    sessions: Mapped[int] = mapped_column(Integer)
+    longest: Mapped[datetime.timedelta | None] = mapped_column(Interval, nullable=True)
+    first_online_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+    last_offline_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+    computed_at: Mapped[datetime.datetime] = mapped_column(DateTimeUTC(timezone=True))  # swept up to then
+    tail_state: Mapped[str | None] = mapped_column(Text, nullable=True)  # the state then (online/offline/unknown)
+    tail_from: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+
+
+class HistoryDirty(Base):
+    """A tracked user's stored days from ``since`` on are stale (a change); ``version`` counts the marks."""
+
+    __tablename__ = "history_dirty"
+
+    tracked_user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("tracked_users.id", ondelete="CASCADE"), primary_key=True
+    )
+    since: Mapped[datetime.datetime] = mapped_column(DateTimeUTC(timezone=True))
+    version: Mapped[int] = mapped_column(BigInteger, server_default=text("1"))

@@ -1,0 +1,232 @@
+"""The daily route's statements, and those that store its days (history_days, db/sql/08_history_days.sql).
+
+A range of days is read back from the stored days where they cover it (``DAILY_STORED``), else swept over
+``so_history_pieces`` (``DAILY_SWEPT``): one round trip either way, through ``so_daily``. The supervisor's
+housekeeping stores the days with ``STORE_DAYS``; both compute a day's figures with ``day_figures``.
+"""
+
+from __future__ import annotations
+
+from seeonline.history.resources import RANGE, UPTIME_STALE, seconds, sessions_from
+
+
+def day_figures(stale: str, gap: str) -> str:
+    """CTEs ending in ``figures`` (n, online, known, sessions, longest, first_online_at, last_offline_at): the
+    figures of the days numbered ``first_n`` and on in the CTE ``days`` (n, day, starts_at, ends_at), from one
+    sweep of what the CTE ``sweep`` (id, lo, until, splits, first_n) describes.
+
+    The pieces are split at every local midnight from ``lo`` (day ``first_n``'s start) to the last day's end,
+    so day n is part n - first_n + 1; parts outside are the sweep's reach beyond the days: one merge gap (at
+    least a second), so that a session merged across the first or the last midnight is seen whole and a day's
+    figures do not depend on the days asked for with it. Sessions (merged, ``gap``) split into days: one lies
+    within its first piece's day unless it spans several. ``stale``: as for ``so_history_pieces``.
+    """
+    return f"""pieces AS (
+    SELECT p.* FROM sweep w, so_history_pieces(w.id, w.lo - w.reach, w.until, now(), {stale}, w.splits) p
+),
+piece_totals AS (
+    SELECT w.first_n + p.part - 1 AS n, sum(p.ended_at - p.started_at) FILTER (WHERE p.state = 'online') AS online,
+           sum(p.ended_at - p.started_at) FILTER (WHERE p.state <> 'unknown') AS known
+    FROM pieces p, sweep w GROUP BY p.part, w.first_n
+),
+{sessions_from("pieces", gap)},
+session_days AS (
+    SELECT w.first_n + s.first_part - 1 AS n, s.started_at, s.ended_at, NOT s.open AS ends_here
+    FROM sessions s, sweep w WHERE s.first_part = s.last_part
+    UNION ALL
+    SELECT d.n, greatest(s.started_at, d.starts_at), least(s.ended_at, d.ends_at),
+           NOT s.open AND least(s.ended_at, d.ends_at) = s.ended_at
+    FROM sessions s, sweep w, days d
+    WHERE d.n - w.first_n + 1 BETWEEN s.first_part AND s.last_part AND s.first_part < s.last_part
+      AND greatest(s.started_at, d.starts_at) < least(s.ended_at, d.ends_at)
+),
+session_totals AS (
+    SELECT n, count(*) AS sessions, max(ended_at - started_at) AS longest, min(started_at) AS first_online_at,
+           max(ended_at) FILTER (WHERE ends_here) AS last_offline_at
+    FROM session_days GROUP BY n
+),
+figures AS (
+    SELECT d.n, p.online, p.known, coalesce(s.sessions, 0) AS sessions, s.longest, s.first_online_at,
+           s.last_offline_at
+    FROM days d JOIN sweep w ON d.n >= w.first_n LEFT JOIN piece_totals p ON p.n = d.n
+    LEFT JOIN session_totals s ON s.n = d.n
+)"""
+
+
+def reach(gap: str) -> str:
+    """How far a day's sweep looks beyond its ends: the merge gap, at least a second."""
+    return f"greatest({gap}::interval, interval '1 second')"
+
+
+# The days the supervisor stored (history_days, db/sql/08_history_days.sql) for the range's tracked user, zone
+# and merge gap that no change recorded since marked stale (history_dirty). A day stored before it ended was
+# swept up to `computed_at`: its last piece's state (`tail_state`) has lasted since, as nothing was recorded.
+STORED_DAYS = f"""stored AS (
+    SELECT d.n, h.*, h.computed_at >= h.ends_at + {reach("$6")} AS complete
+    FROM bounds b JOIN days d ON true
+    JOIN history_days h ON h.tracked_user_id = b.id AND h.tz = b.tz AND h.merge_gap = $6 AND h.day = d.day
+    WHERE NOT EXISTS (SELECT 1 FROM history_dirty x
+                      WHERE x.tracked_user_id = b.id AND x.since < h.ends_at + {reach("$6")})
+)"""
+
+# Days $3..$4 (see RANGE), $5 stale, $6 merge gap, read back from stored days alone: a day not yet begun has
+# nothing, a stored one its figures, carried on from `computed_at` to now (or its end) in its tail state.
+# No row unless every day is one of these and the state carried on could still be observed (no watching
+# tracker's worker has gone silent since: a silent one is taken as disconnected at its last heartbeat).
+DAILY_STORED = f"""
+WITH {RANGE},
+{STORED_DAYS},
+carried AS (
+    SELECT s.*, greatest(least(now(), s.ends_at) - s.computed_at, interval '0') AS more FROM stored s
+),
+figures AS (
+    SELECT n, CASE WHEN tail_state = 'online' THEN coalesce(online, interval '0') + more ELSE online END AS online,
+           CASE WHEN tail_state IN ('online', 'offline') THEN coalesce(known, interval '0') + more ELSE known END
+               AS known,
+           sessions,
+           CASE WHEN tail_state = 'online' AND more > interval '0'
+                THEN greatest(longest, least(now(), ends_at) - tail_from) ELSE longest END AS longest,
+           first_online_at, last_offline_at
+    FROM carried
+    UNION ALL
+    SELECT d.n, NULL, NULL, 0, NULL, NULL, NULL FROM days d WHERE d.starts_at >= now()
+),
+observer_gone_silent AS (
+    SELECT 1 FROM bounds b
+    JOIN target_watches w ON w.target_id = b.target_id AND w.ended_at IS NULL
+    CROSS JOIN LATERAL (SELECT u.ended, u.seen_at FROM tracker_uptimes u
+                        WHERE u.tracker_account_id = w.tracker_account_id
+                        ORDER BY u.started_at DESC LIMIT 1) u
+    WHERE NOT u.ended AND u.seen_at < now() - $5::interval
+)
+SELECT b.problem, CASE WHEN b.problem IS NULL THEN coalesce((SELECT json_agg(json_build_object(
+    'date', d.day, 'online_s', {seconds("f.online")}, 'known_s', {seconds("f.known")},
+    'sessions', f.sessions, 'longest_s', {seconds("f.longest")},
+    'first_online_at', f.first_online_at, 'last_offline_at', f.last_offline_at
+) ORDER BY d.n) FROM days d JOIN figures f ON f.n = d.n), '[]'::json)::text END AS body
+FROM bounds b
+WHERE b.problem IS NOT NULL
+   OR ((SELECT count(*) FROM figures) = (SELECT count(*) FROM days)
+       AND NOT (EXISTS (SELECT 1 FROM carried WHERE more > interval '0' AND tail_state <> 'unknown')
+                AND EXISTS (SELECT 1 FROM observer_gone_silent)))
+"""
+
+# The same days swept: the complete stored days at the range's start are read back, the days from the first
+# other one on are swept (nothing at all when every day was read back).
+DAILY_SWEPT = f"""
+WITH {RANGE},
+{STORED_DAYS},
+first_swept AS (
+    SELECT coalesce(min(d.n) FILTER (WHERE s.n IS NULL), max(d.n) + 1) AS n
+    FROM days d LEFT JOIN stored s ON s.n = d.n AND s.complete
+),
+sweep AS (
+    SELECT b.id, f.n AS first_n, coalesce(d.starts_at, b.hi) AS lo, {reach("$6")} AS reach,
+           CASE WHEN d.n IS NULL THEN coalesce(d.starts_at, b.hi) - {reach("$6")} ELSE b.hi + {reach("$6")} END
+               AS until,
+           ARRAY[coalesce(d.starts_at, b.hi)]
+               || (SELECT array_agg(m.starts_at ORDER BY m.n) FROM days m WHERE m.n > f.n) || b.hi AS splits
+    FROM bounds b CROSS JOIN first_swept f LEFT JOIN days d ON d.n = f.n
+    WHERE b.problem IS NULL
+),
+{day_figures("$5", "$6")},
+daily AS (
+    SELECT s.n, s.online, s.known, s.sessions, s.longest, s.first_online_at, s.last_offline_at
+    FROM stored s, first_swept f WHERE s.n < f.n
+    UNION ALL SELECT * FROM figures
+)
+SELECT b.problem, CASE WHEN b.problem IS NULL THEN coalesce((SELECT json_agg(json_build_object(
+    'date', d.day, 'online_s', {seconds("f.online")}, 'known_s', {seconds("f.known")},
+    'sessions', f.sessions, 'longest_s', {seconds("f.longest")},
+    'first_online_at', f.first_online_at, 'last_offline_at', f.last_offline_at
+) ORDER BY d.n) FROM days d JOIN daily f ON f.n = d.n), '[]'::json)::text END AS body
+FROM bounds b
+"""
+
+# Both, in one round trip: so_daily (db/sql/08_history_days.sql) runs DAILY_STORED, and DAILY_SWEPT when that
+# had no row. $1 tracked user, $2 zone, $3 date_from, $4 date_to, $5 stale, $6 merge gap.
+DAILY = "SELECT problem, body FROM so_daily($1::bigint, $2::text, $3::date, $4::date, $5::interval, $6::interval)"
+
+
+# Tracked users whose stored days need work: marked stale, or without today stored (in its bot user's zone).
+# $1 merge gap, $2 how many.
+STORE_CANDIDATES = """
+SELECT tracked_user_id AS id FROM history_dirty
+UNION
+SELECT u.id FROM tracked_users u JOIN telegram_users p ON p.id = u.telegram_user_id
+WHERE NOT EXISTS (SELECT 1 FROM history_days h
+                  WHERE h.tracked_user_id = u.id AND h.tz = p.timezone AND h.merge_gap = $1
+                    AND h.day = (now() AT TIME ZONE p.timezone)::date)
+LIMIT $2
+"""
+
+# Stores one tracked user's days ($1; $2 stale, $3 merge gap) in its bot user's zone, today's so far: from the
+# day of its stale mark (less the merge gap), or the day after the last one stored, or its first day (creation
+# or first row), to today (at most 366 days at once). Today's last piece's state is kept, and where an online
+# one ends it the start of its session within the day. Drops days stored for another zone or gap, and clears
+# the mark it worked from (not one set since: its version moved on). Run under the tracked user's lock, in a
+# transaction of its own.
+STORE_DAYS = f"""
+WITH subject AS (
+    SELECT u.id, u.created_at, p.timezone AS tz FROM tracked_users u JOIN telegram_users p ON p.id = u.telegram_user_id
+    WHERE u.id = $1
+),
+mark AS (SELECT since, version FROM history_dirty WHERE tracked_user_id = $1),
+span AS (
+    SELECT s.*, greatest(
+               least((((SELECT since FROM mark) - {reach("$3")}) AT TIME ZONE s.tz)::date,
+                     (SELECT max(h.day) + 1 FROM history_days h
+                      WHERE h.tracked_user_id = s.id AND h.tz = s.tz AND h.merge_gap = $3)),
+               (least(s.created_at, (SELECT min(o.created_at) FROM online_statuses o WHERE o.tracked_user_id = s.id))
+                AT TIME ZONE s.tz)::date
+           ) AS first_day,
+           (now() AT TIME ZONE s.tz)::date AS today
+    FROM subject s
+),
+bounded AS (SELECT span.*, least(today, first_day + 365) AS last_day FROM span),
+days AS (
+    SELECT d.day - c.first_day AS n, d.* FROM bounded c, so_local_days(c.first_day, c.last_day, c.tz) d
+    WHERE c.first_day <= c.last_day
+),
+sweep AS (
+    SELECT c.id, 0 AS first_n, (SELECT min(starts_at) FROM days) AS lo, {reach("$3")} AS reach,
+           (SELECT max(ends_at) FROM days) + {reach("$3")} AS until,
+           (SELECT array_agg(starts_at ORDER BY n) FROM days) || (SELECT max(ends_at) FROM days) AS splits
+    FROM bounded c WHERE c.first_day <= c.last_day
+),
+{day_figures("$2", "$3")},
+tail AS (
+    SELECT (SELECT p.state FROM pieces p ORDER BY p.started_at DESC LIMIT 1) AS state,
+           (SELECT greatest(s.started_at, d.starts_at) FROM sessions s, days d
+            WHERE s.open AND d.n = (SELECT max(n) FROM days)) AS session_from
+),
+stored AS (
+    INSERT INTO history_days AS h (tracked_user_id, tz, merge_gap, day, starts_at, ends_at, online, known, sessions,
+                                   longest, first_online_at, last_offline_at, computed_at, tail_state, tail_from)
+    SELECT c.id, c.tz, $3, d.day, d.starts_at, d.ends_at, f.online, f.known, f.sessions, f.longest,
+           f.first_online_at, f.last_offline_at, now(), t.state, t.session_from
+    FROM figures f JOIN days d ON d.n = f.n CROSS JOIN bounded c CROSS JOIN tail t
+    ON CONFLICT (tracked_user_id, tz, merge_gap, day) DO UPDATE
+    SET starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at, online = EXCLUDED.online, known = EXCLUDED.known,
+        sessions = EXCLUDED.sessions, longest = EXCLUDED.longest, first_online_at = EXCLUDED.first_online_at,
+        last_offline_at = EXCLUDED.last_offline_at, computed_at = EXCLUDED.computed_at,
+        tail_state = EXCLUDED.tail_state, tail_from = EXCLUDED.tail_from
+    RETURNING 1
+),
+dropped AS (
+    DELETE FROM history_days h USING subject s
+    WHERE h.tracked_user_id = s.id AND (h.tz <> s.tz OR h.merge_gap <> $3)
+    RETURNING 1
+),
+cleared AS (
+    DELETE FROM history_dirty x USING mark m WHERE x.tracked_user_id = $1 AND x.version = m.version RETURNING 1
+)
+SELECT (SELECT count(*) FROM stored) AS days, (SELECT count(*) FROM dropped) AS dropped
+"""
+
+# What db/sql/08_history_days.sql takes from here (so_daily runs the daily statements as they are).
+SQL_PLACEHOLDERS = {
+    "@HISTORY_DAILY_STORED@": DAILY_STORED.strip(),
+    "@HISTORY_DAILY_SWEPT@": DAILY_SWEPT.strip(),
+    "@HISTORY_UPTIME_STALE@": f"interval '{int(UPTIME_STALE.total_seconds())} seconds'",
+}
