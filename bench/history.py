@@ -379,8 +379,9 @@ async def store_all_days(url: str) -> tuple[int, float]:
     connection = await asyncpg.connect(url)
     total = 0
     try:
-        while done := await store_days(connection, budget_s=60.0, limit=5000):
+        while done := await store_days(connection, budget_s=60.0, limit=1000):
             total += done
+            await connection.execute("ANALYZE history_days")  # what autovacuum does for a growing table
         await connection.execute("VACUUM ANALYZE history_days")
     finally:
         await connection.close()

@@ -133,3 +133,15 @@ BEGIN
         RETURN QUERY @HISTORY_DAILY_SWEPT@;
     END IF;
 END $$;
+
+-- A day's timeline in one round trip: read back from a stored day that had ended, else swept
+-- (resources.TIMELINE_SWEPT and daily.TIMELINE_STORED).
+CREATE OR REPLACE FUNCTION so_timeline(p_tracked_user bigint, p_tz text, p_date date, p_stale interval)
+RETURNS TABLE (problem text, body text, username text, theme text, past boolean) LANGUAGE plpgsql STABLE AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY @HISTORY_TIMELINE_STORED@;
+    IF NOT FOUND THEN
+        RETURN QUERY @HISTORY_TIMELINE_SWEPT@;
+    END IF;
+END $$;

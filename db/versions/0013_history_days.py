@@ -45,6 +45,8 @@ def upgrade() -> None:
         sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("tail_state", sa.Text(), nullable=True),
         sa.Column("tail_from", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("body", sa.JSON(), nullable=False),
+        sa.Column("segments", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("tracked_user_id", "tz", "merge_gap", "day", name=op.f("pk_history_days")),
     )
     op.create_table(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import json
 import random
 import zoneinfo
 from collections.abc import Awaitable, Callable
@@ -92,6 +93,24 @@ async def test_stored_days_read_back_say_what_sweeping_says(db: Any, tz: str) ->
             assert stored["body"] == swept["body"]
             assert with_stored["body"] == swept["body"]
             assert through_function["body"] == swept["body"]
+        for back in range(12):  # the timelines of the days that had ended, and today's (swept)
+            day = today - datetime.timedelta(days=back)
+            stored_timeline, swept_timeline = await timeline_two_ways(db, person.id, day)
+            assert (stored_timeline is None) == (back == 0)
+            if stored_timeline is not None:
+                assert json.loads(stored_timeline["body"]) == json.loads(swept_timeline["body"])
+                assert stored_timeline[2:] == swept_timeline[2:]  # username, theme, past
+
+
+async def timeline_two_ways(db: Any, tracked_id: int, day: datetime.date) -> tuple[Any, Any]:
+    """A day's timeline read back from its stored day, and swept."""
+    args = (tracked_id, None, day, STALE)
+    async with db.transaction():  # one now
+        stored = await db.fetchrow(daily.TIMELINE_STORED, *args[:3])
+        swept = await db.fetchrow(resources.TIMELINE_SWEPT, *args)
+        through_function = await db.fetchrow(daily.TIMELINE, *args)
+    assert through_function["body"] == (stored or swept)["body"]
+    return stored, swept
 
 
 async def stored_person(db: Any, tz: str = "Europe/Berlin") -> tuple[b.Subject, int]:
@@ -160,6 +179,13 @@ async def test_a_change_makes_the_stored_days_it_touches_stale(db: Any, change: 
     stored, _, through_function, swept = await daily_three_ways(db, person.id, first, today)
     assert stored is None  # the stale days are not read back
     assert through_function["body"] == swept["body"] != before["body"]
+    changed = [
+        (now["date"], now)
+        for was, now in zip(json.loads(before["body"]), json.loads(swept["body"]), strict=True)
+        if was != now
+    ]
+    stored_timeline, _ = await timeline_two_ways(db, person.id, datetime.date.fromisoformat(changed[0][0]))
+    assert stored_timeline is None
     assert await store_user_days(db, person.id)
     assert await dirty(db, person.id) is None
     stored, _, _, swept = await daily_three_ways(db, person.id, first, today)

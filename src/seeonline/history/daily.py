@@ -7,7 +7,17 @@ housekeeping stores the days with ``STORE_DAYS``; both compute a day's figures w
 
 from __future__ import annotations
 
-from seeonline.history.resources import RANGE, UPTIME_STALE, seconds, sessions_from
+from seeonline.history.resources import (
+    RANGE,
+    SEGMENTS_JSON,
+    TIMELINE_DAY,
+    TIMELINE_SWEPT,
+    UPTIME_STALE,
+    seconds,
+    segments_of,
+    sessions_from,
+    timeline_json,
+)
 
 
 def day_figures(stale: str, gap: str) -> str:
@@ -53,6 +63,14 @@ figures AS (
 )"""
 
 
+def daily_json(day: str, f: str) -> str:
+    """A day's entry in the daily list: ``day`` its date, ``f`` the row of its figures."""
+    return f"""json_build_object(
+    'date', {day}, 'online_s', {seconds(f"{f}.online")}, 'known_s', {seconds(f"{f}.known")},
+    'sessions', {f}.sessions, 'longest_s', {seconds(f"{f}.longest")},
+    'first_online_at', {f}.first_online_at, 'last_offline_at', {f}.last_offline_at)"""
+
+
 def reach(gap: str) -> str:
     """How far a day's sweep looks beyond its ends: the merge gap, at least a second."""
     return f"greatest({gap}::interval, interval '1 second')"
@@ -80,7 +98,8 @@ carried AS (
     SELECT s.*, greatest(least(now(), s.ends_at) - s.computed_at, interval '0') AS more FROM stored s
 ),
 figures AS (
-    SELECT n, CASE WHEN tail_state = 'online' THEN coalesce(online, interval '0') + more ELSE online END AS online,
+    SELECT n, CASE WHEN more = interval '0' THEN body END AS body,
+           CASE WHEN tail_state = 'online' THEN coalesce(online, interval '0') + more ELSE online END AS online,
            CASE WHEN tail_state IN ('online', 'offline') THEN coalesce(known, interval '0') + more ELSE known END
                AS known,
            sessions,
@@ -89,7 +108,7 @@ figures AS (
            first_online_at, last_offline_at
     FROM carried
     UNION ALL
-    SELECT d.n, NULL, NULL, 0, NULL, NULL, NULL FROM days d WHERE d.starts_at >= now()
+    SELECT d.n, NULL, NULL, NULL, 0, NULL, NULL, NULL FROM days d WHERE d.starts_at >= now()
 ),
 observer_gone_silent AS (
     SELECT 1 FROM bounds b
@@ -99,11 +118,9 @@ observer_gone_silent AS (
                         ORDER BY u.started_at DESC LIMIT 1) u
     WHERE NOT u.ended AND u.seen_at < now() - $5::interval
 )
-SELECT b.problem, CASE WHEN b.problem IS NULL THEN coalesce((SELECT json_agg(json_build_object(
-    'date', d.day, 'online_s', {seconds("f.online")}, 'known_s', {seconds("f.known")},
-    'sessions', f.sessions, 'longest_s', {seconds("f.longest")},
-    'first_online_at', f.first_online_at, 'last_offline_at', f.last_offline_at
-) ORDER BY d.n) FROM days d JOIN figures f ON f.n = d.n), '[]'::json)::text END AS body
+SELECT b.problem, CASE WHEN b.problem IS NULL THEN coalesce((SELECT json_agg(
+    coalesce(f.body, {daily_json("d.day", "f")}) ORDER BY d.n) FROM days d JOIN figures f ON f.n = d.n),
+    '[]'::json)::text END AS body
 FROM bounds b
 WHERE b.problem IS NOT NULL
    OR ((SELECT count(*) FROM figures) = (SELECT count(*) FROM days)
@@ -131,15 +148,14 @@ sweep AS (
 ),
 {day_figures("$5", "$6")},
 daily AS (
-    SELECT s.n, s.online, s.known, s.sessions, s.longest, s.first_online_at, s.last_offline_at
+    SELECT s.n, s.body, s.online, s.known, s.sessions, s.longest, s.first_online_at, s.last_offline_at
     FROM stored s, first_swept f WHERE s.n < f.n
-    UNION ALL SELECT * FROM figures
+    UNION ALL SELECT f.n, NULL::json, f.online, f.known, f.sessions, f.longest, f.first_online_at, f.last_offline_at
+    FROM figures f
 )
-SELECT b.problem, CASE WHEN b.problem IS NULL THEN coalesce((SELECT json_agg(json_build_object(
-    'date', d.day, 'online_s', {seconds("f.online")}, 'known_s', {seconds("f.known")},
-    'sessions', f.sessions, 'longest_s', {seconds("f.longest")},
-    'first_online_at', f.first_online_at, 'last_offline_at', f.last_offline_at
-) ORDER BY d.n) FROM days d JOIN daily f ON f.n = d.n), '[]'::json)::text END AS body
+SELECT b.problem, CASE WHEN b.problem IS NULL THEN coalesce((SELECT json_agg(
+    coalesce(f.body, {daily_json("d.day", "f")}) ORDER BY d.n) FROM days d JOIN daily f ON f.n = d.n),
+    '[]'::json)::text END AS body
 FROM bounds b
 """
 
@@ -200,17 +216,24 @@ tail AS (
            (SELECT greatest(s.started_at, d.starts_at) FROM sessions s, days d
             WHERE s.open AND d.n = (SELECT max(n) FROM days)) AS session_from
 ),
+day_segments AS ({segments_of("pieces", "part")}),
+timelines AS (
+    SELECT w.first_n + part - 1 AS n, {SEGMENTS_JSON} AS segments FROM day_segments, sweep w GROUP BY part, w.first_n
+),
 stored AS (
     INSERT INTO history_days AS h (tracked_user_id, tz, merge_gap, day, starts_at, ends_at, online, known, sessions,
-                                   longest, first_online_at, last_offline_at, computed_at, tail_state, tail_from)
+                                   longest, first_online_at, last_offline_at, computed_at, tail_state, tail_from,
+                                   body, segments)
     SELECT c.id, c.tz, $3, d.day, d.starts_at, d.ends_at, f.online, f.known, f.sessions, f.longest,
-           f.first_online_at, f.last_offline_at, now(), t.state, t.session_from
-    FROM figures f JOIN days d ON d.n = f.n CROSS JOIN bounded c CROSS JOIN tail t
+           f.first_online_at, f.last_offline_at, now(), t.state, t.session_from, {daily_json("d.day", "f")},
+           coalesce(l.segments, '[]'::json)
+    FROM figures f JOIN days d ON d.n = f.n LEFT JOIN timelines l ON l.n = f.n CROSS JOIN bounded c CROSS JOIN tail t
     ON CONFLICT (tracked_user_id, tz, merge_gap, day) DO UPDATE
     SET starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at, online = EXCLUDED.online, known = EXCLUDED.known,
         sessions = EXCLUDED.sessions, longest = EXCLUDED.longest, first_online_at = EXCLUDED.first_online_at,
         last_offline_at = EXCLUDED.last_offline_at, computed_at = EXCLUDED.computed_at,
-        tail_state = EXCLUDED.tail_state, tail_from = EXCLUDED.tail_from
+        tail_state = EXCLUDED.tail_state, tail_from = EXCLUDED.tail_from, body = EXCLUDED.body,
+        segments = EXCLUDED.segments
     RETURNING 1
 ),
 dropped AS (
@@ -224,9 +247,39 @@ cleared AS (
 SELECT (SELECT count(*) FROM stored) AS days, (SELECT count(*) FROM dropped) AS dropped
 """
 
-# What db/sql/08_history_days.sql takes from here (so_daily runs the daily statements as they are).
+# A day's timeline ($3 date; see resources.TIMELINE_SWEPT) read back: a stored day that had ended when
+# it was stored and that no change marked stale since. No row otherwise (today among them).
+TIMELINE_STORED = f"""
+WITH {TIMELINE_DAY},
+stored AS (
+    SELECT h.* FROM day JOIN history_days h ON h.tracked_user_id = day.id AND h.tz = day.tz AND h.day = day.day
+    WHERE h.computed_at >= h.ends_at
+      AND NOT EXISTS (SELECT 1 FROM history_dirty x
+                      WHERE x.tracked_user_id = day.id AND x.since < h.ends_at + {reach("h.merge_gap")})
+    LIMIT 1
+)
+SELECT NULL::text AS problem, {
+    timeline_json(
+        "day.day",
+        "day.tz",
+        online="h.online",
+        offline="coalesce(h.known, interval '0') - coalesce(h.online, interval '0')",
+        unknown="(h.ends_at - h.starts_at) - coalesce(h.known, interval '0')",
+        segments="h.segments",
+    )
+}::text AS body,
+    day.username::text, day.theme::text, day.ends_at <= now() AS past
+FROM day JOIN stored h ON true
+"""
+
+# Both, in one round trip (so_timeline, db/sql/08_history_days.sql). $1 tracked user, $2 zone, $3 date, $4 stale.
+TIMELINE = "SELECT problem, body, username, theme, past FROM so_timeline($1::bigint, $2::text, $3::date, $4::interval)"
+
+# What db/sql/08_history_days.sql takes from here (so_daily and so_timeline run these statements as they are).
 SQL_PLACEHOLDERS = {
     "@HISTORY_DAILY_STORED@": DAILY_STORED.strip(),
     "@HISTORY_DAILY_SWEPT@": DAILY_SWEPT.strip(),
+    "@HISTORY_TIMELINE_STORED@": TIMELINE_STORED.strip(),
+    "@HISTORY_TIMELINE_SWEPT@": TIMELINE_SWEPT.strip(),
     "@HISTORY_UPTIME_STALE@": f"interval '{int(UPTIME_STALE.total_seconds())} seconds'",
 }

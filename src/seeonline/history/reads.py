@@ -14,7 +14,7 @@ from seeonline.api.errors import ApiError, does_not_exist, invalid, not_found
 from seeonline.api.listing import open_stream
 from seeonline.database.pool import StreamSource
 from seeonline.history import resources
-from seeonline.history.daily import DAILY
+from seeonline.history.daily import DAILY, TIMELINE
 from seeonline.history.params import DayQuery, RangeQuery, SessionQuery, invalid_range
 
 T = TypeVar("T")
@@ -74,7 +74,7 @@ class HistoryReader:
 
     async def day(self, tracked_user_id: int, query: DayQuery) -> DayView:
         """The day's timeline (segments cover the day, up to now for today)."""
-        sql = resources.TIMELINE
+        sql = TIMELINE
         row = await self._run(
             lambda: self.pool.fetchrow(sql, tracked_user_id, query.tz, query.day, resources.UPTIME_STALE)
         )

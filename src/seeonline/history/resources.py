@@ -61,33 +61,54 @@ def seconds(expression: str) -> str:
     return f"coalesce(round(extract(epoch FROM {expression})::numeric, 3)::float8, 0)"
 
 
+def segments_of(pieces: str, per: str | None = None) -> str:
+    """A query of the segments of the CTE ``pieces`` (each day's apart when ``per`` names its column): runs of
+    consecutive pieces of one state and reason."""
+    partition, keys = (f"PARTITION BY {per} ", f"{per}, ") if per else ("", "")
+    return f"""SELECT {keys}state, reason, min(started_at) AS started_at, max(ended_at) AS ended_at
+    FROM (SELECT *, count(*) FILTER (WHERE starts) OVER ({partition}ORDER BY started_at) AS segment
+          FROM (SELECT *, ROW(lag(state) OVER w, lag(reason) OVER w) IS DISTINCT FROM ROW(state, reason) AS starts
+                FROM {pieces} WINDOW w AS ({partition}ORDER BY started_at)) marked) numbered
+    GROUP BY {keys}segment, state, reason"""
+
+
+# A day's segments as the timeline lists them (an aggregate over segments_of's rows).
+SEGMENTS_JSON = """coalesce(json_agg(json_build_object(
+        'state', state, 'started_at', started_at, 'ended_at', ended_at, 'reason', reason
+    ) ORDER BY started_at), '[]'::json)"""
+
+
+def timeline_json(day: str, tz: str, *, online: str, offline: str, unknown: str, segments: str) -> str:
+    """The timeline's body from SQL expressions for its parts."""
+    return f"""json_build_object(
+    'date', {day}, 'tz', {tz}, 'online_s', {seconds(online)}, 'offline_s', {seconds(offline)},
+    'unknown_s', {seconds(unknown)}, 'segments', {segments})"""
+
+
 # $3 date (NULL: today in the zone), $4 stale. Consecutive pieces of one state and reason are a segment.
-TIMELINE = f"""
-WITH {SUBJECT},
+TIMELINE_DAY = f"""{SUBJECT},
 day AS (
     SELECT s.*, chosen AS day, so_local_midnight(chosen, s.tz) AS starts_at,
            so_local_midnight(chosen + 1, s.tz) AS ends_at
     FROM subject s, coalesce($3::date, (now() AT TIME ZONE s.tz)::date) chosen
-),
+)"""
+TIMELINE_SWEPT = f"""
+WITH {TIMELINE_DAY},
 pieces AS (
     SELECT p.* FROM day, so_history_pieces(day.id, day.starts_at, day.ends_at, now(), $4, NULL) p
 ),
-segments AS (
-    SELECT state, reason, min(started_at) AS started_at, max(ended_at) AS ended_at
-    FROM (SELECT *, count(*) FILTER (WHERE starts) OVER (ORDER BY started_at) AS segment
-          FROM (SELECT *, ROW(lag(state) OVER w, lag(reason) OVER w) IS DISTINCT FROM ROW(state, reason) AS starts
-                FROM pieces WINDOW w AS (ORDER BY started_at)) marked) numbered
-    GROUP BY segment, state, reason
-)
-SELECT NULL::text AS problem, (SELECT json_build_object(
-    'date', day.day, 'tz', day.tz,
-    'online_s', {seconds("sum(ended_at - started_at) FILTER (WHERE state = 'online')")},
-    'offline_s', {seconds("sum(ended_at - started_at) FILTER (WHERE state = 'offline')")},
-    'unknown_s', {seconds("sum(ended_at - started_at) FILTER (WHERE state = 'unknown')")},
-    'segments', coalesce(json_agg(json_build_object(
-        'state', state, 'started_at', started_at, 'ended_at', ended_at, 'reason', reason
-    ) ORDER BY started_at), '[]'::json)
-) FROM segments)::text AS body, day.username, day.theme, day.ends_at <= now() AS past
+segments AS ({segments_of("pieces")})
+SELECT NULL::text AS problem, (SELECT {
+    timeline_json(
+        "day.day",
+        "day.tz",
+        online="sum(ended_at - started_at) FILTER (WHERE state = 'online')",
+        offline="sum(ended_at - started_at) FILTER (WHERE state = 'offline')",
+        unknown="sum(ended_at - started_at) FILTER (WHERE state = 'unknown')",
+        segments=SEGMENTS_JSON,
+    )
+}
+FROM segments)::text AS body, day.username::text, day.theme::text, day.ends_at <= now() AS past
 FROM day
 """
 

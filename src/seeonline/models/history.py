@@ -4,9 +4,11 @@ the stored past days (revision 0013, db/sql/08_history_days.sql)."""
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
 from advanced_alchemy.types import DateTimeUTC
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -89,6 +91,8 @@ class HistoryDay(Base):
     computed_at: Mapped[datetime.datetime] = mapped_column(DateTimeUTC(timezone=True))  # swept up to then
     tail_state: Mapped[str | None] = mapped_column(Text, nullable=True)  # the state then (online/offline/unknown)
     tail_from: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+    body: Mapped[Any] = mapped_column(JSON)  # the day's entry in the daily list, as rendered then
+    segments: Mapped[Any] = mapped_column(JSON)  # its timeline's segments, as rendered then
 
 
 class HistoryDirty(Base):
