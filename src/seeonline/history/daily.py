@@ -76,55 +76,67 @@ def reach(gap: str) -> str:
     return f"greatest({gap}::interval, interval '1 second')"
 
 
-# The days the supervisor stored (history_days, db/sql/08_history_days.sql) for the range's tracked user, zone
-# and merge gap that no change recorded since marked stale (history_dirty). A day stored before it ended was
-# swept up to `computed_at`: its last piece's state (`tail_state`) has lasted since, as nothing was recorded.
+# The days of the range the supervisor stored (history_days, db/sql/08_history_days.sql) for its tracked user,
+# zone and merge gap that no change recorded since marked stale (history_dirty: valid up to its `since`). A
+# day stored before it ended was swept up to `computed_at`: its last piece's state (`tail_state`) has lasted
+# since, as nothing was recorded; `more` is how long that has been, up to now or the day's end.
 STORED_DAYS = f"""stored AS (
-    SELECT d.n, h.*, h.computed_at >= h.ends_at + {reach("$6")} AS complete
-    FROM bounds b JOIN days d ON true
-    JOIN history_days h ON h.tracked_user_id = b.id AND h.tz = b.tz AND h.merge_gap = $6 AND h.day = d.day
-    WHERE NOT EXISTS (SELECT 1 FROM history_dirty x
-                      WHERE x.tracked_user_id = b.id AND x.since < h.ends_at + {reach("$6")})
+    SELECT h.*, h.computed_at >= h.ends_at + {reach("$6")} AS complete,
+           greatest(least(now(), h.ends_at) - h.computed_at, interval '0') AS more
+    FROM validated c
+    JOIN history_days h ON h.tracked_user_id = c.id AND h.tz = c.tz AND h.merge_gap = $6
+                       AND h.day BETWEEN c.first_day AND c.last_day
+    WHERE c.problem IS NULL
+      AND h.ends_at + {reach("$6")}
+          <= coalesce((SELECT x.since FROM history_dirty x WHERE x.tracked_user_id = $1), 'infinity')
 )"""
 
-# Days $3..$4 (see RANGE), $5 stale, $6 merge gap, read back from stored days alone: a day not yet begun has
-# nothing, a stored one its figures, carried on from `computed_at` to now (or its end) in its tail state.
-# No row unless every day is one of these and the state carried on could still be observed (no watching
-# tracker's worker has gone silent since: a silent one is taken as disconnected at its last heartbeat).
+# Days $3..$4 (see RANGE), $5 stale, $6 merge gap, read back from stored days alone: from the range's first day
+# on stored ones, carried on in their tail state, then days not yet begun (nothing in them). No row unless the
+# range is made of these and the state carried on could still be observed (no watching tracker's worker has
+# gone silent since: a silent one is taken as disconnected at its last heartbeat).
 DAILY_STORED = f"""
 WITH {RANGE},
 {STORED_DAYS},
-carried AS (
-    SELECT s.*, greatest(least(now(), s.ends_at) - s.computed_at, interval '0') AS more FROM stored s
+later AS (
+    SELECT d::date AS day, (d AT TIME ZONE c.tz) < now() AS begun
+    FROM validated c, generate_series(coalesce((SELECT max(day) FROM stored) + 1, c.first_day)::timestamp,
+                                      c.last_day::timestamp, interval '1 day') d
+    WHERE c.problem IS NULL
 ),
-figures AS (
-    SELECT n, CASE WHEN more = interval '0' THEN body END AS body,
-           CASE WHEN tail_state = 'online' THEN coalesce(online, interval '0') + more ELSE online END AS online,
-           CASE WHEN tail_state IN ('online', 'offline') THEN coalesce(known, interval '0') + more ELSE known END
-               AS known,
-           sessions,
-           CASE WHEN tail_state = 'online' AND more > interval '0'
-                THEN greatest(longest, least(now(), ends_at) - tail_from) ELSE longest END AS longest,
-           first_online_at, last_offline_at
-    FROM carried
+entries AS (
+    SELECT s.day, coalesce(CASE WHEN s.more = interval '0' THEN s.body END, {daily_json("s.day", "f")}) AS entry
+    FROM stored s CROSS JOIN LATERAL (
+        SELECT CASE WHEN s.tail_state = 'online' THEN coalesce(s.online, interval '0') + s.more ELSE s.online END
+                   AS online,
+               CASE WHEN s.tail_state IN ('online', 'offline') THEN coalesce(s.known, interval '0') + s.more
+                    ELSE s.known END AS known,
+               s.sessions,
+               CASE WHEN s.tail_state = 'online' AND s.more > interval '0'
+                    THEN greatest(s.longest, least(now(), s.ends_at) - s.tail_from) ELSE s.longest END AS longest,
+               s.first_online_at, s.last_offline_at
+    ) f
     UNION ALL
-    SELECT d.n, NULL, NULL, NULL, 0, NULL, NULL, NULL FROM days d WHERE d.starts_at >= now()
+    SELECT l.day, {daily_json("l.day", "f")} FROM later l CROSS JOIN LATERAL (
+        SELECT NULL::interval AS online, NULL::interval AS known, 0 AS sessions, NULL::interval AS longest,
+               NULL::timestamptz AS first_online_at, NULL::timestamptz AS last_offline_at
+    ) f
 ),
 observer_gone_silent AS (
-    SELECT 1 FROM bounds b
-    JOIN target_watches w ON w.target_id = b.target_id AND w.ended_at IS NULL
+    SELECT 1 FROM validated c
+    JOIN target_watches w ON w.target_id = c.target_id AND w.ended_at IS NULL
     CROSS JOIN LATERAL (SELECT u.ended, u.seen_at FROM tracker_uptimes u
                         WHERE u.tracker_account_id = w.tracker_account_id
                         ORDER BY u.started_at DESC LIMIT 1) u
     WHERE NOT u.ended AND u.seen_at < now() - $5::interval
 )
-SELECT b.problem, CASE WHEN b.problem IS NULL THEN coalesce((SELECT json_agg(
-    coalesce(f.body, {daily_json("d.day", "f")}) ORDER BY d.n) FROM days d JOIN figures f ON f.n = d.n),
-    '[]'::json)::text END AS body
-FROM bounds b
-WHERE b.problem IS NOT NULL
-   OR ((SELECT count(*) FROM figures) = (SELECT count(*) FROM days)
-       AND NOT (EXISTS (SELECT 1 FROM carried WHERE more > interval '0' AND tail_state <> 'unknown')
+SELECT c.problem, CASE WHEN c.problem IS NULL THEN
+    coalesce((SELECT json_agg(entry ORDER BY day) FROM entries), '[]'::json)::text END AS body
+FROM validated c
+WHERE c.problem IS NOT NULL
+   OR (coalesce((SELECT min(day) = c.first_day AND max(day) - min(day) + 1 = count(*) FROM stored), true)
+       AND NOT EXISTS (SELECT 1 FROM later WHERE begun)
+       AND NOT (EXISTS (SELECT 1 FROM stored WHERE more > interval '0' AND tail_state <> 'unknown')
                 AND EXISTS (SELECT 1 FROM observer_gone_silent)))
 """
 
@@ -134,8 +146,8 @@ DAILY_SWEPT = f"""
 WITH {RANGE},
 {STORED_DAYS},
 first_swept AS (
-    SELECT coalesce(min(d.n) FILTER (WHERE s.n IS NULL), max(d.n) + 1) AS n
-    FROM days d LEFT JOIN stored s ON s.n = d.n AND s.complete
+    SELECT coalesce(min(d.n) FILTER (WHERE s.day IS NULL), max(d.n) + 1) AS n
+    FROM days d LEFT JOIN stored s ON s.day = d.day AND s.complete
 ),
 sweep AS (
     SELECT b.id, f.n AS first_n, coalesce(d.starts_at, b.hi) AS lo, {reach("$6")} AS reach,
@@ -148,8 +160,8 @@ sweep AS (
 ),
 {day_figures("$5", "$6")},
 daily AS (
-    SELECT s.n, s.body, s.online, s.known, s.sessions, s.longest, s.first_online_at, s.last_offline_at
-    FROM stored s, first_swept f WHERE s.n < f.n
+    SELECT d.n, s.body, s.online, s.known, s.sessions, s.longest, s.first_online_at, s.last_offline_at
+    FROM stored s JOIN days d ON d.day = s.day, first_swept f WHERE d.n < f.n
     UNION ALL SELECT f.n, NULL::json, f.online, f.known, f.sessions, f.longest, f.first_online_at, f.last_offline_at
     FROM figures f
 )
