@@ -8,8 +8,11 @@
 Seeds the bench database of ``bench/api.py`` (1,000,000 status rows over 10,000 tracked users) into
 ``seeonline_bench_history``, plus what history needs to tell known from unknown time: every target watched by its
 tracker from before its first row, and every tracker's worker connected every day except 23:00-24:00 UTC (so
-days have unknown hours). The baseline gets a copy (``seeonline_bench_history_base``) with its own SQL routines
-(its ``db upgrade``) and its own API process, run from ``git archive REF``. Each scenario runs for both codes back
+days have unknown hours); the bot users live in Europe/Berlin, the zone the requests name. Then every tracked
+user's days are stored as a running supervisor would have stored them (``store_days``, timed). The baseline gets
+a copy (``seeonline_bench_history_base``), taken before that and brought to its own schema (``db downgrade`` to
+its newest revision), with its own SQL routines (its ``db upgrade``) and its own API process, run from
+``git archive REF``. Each scenario runs for both codes back
 to back (alternating which goes first), so both meet the same neighbours on a shared machine:
 
 - floor: ``GET /telegram-users/{id}/``, the cheapest route through the same stack: what any route reaches now;
