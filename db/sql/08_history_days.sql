@@ -4,7 +4,8 @@
 -- and at the default merge gap (history_days; the statements are in src/seeonline/history/resources.py). A
 -- stored day stays right while nothing recorded about its tracked user changes at or before its end (the
 -- merge gap after it included): each change marks the tracked users it concerns stale from its time
--- (history_dirty: the earliest such time, and a version the housekeeping compares before it clears the mark).
+-- (history_dirty: appended, never updated, so a writer takes no row lock for it; the housekeeping deletes the
+-- marks it saw, and a stored day is valid while no mark's time lies before its end).
 -- A read sweeps the days from the first stale one on, and the housekeeping stores them again. Today's stored
 -- figures go on in their last state until something is recorded (which marks them), except that a worker
 -- gone silent is taken as disconnected at its last heartbeat: the read checks that itself. A heartbeat
@@ -14,11 +15,8 @@
 -- Marks tracked users stale from p_since (those deleted in this transaction are left out).
 CREATE OR REPLACE FUNCTION so_history_stale(p_tracked_users bigint[], p_since timestamptz) RETURNS void
 LANGUAGE sql AS $$
-    INSERT INTO history_dirty AS d (tracked_user_id, since)
-    SELECT u.id, p_since FROM tracked_users u
-    WHERE u.id = ANY (p_tracked_users)
-    ORDER BY u.id
-    ON CONFLICT (tracked_user_id) DO UPDATE SET since = least(d.since, EXCLUDED.since), version = d.version + 1
+    INSERT INTO history_dirty (tracked_user_id, since)
+    SELECT u.id, p_since FROM tracked_users u WHERE u.id = ANY (p_tracked_users)
 $$;
 
 -- The tracked users of a target (for the facts kept per target: watches, visibility).
@@ -30,11 +28,10 @@ $$;
 -- Status rows inserted, updated or deleted (statement-level, transition table changed_rows).
 CREATE OR REPLACE FUNCTION so_history_statuses_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO history_dirty AS d (tracked_user_id, since)
+    INSERT INTO history_dirty (tracked_user_id, since)
     SELECT r.tracked_user_id, min(r.created_at) FROM changed_rows r
     WHERE EXISTS (SELECT 1 FROM tracked_users u WHERE u.id = r.tracked_user_id)
-    GROUP BY r.tracked_user_id ORDER BY r.tracked_user_id
-    ON CONFLICT (tracked_user_id) DO UPDATE SET since = least(d.since, EXCLUDED.since), version = d.version + 1;
+    GROUP BY r.tracked_user_id;
     RETURN NULL;
 END $$;
 
@@ -55,7 +52,8 @@ BEGIN
     ELSIF TG_OP = 'DELETE' THEN
         PERFORM so_history_stale_target(OLD.target_id, OLD.started_at);
     ELSE
-        IF NEW.started_at IS DISTINCT FROM OLD.started_at OR NEW.target_id IS DISTINCT FROM OLD.target_id THEN
+        IF NEW.started_at IS DISTINCT FROM OLD.started_at OR NEW.target_id IS DISTINCT FROM OLD.target_id
+           OR NEW.tracker_account_id IS DISTINCT FROM OLD.tracker_account_id THEN
             PERFORM so_history_stale_target(OLD.target_id, least(OLD.started_at, NEW.started_at));
             PERFORM so_history_stale_target(NEW.target_id, least(OLD.started_at, NEW.started_at));
         END IF;
@@ -77,9 +75,16 @@ CREATE OR REPLACE TRIGGER target_watches_history AFTER INSERT OR UPDATE OR DELET
 CREATE OR REPLACE FUNCTION so_history_uptime_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     v_tracker bigint := CASE WHEN TG_OP = 'DELETE' THEN OLD.tracker_account_id ELSE NEW.tracker_account_id END;
-    v_since timestamptz := CASE TG_OP WHEN 'INSERT' THEN NEW.started_at WHEN 'DELETE' THEN OLD.started_at
-                                ELSE least(OLD.started_at, NEW.started_at, OLD.seen_at, NEW.seen_at) END;
+    v_since timestamptz := CASE WHEN TG_OP = 'DELETE' THEN OLD.started_at
+                                WHEN TG_OP = 'INSERT' THEN NEW.started_at
+                                WHEN OLD.started_at IS DISTINCT FROM NEW.started_at
+                                    THEN least(OLD.started_at, NEW.started_at)
+                                ELSE least(OLD.seen_at, NEW.seen_at) END;
 BEGIN
+    IF TG_OP = 'INSERT' THEN  -- a new period after one that never ended: its worker was gone since that one's last beat
+        v_since := least(v_since, (SELECT max(u.seen_at) FROM tracker_uptimes u
+                                   WHERE u.tracker_account_id = v_tracker AND u.started_at < NEW.started_at));
+    END IF;
     PERFORM so_history_stale(array_agg(DISTINCT u.id), v_since)
     FROM target_watches w JOIN tracked_users u ON u.target_id = w.target_id
     WHERE w.tracker_account_id = v_tracker AND coalesce(w.ended_at, 'infinity') > v_since;

@@ -6,7 +6,8 @@ Create Date: 2026-12-01
 
 ``history_days`` holds each tracked user's local days up to today (in its bot user's zone, at the default
 merge gap) as the daily route reports them, stored by the supervisor's housekeeping; ``history_dirty`` marks
-a tracked user's stored days stale from a time on when a change touched them (triggers in
+a tracked user's stored days stale from a time on when a change touched them (appended, never updated, so
+writers take no row lock for it) (triggers in
 ``db/sql/08_history_days.sql``). Empty at first: the housekeeping fills the days in.
 """
 
@@ -45,12 +46,14 @@ def upgrade() -> None:
         sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("tail_state", sa.Text(), nullable=True),
         sa.Column("tail_from", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("tail_observers", sa.Text(), nullable=True),
         sa.Column("body", sa.JSON(), nullable=False),
         sa.Column("segments", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("tracked_user_id", "tz", "merge_gap", "day", name=op.f("pk_history_days")),
     )
     op.create_table(
         "history_dirty",
+        sa.Column("id", sa.BigInteger(), sa.Identity(), nullable=False),
         sa.Column(
             "tracked_user_id",
             sa.BigInteger(),
@@ -58,8 +61,10 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("since", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("version", sa.BigInteger(), server_default=sa.text("1"), nullable=False),
-        sa.PrimaryKeyConstraint("tracked_user_id", name=op.f("pk_history_dirty")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_history_dirty")),
+    )
+    op.create_index(
+        op.f("ix_history_dirty_tracked_user_id_since"), "history_dirty", ["tracked_user_id", "since"]
     )
 
 

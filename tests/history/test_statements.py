@@ -19,7 +19,7 @@ def statements(subject: int, other: int) -> dict[str, tuple[str, tuple[Any, ...]
     """Every statement that sweeps a history, with arguments."""
     first = DAY - datetime.timedelta(days=29)
     return {
-        "timeline_stored": (daily.TIMELINE_STORED, (subject, None, DAY)),
+        "timeline_stored": (daily.TIMELINE_STORED, (subject, None, DAY, STALE)),
         "timeline_swept": (resources.TIMELINE_SWEPT, (subject, None, DAY, STALE)),
         "daily_stored": (daily.DAILY_STORED, (subject, None, first, DAY, STALE, GAP)),
         "daily_swept": (daily.DAILY_SWEPT, (subject, None, first, DAY, STALE, GAP)),

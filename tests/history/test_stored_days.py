@@ -106,7 +106,7 @@ async def timeline_two_ways(db: Any, tracked_id: int, day: datetime.date) -> tup
     """A day's timeline read back from its stored day, and swept."""
     args = (tracked_id, None, day, STALE)
     async with db.transaction():  # one now
-        stored = await db.fetchrow(daily.TIMELINE_STORED, *args[:3])
+        stored = await db.fetchrow(daily.TIMELINE_STORED, *args)
         swept = await db.fetchrow(resources.TIMELINE_SWEPT, *args)
         through_function = await db.fetchrow(daily.TIMELINE, *args)
     assert through_function["body"] == (stored or swept)["body"]
@@ -211,7 +211,6 @@ async def test_a_worker_gone_silent_sends_the_read_to_the_sweep(db: Any) -> None
         "INSERT INTO tracker_uptimes VALUES ($1, now() - interval '1 hour', now() - interval '10 seconds', false)",
         tracker,
     )
-    await db.execute("DELETE FROM history_dirty")
     assert await store_user_days(db, person.id)
     today = today_in("Europe/Berlin")
     assert (await daily_three_ways(db, person.id, today, today))[0] is not None

@@ -76,25 +76,42 @@ def reach(gap: str) -> str:
     return f"greatest({gap}::interval, interval '1 second')"
 
 
+def observers(target: str) -> str:
+    """Who watches the target now, as one text: each open watch's tracker and its worker's latest connected
+    period (its start). Today's stored figures go on only while this stays what it was when they were stored."""
+    return f"""(SELECT string_agg(w.tracker_account_id || '@' || coalesce(extract(epoch FROM u.started_at)::text, '-'),
+                       ',' ORDER BY w.tracker_account_id, w.id)
+     FROM target_watches w
+     LEFT JOIN LATERAL (SELECT p.started_at FROM tracker_uptimes p WHERE p.tracker_account_id = w.tracker_account_id
+                        ORDER BY p.started_at DESC LIMIT 1) u ON true
+     WHERE w.target_id = {target} AND w.ended_at IS NULL)"""
+
+
+def settled(row: str, gap: str, stale: str) -> str:
+    """A stored day swept late enough that nothing after it can change it: past its end, the merge gap after it,
+    and long enough that a worker's last heartbeat before it would have gone stale."""
+    return f"{row}.computed_at >= {row}.ends_at + {reach(gap)} + {stale}::interval"
+
+
 # The days of the range the supervisor stored (history_days, db/sql/08_history_days.sql) for its tracked user,
 # zone and merge gap that no change recorded since marked stale (history_dirty: valid up to its `since`). A
 # day stored before it ended was swept up to `computed_at`: its last piece's state (`tail_state`) has lasted
 # since, as nothing was recorded; `more` is how long that has been, up to now or the day's end.
 STORED_DAYS = f"""stored AS (
-    SELECT h.*, h.computed_at >= h.ends_at + {reach("$6")} AS complete,
+    SELECT h.*, {settled("h", "$6", "$5")} AS complete,
            greatest(least(now(), h.ends_at) - h.computed_at, interval '0') AS more
     FROM validated c
     JOIN history_days h ON h.tracked_user_id = c.id AND h.tz = c.tz AND h.merge_gap = $6
                        AND h.day BETWEEN c.first_day AND c.last_day
     WHERE c.problem IS NULL
       AND h.ends_at + {reach("$6")}
-          <= coalesce((SELECT x.since FROM history_dirty x WHERE x.tracked_user_id = $1), 'infinity')
+          <= coalesce((SELECT min(x.since) FROM history_dirty x WHERE x.tracked_user_id = $1), 'infinity')
 )"""
 
 # Days $3..$4 (see RANGE), $5 stale, $6 merge gap, read back from stored days alone: from the range's first day
 # on stored ones, carried on in their tail state, then days not yet begun (nothing in them). No row unless the
-# range is made of these and the state carried on could still be observed (no watching tracker's worker has
-# gone silent since: a silent one is taken as disconnected at its last heartbeat).
+# range is made of these and each day not settled when stored is still watched as it was then, by workers
+# that have not gone silent since (a silent one is taken as disconnected at its last heartbeat).
 DAILY_STORED = f"""
 WITH {RANGE},
 {STORED_DAYS},
@@ -136,8 +153,9 @@ FROM validated c
 WHERE c.problem IS NOT NULL
    OR (coalesce((SELECT min(day) = c.first_day AND max(day) - min(day) + 1 = count(*) FROM stored), true)
        AND NOT EXISTS (SELECT 1 FROM later WHERE begun)
-       AND NOT (EXISTS (SELECT 1 FROM stored WHERE more > interval '0' AND tail_state <> 'unknown')
-                AND EXISTS (SELECT 1 FROM observer_gone_silent)))
+       AND NOT EXISTS (SELECT 1 FROM stored s
+                       WHERE NOT s.complete AND (s.tail_observers IS DISTINCT FROM {observers("c.target_id")}
+                                                 OR EXISTS (SELECT 1 FROM observer_gone_silent))))
 """
 
 # The same days swept: the complete stored days at the range's start are read back, the days from the first
@@ -176,40 +194,47 @@ FROM bounds b
 DAILY = "SELECT problem, body FROM so_daily($1::bigint, $2::text, $3::date, $4::date, $5::interval, $6::interval)"
 
 
-# Tracked users whose stored days need work: marked stale, or without today stored (in its bot user's zone).
-# $1 merge gap, $2 how many.
+# Tracked users whose stored days need work: marked stale (the oldest marks first), or without today stored
+# (in its bot user's zone). $1 merge gap, $2 how many.
 STORE_CANDIDATES = """
-SELECT tracked_user_id AS id FROM history_dirty
-UNION
-SELECT u.id FROM tracked_users u JOIN telegram_users p ON p.id = u.telegram_user_id
-WHERE NOT EXISTS (SELECT 1 FROM history_days h
-                  WHERE h.tracked_user_id = u.id AND h.tz = p.timezone AND h.merge_gap = $1
-                    AND h.day = (now() AT TIME ZONE p.timezone)::date)
-LIMIT $2
+SELECT id FROM (
+    SELECT tracked_user_id AS id, since FROM history_dirty
+    UNION ALL
+    SELECT u.id, NULL FROM tracked_users u JOIN telegram_users p ON p.id = u.telegram_user_id
+    WHERE NOT EXISTS (SELECT 1 FROM history_days h
+                      WHERE h.tracked_user_id = u.id AND h.tz = p.timezone AND h.merge_gap = $1
+                        AND h.day = (now() AT TIME ZONE p.timezone)::date)
+) candidates
+GROUP BY id ORDER BY min(since) NULLS LAST LIMIT $2
 """
 
 # Stores one tracked user's days ($1; $2 stale, $3 merge gap) in its bot user's zone, today's so far: from the
-# day of its stale mark (less the merge gap), or the day after the last one stored, or its first day (creation
-# or first row), to today (at most 366 days at once). Today's last piece's state is kept, and where an online
-# one ends it the start of its session within the day. Drops days stored for another zone or gap, and clears
-# the mark it worked from (not one set since: its version moved on). Run under the tracked user's lock, in a
-# transaction of its own.
+# day of its oldest stale mark (less the merge gap) or the day after the last one stored, whichever is earlier,
+# but not before its first day (creation or first row), to today; at most 366 days at once, the days after
+# them dropped (the next pass goes on from there). Today's last piece's state is kept, where an online one
+# ends it the start of its session within the day, and who watched then. Drops days stored for another zone
+# or gap, and deletes the marks it saw (none set since, none for a time still ahead). Run under the tracked
+# user's lock, in a transaction of its own.
 STORE_DAYS = f"""
 WITH subject AS (
     SELECT u.id, u.created_at, p.timezone AS tz FROM tracked_users u JOIN telegram_users p ON p.id = u.telegram_user_id
     WHERE u.id = $1
 ),
-mark AS (SELECT since, version FROM history_dirty WHERE tracked_user_id = $1),
-span AS (
-    SELECT s.*, greatest(
-               least((((SELECT since FROM mark) - {reach("$3")}) AT TIME ZONE s.tz)::date,
-                     (SELECT max(h.day) + 1 FROM history_days h
-                      WHERE h.tracked_user_id = s.id AND h.tz = s.tz AND h.merge_gap = $3)),
-               (least(s.created_at, (SELECT min(o.created_at) FROM online_statuses o WHERE o.tracked_user_id = s.id))
-                AT TIME ZONE s.tz)::date
-           ) AS first_day,
-           (now() AT TIME ZONE s.tz)::date AS today
+mark AS (SELECT min(since) AS since, max(id) AS upto FROM history_dirty WHERE tracked_user_id = $1),
+earliest AS (
+    SELECT s.*, (least(s.created_at, (SELECT min(o.created_at) FROM online_statuses o WHERE o.tracked_user_id = s.id))
+                 AT TIME ZONE s.tz)::date AS first_data_day
     FROM subject s
+),
+span AS (
+    SELECT e.*, greatest(
+               least((((SELECT since FROM mark) - {reach("$3")}) AT TIME ZONE e.tz)::date,
+                     coalesce((SELECT max(h.day) + 1 FROM history_days h
+                               WHERE h.tracked_user_id = e.id AND h.tz = e.tz AND h.merge_gap = $3), e.first_data_day)),
+               e.first_data_day
+           ) AS first_day,
+           (now() AT TIME ZONE e.tz)::date AS today
+    FROM earliest e
 ),
 bounded AS (SELECT span.*, least(today, first_day + 365) AS last_day FROM span),
 days AS (
@@ -226,7 +251,8 @@ sweep AS (
 tail AS (
     SELECT (SELECT p.state FROM pieces p ORDER BY p.started_at DESC LIMIT 1) AS state,
            (SELECT greatest(s.started_at, d.starts_at) FROM sessions s, days d
-            WHERE s.open AND d.n = (SELECT max(n) FROM days)) AS session_from
+            WHERE s.open AND d.n = (SELECT max(n) FROM days)) AS session_from,
+           {observers("(SELECT u.target_id FROM tracked_users u WHERE u.id = $1)")} AS observers
 ),
 day_segments AS ({segments_of("pieces", "part")}),
 timelines AS (
@@ -235,37 +261,39 @@ timelines AS (
 stored AS (
     INSERT INTO history_days AS h (tracked_user_id, tz, merge_gap, day, starts_at, ends_at, online, known, sessions,
                                    longest, first_online_at, last_offline_at, computed_at, tail_state, tail_from,
-                                   body, segments)
+                                   tail_observers, body, segments)
     SELECT c.id, c.tz, $3, d.day, d.starts_at, d.ends_at, f.online, f.known, f.sessions, f.longest,
-           f.first_online_at, f.last_offline_at, now(), t.state, t.session_from, {daily_json("d.day", "f")},
-           coalesce(l.segments, '[]'::json)
+           f.first_online_at, f.last_offline_at, now(), t.state, t.session_from, t.observers,
+           {daily_json("d.day", "f")}, coalesce(l.segments, '[]'::json)
     FROM figures f JOIN days d ON d.n = f.n LEFT JOIN timelines l ON l.n = f.n CROSS JOIN bounded c CROSS JOIN tail t
     ON CONFLICT (tracked_user_id, tz, merge_gap, day) DO UPDATE
     SET starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at, online = EXCLUDED.online, known = EXCLUDED.known,
         sessions = EXCLUDED.sessions, longest = EXCLUDED.longest, first_online_at = EXCLUDED.first_online_at,
         last_offline_at = EXCLUDED.last_offline_at, computed_at = EXCLUDED.computed_at,
-        tail_state = EXCLUDED.tail_state, tail_from = EXCLUDED.tail_from, body = EXCLUDED.body,
-        segments = EXCLUDED.segments
+        tail_state = EXCLUDED.tail_state, tail_from = EXCLUDED.tail_from, tail_observers = EXCLUDED.tail_observers,
+        body = EXCLUDED.body, segments = EXCLUDED.segments
     RETURNING 1
 ),
 dropped AS (
-    DELETE FROM history_days h USING subject s
-    WHERE h.tracked_user_id = s.id AND (h.tz <> s.tz OR h.merge_gap <> $3)
+    DELETE FROM history_days h USING bounded c
+    WHERE h.tracked_user_id = c.id AND (h.tz <> c.tz OR h.merge_gap <> $3 OR h.day > c.last_day)
     RETURNING 1
 ),
 cleared AS (
-    DELETE FROM history_dirty x USING mark m WHERE x.tracked_user_id = $1 AND x.version = m.version RETURNING 1
+    DELETE FROM history_dirty x USING mark m WHERE x.tracked_user_id = $1 AND x.id <= m.upto AND x.since <= now()
+    RETURNING 1
 )
 SELECT (SELECT count(*) FROM stored) AS days, (SELECT count(*) FROM dropped) AS dropped
 """
 
-# A day's timeline ($3 date; see resources.TIMELINE_SWEPT) read back: a stored day that had ended when
-# it was stored and that no change marked stale since. No row otherwise (today among them).
+# A day's timeline ($3 date, $4 stale; see resources.TIMELINE_SWEPT) read back: a stored day that had ended
+# (and a worker's heartbeat before its end gone stale) when it was stored, and that no change marked stale
+# since. No row otherwise (today among them).
 TIMELINE_STORED = f"""
 WITH {TIMELINE_DAY},
 stored AS (
     SELECT h.* FROM day JOIN history_days h ON h.tracked_user_id = day.id AND h.tz = day.tz AND h.day = day.day
-    WHERE h.computed_at >= h.ends_at
+    WHERE h.computed_at >= h.ends_at + $4::interval
       AND NOT EXISTS (SELECT 1 FROM history_dirty x
                       WHERE x.tracked_user_id = day.id AND x.since < h.ends_at + {reach("h.merge_gap")})
     LIMIT 1

@@ -91,17 +91,17 @@ class HistoryDay(Base):
     computed_at: Mapped[datetime.datetime] = mapped_column(DateTimeUTC(timezone=True))  # swept up to then
     tail_state: Mapped[str | None] = mapped_column(Text, nullable=True)  # the state then (online/offline/unknown)
     tail_from: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+    tail_observers: Mapped[str | None] = mapped_column(Text, nullable=True)  # who watched then (daily.observers)
     body: Mapped[Any] = mapped_column(JSON)  # the day's entry in the daily list, as rendered then
     segments: Mapped[Any] = mapped_column(JSON)  # its timeline's segments, as rendered then
 
 
 class HistoryDirty(Base):
-    """A tracked user's stored days from ``since`` on are stale (a change); ``version`` counts the marks."""
+    """A mark: a tracked user's stored days from ``since`` on are stale (appended by triggers, cleared on storing)."""
 
     __tablename__ = "history_dirty"
+    __table_args__ = (Index("ix_history_dirty_tracked_user_id_since", "tracked_user_id", "since"),)
 
-    tracked_user_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("tracked_users.id", ondelete="CASCADE"), primary_key=True
-    )
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tracked_user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("tracked_users.id", ondelete="CASCADE"))
     since: Mapped[datetime.datetime] = mapped_column(DateTimeUTC(timezone=True))
-    version: Mapped[int] = mapped_column(BigInteger, server_default=text("1"))
