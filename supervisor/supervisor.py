@@ -32,6 +32,7 @@ import datetime
 import importlib
 import multiprocessing.forkserver
 import signal
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -100,6 +101,7 @@ class Supervisor:
         self._stopping = asyncio.Event()
         self._all_stopped = asyncio.Event()
         self._next_flood_end: datetime.datetime | None = None
+        self._next_store = 0.0  # monotonic: days are stored once per reconcile interval, not on every lock poll
         self._delayed: set[int] = set()  # trackers waiting for another host's heartbeat to age (logged once)
         self._pool: asyncpg.Pool[Any] | None = None
         self._context: multiprocessing.context.ForkServerContext | None = None
@@ -211,7 +213,9 @@ class Supervisor:
             if cleared:
                 log.info("fatal_cleared", tracker_account_ids=cleared)
             await housekeeping(connection, self.settings.status_retention_months, self.settings.move_unresolved_after)
-            await store_days(connection)
+            if time.monotonic() >= self._next_store:
+                self._next_store = time.monotonic() + self.settings.reconcile_interval
+                await store_days(connection)
             runnable = {
                 t.id: t for t in await trackers.runnable_trackers(connection, self.settings.lease.takeover_delay)
             }

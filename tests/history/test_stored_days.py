@@ -254,3 +254,52 @@ async def test_a_deleted_tracked_user_takes_its_days_and_marks_with_it(db: Any) 
     await db.execute("DELETE FROM tracked_users WHERE id = $1", person.id)
     assert await db.fetchval("SELECT count(*) FROM history_days") == 0
     assert await db.fetchval("SELECT count(*) FROM history_dirty") == 0
+
+
+async def test_a_tracked_user_marked_only_now_still_gets_its_past_days_stored(db: Any) -> None:
+    person, _ = await stored_person(db)
+    await db.execute("DELETE FROM history_days")
+    await b.statuses(db, person.id, [(datetime.datetime.now(b.UTC), True, "push")])  # marks from now
+    assert await store_user_days(db, person.id)
+    assert await db.fetchval("SELECT count(*) FROM history_days WHERE tracked_user_id = $1", person.id) >= 11
+    today = today_in("Europe/Berlin")
+    stored, _, _, swept = await daily_three_ways(db, person.id, today - datetime.timedelta(days=9), today)
+    assert stored is not None
+    assert stored["body"] == swept["body"]
+
+
+async def test_a_worker_that_died_unheard_is_found_out_when_its_tracker_connects_again(db: Any) -> None:
+    # Yesterday's figures were stored an hour before midnight, online, watched by a connected worker. That worker
+    # died unheard five minutes later (its period never ended); it connects again now. The new period must make
+    # yesterday stale from the old period's last heartbeat, not from its own start.
+    person, tracker = await stored_person(db)
+    yesterday = today_in("Europe/Berlin") - datetime.timedelta(days=1)
+    midnight = await db.fetchval(
+        "SELECT so_local_midnight($1, 'Europe/Berlin')", yesterday + datetime.timedelta(days=1)
+    )
+    await db.execute("DELETE FROM tracker_uptimes WHERE tracker_account_id = $1", tracker)
+    await db.execute("INSERT INTO tracker_uptimes VALUES ($1, $2, $3, false)", tracker,
+                     midnight - datetime.timedelta(days=10), midnight - datetime.timedelta(minutes=55))  # fmt: skip
+    await b.statuses(db, person.id, [(midnight - datetime.timedelta(hours=2), True, "push")])
+    assert await store_user_days(db, person.id)
+    # As if stored at 23:00, when the worker was still connected.
+    await db.execute(
+        "UPDATE history_days SET computed_at = $2::timestamptz, tail_state = 'online',"
+        " tail_from = $2::timestamptz - interval '2 hours'"
+        " WHERE tracked_user_id = $1 AND day = $3",
+        person.id, midnight - HOUR, yesterday,
+    )  # fmt: skip
+    await db.execute("DELETE FROM history_dirty")
+    await b.uptime(db, tracker, datetime.datetime.now(b.UTC) - datetime.timedelta(seconds=1), None)
+    assert await dirty(db, person.id) == midnight - datetime.timedelta(minutes=55)
+    stored, _, through_function, swept = await daily_three_ways(db, person.id, yesterday, yesterday)
+    assert stored is None
+    assert through_function["body"] == swept["body"]
+
+
+async def test_a_row_dated_ahead_keeps_its_mark_until_its_time(db: Any) -> None:
+    person, _ = await stored_person(db)
+    ahead = datetime.datetime.now(b.UTC) + datetime.timedelta(hours=2)
+    await b.statuses(db, person.id, [(ahead, True, "api")])
+    assert await store_user_days(db, person.id)
+    assert await dirty(db, person.id) == ahead  # the stored days cannot have seen it yet

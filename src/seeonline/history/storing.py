@@ -44,7 +44,7 @@ async def store_days(connection: Any, budget_s: float = PASS_BUDGET_S, limit: in
             break
         try:
             stored = await store_user_days(connection, candidate["id"])
-        except asyncpg.PostgresError as exc:  # this user's days stay swept; the others go on
+        except (asyncpg.PostgresError, TimeoutError) as exc:  # this user's days stay swept; the others go on
             log.warning("history_days_not_stored", tracked_user_id=candidate["id"], error=str(exc))
             continue
         done += stored
