@@ -63,9 +63,7 @@ def upgrade() -> None:
         sa.Column("since", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_history_dirty")),
     )
-    op.create_index(
-        op.f("ix_history_dirty_tracked_user_id_since"), "history_dirty", ["tracked_user_id", "since"]
-    )
+    op.create_index(op.f("ix_history_dirty_tracked_user_id_since"), "history_dirty", ["tracked_user_id", "since"])
 
 
 def downgrade() -> None:
