@@ -46,20 +46,26 @@ CREATE OR REPLACE TRIGGER online_statuses_history_updated_to AFTER UPDATE ON onl
 
 -- A watch that appeared, went, or moved an end: history changes from the earliest end that moved.
 CREATE OR REPLACE FUNCTION so_history_watch_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    v_since timestamptz;
 BEGIN
     IF TG_OP = 'INSERT' THEN
         PERFORM so_history_stale_target(NEW.target_id, NEW.started_at);
     ELSIF TG_OP = 'DELETE' THEN
         PERFORM so_history_stale_target(OLD.target_id, OLD.started_at);
     ELSE
-        IF NEW.started_at IS DISTINCT FROM OLD.started_at OR NEW.target_id IS DISTINCT FROM OLD.target_id
-           OR NEW.tracker_account_id IS DISTINCT FROM OLD.tracker_account_id THEN
-            PERFORM so_history_stale_target(OLD.target_id, least(OLD.started_at, NEW.started_at));
-            PERFORM so_history_stale_target(NEW.target_id, least(OLD.started_at, NEW.started_at));
-        END IF;
-        IF NEW.ended_at IS DISTINCT FROM OLD.ended_at THEN
-            PERFORM so_history_stale_target(NEW.target_id, least(coalesce(OLD.ended_at, 'infinity'),
-                                                                 coalesce(NEW.ended_at, 'infinity')));
+        -- A moved start (or another target or tracker) changes it from the earlier start; else a moved end from
+        -- the earlier end (a start is never after its end, so the first covers both).
+        v_since := CASE WHEN (NEW.started_at, NEW.target_id, NEW.tracker_account_id)
+                             IS DISTINCT FROM (OLD.started_at, OLD.target_id, OLD.tracker_account_id)
+                        THEN least(OLD.started_at, NEW.started_at)
+                        WHEN NEW.ended_at IS DISTINCT FROM OLD.ended_at
+                        THEN least(coalesce(OLD.ended_at, 'infinity'), coalesce(NEW.ended_at, 'infinity')) END;
+        IF v_since IS NOT NULL THEN
+            PERFORM so_history_stale_target(NEW.target_id, v_since);
+            IF NEW.target_id IS DISTINCT FROM OLD.target_id THEN
+                PERFORM so_history_stale_target(OLD.target_id, v_since);
+            END IF;
         END IF;
     END IF;
     RETURN NULL;
