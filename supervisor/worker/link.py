@@ -27,6 +27,32 @@ from seeonline_supervisor.worker.telegram import TELEGRAM_ERRORS, ShortFloodWait
 from seeonline_supervisor.worker.uptime import UptimeLog
 
 TELEGRAM_CONNECT_TIMEOUT = 30.0  # one Telegram connect attempt, when no lease grace bounds it sooner
+STABLE_CONNECTION_S = 10.0  # a connection that dropped sooner after it was made counts as flapping
+
+
+class ReconnectPacing:
+    """The pause before Telethon's own reconnect: none after a connection that held, else growing to a cap.
+
+    Telethon counts an accepted TCP connection as a reconnect that worked, so a peer that accepts and then
+    closes at once (a proxy or middlebox in the way) would otherwise be redialled hundreds of times a second.
+    """
+
+    def __init__(self, cap: float) -> None:
+        self.cap = cap
+        self.delay = 0.0
+        self.since = time.monotonic()
+
+    def connected(self) -> None:
+        """A connection was made now."""
+        self.since = time.monotonic()
+
+    def pause(self) -> float:
+        """Seconds to wait before reconnecting after a drop now (with jitter, so trackers do not redial together)."""
+        if time.monotonic() - self.since >= STABLE_CONNECTION_S:
+            self.delay = 0.0
+            return 0.0
+        self.delay = min(max(self.delay * 2, 0.2), self.cap)
+        return random.uniform(self.delay / 2, self.delay)  # noqa: S311 - jitter, not secrecy
 
 
 class TelegramLink:
@@ -62,6 +88,7 @@ class TelegramLink:
         self.error: str | None = None
         self.resync_wanted_since: float | None = None  # a resync is due and has not succeeded since
         self.uptime = UptimeLog()  # connected periods, written with the heartbeats
+        self.pacing = ReconnectPacing(options.reconnect_max)
         self._hook_reconnect()
 
     async def disconnect(self) -> None:
@@ -83,14 +110,27 @@ class TelegramLink:
         original = sender._auto_reconnect_callback
 
         start_reconnect = sender._start_reconnect
+        reconnect = sender._reconnect
 
         def dropped(error: Any) -> None:  # the connection broke: blind until the reconnect (history's uptime)
             if sender._user_connected and not sender._reconnecting:
                 self.uptime.disconnected()
             start_reconnect(error)
 
+        async def paced_reconnect(last_error: Any) -> None:
+            pause = self.pacing.pause()
+            if pause:
+                self.log.warning("worker_telegram_link_unstable", error=repr(last_error), retry_in=round(pause, 3))
+                try:
+                    await asyncio.sleep(pause)
+                except asyncio.CancelledError:  # disconnect() cancels the reconnect: leave the sender reusable
+                    sender._reconnecting = False  # Telethon's reconnect would have reset it; a later connect needs it
+                    raise
+            await reconnect(last_error)
+
         async def reconnected() -> None:
             self.log.info("worker_telegram_reconnected")
+            self.pacing.connected()
             self.uptime.connected()
             self.on_change()
             self.resync.set()
@@ -98,6 +138,7 @@ class TelegramLink:
                 await original()
 
         sender._start_reconnect = dropped
+        sender._reconnect = paced_reconnect
         sender._auto_reconnect_callback = reconnected
 
     async def run(self) -> None:
@@ -126,6 +167,7 @@ class TelegramLink:
                 continue
             delay = 0.2
             self.connected.set()
+            self.pacing.connected()
             self.uptime.connected()
             TELEGRAM_CONNECTED.set(1)
             self.lost_at = self.error = None

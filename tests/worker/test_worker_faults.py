@@ -209,6 +209,26 @@ async def test_short_flood_wait_is_slept_through(
     assert len(sandbox.calls_to("contacts.resolveUsername")) == 2
 
 
+async def test_a_connection_dropped_as_soon_as_it_is_used_is_retried_at_a_growing_pace_not_in_a_tight_loop(
+    sandbox: SandboxServer, db: Connection, make_tracker: TrackerFactory, run_worker_in_process: WorkerRunner
+) -> None:
+    # A middlebox that accepts the connection and closes it on the first packet: every reconnect "succeeds".
+    tracker = await make_tracker()
+    sandbox.world.add_person("flapping_target")
+    row = await builders.subscribe(db, "flapping_target", tracker.tracker_id)
+    async with run_worker_in_process(tracker.tracker_id):
+        await _flip_is_recorded(sandbox, db, "flapping_target", row, True)
+        fault = sandbox.inject_fault("*", drop=True, account=tracker.account)
+        began = time.time()  # the sandbox's clock for calls
+        sandbox.drop_connections(tracker.account)  # the reconnect's resync is the first call dropped
+        await asyncio.sleep(4.0)
+        connections = {c.connection for c in sandbox.calls if c.account_id == tracker.account.id and c.time >= began}
+        # Pauses grow to reconnect_max (0.5 s here): about 10 in 4 s; unpaced, Telethon reconnects hundreds of times.
+        assert 2 <= len(connections) <= 20, len(connections)
+        sandbox.clear_faults(fault.id)
+        await _flip_is_recorded(sandbox, db, "flapping_target", row, False)  # and it recovers once the link holds
+
+
 async def test_revoked_session_marks_auth_lost_and_moves_targets(
     sandbox: SandboxServer, db: Connection, make_tracker: TrackerFactory, run_worker_in_process: WorkerRunner
 ) -> None:
