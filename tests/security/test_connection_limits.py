@@ -135,3 +135,20 @@ def test_requests_within_the_limits_are_served(server: tuple[str, int]) -> None:
         headers = "".join(f"X-Few-{i}: v\r\n" for i in range(10))
         sock.sendall(f"GET /health HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n".encode())
         assert read_until_closed(sock).startswith(b"HTTP/1.1 200")
+
+
+def test_a_websocket_upgrade_is_answered_as_plain_http(server: tuple[str, int]) -> None:
+    # No route speaks WebSocket: the request is served like any other, in the JSON error shape where it fails.
+    upgrade = (
+        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n"
+    )
+    with connect(server) as sock:
+        sock.sendall(f"GET /health HTTP/1.1\r\nHost: x\r\n{upgrade}\r\n".encode())
+        answer = read_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 200"), answer
+    with connect(server) as sock:
+        sock.sendall(f"GET /telegram-users/ HTTP/1.1\r\nHost: x\r\n{upgrade}\r\n".encode())
+        answer = read_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 401"), answer
+    assert b'"detail"' in answer, answer

@@ -56,6 +56,30 @@ async def test_deeply_nested_json_is_400_on_every_body_route(
         assert response.json()["code"] == "parse_error"
 
 
+@pytest.mark.parametrize(
+    "malformed",
+    [b"{", b"[", b'{"telegram_id": 1}x', b'{"telegram_id": NaN}', b'{"telegram_id": 1e400}', b'{"a": "\xff"}',
+     b'{"a": "\\udfff"}'],
+    ids=["truncated-object", "truncated-array", "trailing", "nan", "number-out-of-range", "bad-utf8", "lone-surrogate"],
+)  # fmt: skip
+async def test_malformed_json_is_400_parse_error_on_every_body_route(
+    client: Client, routes: list[tuple[str, str]], malformed: bytes
+) -> None:
+    for method, path in routes:
+        response = await client.request(method, path, content=malformed, headers={"content-type": "application/json"})
+        assert response.status_code == 400, (method, path, response.status_code, response.text[:200])
+        body = response.json()
+        assert body["code"] == "parse_error", (method, path, body)
+        assert body["detail"].startswith("Malformed JSON"), (method, path, body)
+
+
+async def test_an_empty_body_where_one_is_required_says_so(client: Client) -> None:
+    for path in ("/telegram-users/", "/online-statuses/", "/tracked-users/"):
+        response = await client.post(path, content=b"", headers={"content-type": "application/json"})
+        assert response.status_code == 400, (path, response.text)
+        assert response.json() == {"detail": "A JSON body is required", "code": "parse_error"}, path
+
+
 async def test_nesting_inside_strings_does_not_count(client: Client) -> None:
     user = await person(client)
     response = await client.patch(f"/telegram-users/{user['id']}/", json={"timezone": "[" * 500})

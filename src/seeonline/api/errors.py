@@ -106,10 +106,10 @@ def from_validation_error(exc: msgspec.ValidationError | msgspec.DecodeError) ->
     """Turn msgspec's message (``Expected `int`, got `str` - at `$.telegram_id```) into a 400."""
     message = str(exc)
     match = _MSGSPEC_PATH.search(message)
-    if isinstance(exc, msgspec.DecodeError) and match is None:
-        return ApiError(400, f"Malformed JSON: {message}", code="parse_error")
     field = match.group(1) if match and match.group(1) else None
     text = _MSGSPEC_PATH.sub("", message)
+    if isinstance(exc, msgspec.DecodeError):  # not JSON at all (syntax, encoding, a number no float holds)
+        return ApiError(400, f"Malformed JSON: {text}", code="parse_error", field=field)
     if field is None:
         missing = re.search(r"missing required field `([^`]+)`", message)
         field = missing.group(1) if missing else None
@@ -152,10 +152,20 @@ def api_error_handler(_request: Request[Any, Any, Any], exc: ApiError) -> Respon
     return Response(exc.body(), status_code=exc.status, headers=exc.headers)
 
 
-def http_exception_handler(_request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    """Render Litestar's own errors (404 route, 405 method) in our body shape."""
+def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    """Render Litestar's own errors (404 route, 405 method, a body it could not decode) in our body shape."""
+    if (malformed := decode_error_behind(exc)) is not None:
+        return api_error_handler(request, from_validation_error(malformed))
     body: dict[str, Any] = {"detail": shortened(exc.detail)}
     return Response(body, status_code=exc.status_code, headers=exc.headers)
+
+
+def decode_error_behind(exc: BaseException) -> msgspec.DecodeError | None:
+    """The JSON decoding error Litestar wrapped into ``exc`` (a 400 for a body that is not JSON), if any."""
+    cause = exc.__cause__
+    while cause is not None and not isinstance(cause, msgspec.DecodeError):
+        cause = cause.__cause__
+    return cause
 
 
 def unexpected_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

@@ -66,7 +66,7 @@ def serve_api(settings: Settings, host: str, port: int, workers: int = 1) -> Non
     )
     common = {"host": host, "port": port, "loop": "uvloop", "http": protocol, "log_config": None}
     common |= {"timeout_keep_alive": settings.keep_alive_timeout, "limit_concurrency": settings.max_connections}
-    common |= {"access_log": False, "lifespan": "on"}
+    common |= {"access_log": False, "lifespan": "on", "ws": "none"}  # no WebSocket routes: upgrades are plain HTTP
     log.info("api_listening", url=f"http://{host}:{port}", workers=workers, docs=f"http://{host}:{port}/schema/swagger")
     if workers == 1:
         freeze_startup_objects()

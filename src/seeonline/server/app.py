@@ -70,7 +70,10 @@ def validation_error_handler(request: AnyRequest, exc: ValidationException) -> R
     message = str(first.get("message") or exc.detail)
     missing = MISSING_FIELD.search(message)
     field = missing.group(1) if missing else first.get("key")
-    if field == "data":  # the body as a whole (wrong JSON type)
+    if field == "data":  # the body as a whole: absent, or of the wrong JSON type
+        cause = MISSING_FIELD.search(str(exc.__cause__))
+        if cause and cause.group(1) == "data":
+            return api_error_handler(request, ApiError(400, "A JSON body is required", code="parse_error"))
         field = None
     if field:
         return api_error_handler(request, invalid(str(field), message))
