@@ -118,20 +118,22 @@ class TelegramLink:
             start_reconnect(error)
 
         async def paced_reconnect(last_error: Any) -> None:
-            pause = self.pacing.pause()
-            if pause:
-                self.log.warning("worker_telegram_link_unstable", error=repr(last_error), retry_in=round(pause, 3))
-                try:
+            try:
+                pause = self.pacing.pause()
+                if pause:
+                    self.log.warning("worker_telegram_link_unstable", error=repr(last_error), retry_in=round(pause, 3))
                     await asyncio.sleep(pause)
-                except asyncio.CancelledError:  # disconnect() cancels the reconnect: leave the sender reusable
-                    sender._reconnecting = False  # Telethon's reconnect would have reset it; a later connect needs it
-                    raise
-            await reconnect(last_error)
+                await reconnect(last_error)
+            except asyncio.CancelledError:  # disconnect() cancels the reconnect: leave the sender reusable
+                sender._reconnecting = False  # Telethon's reconnect may not have reset it yet; a later connect needs it
+                raise
+            if sender._user_connected and not sender._reconnecting:
+                # Connected, at this very step: the callback runs later, maybe after this connection dropped.
+                self.pacing.connected()
+                self.uptime.connected()
 
         async def reconnected() -> None:
             self.log.info("worker_telegram_reconnected")
-            self.pacing.connected()
-            self.uptime.connected()
             self.on_change()
             self.resync.set()
             if original is not None:

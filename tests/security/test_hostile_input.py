@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import msgspec
 import pytest
 from litestar import Litestar
+from litestar.exceptions import InternalServerException
 from litestar.routes import HTTPRoute
 
+from seeonline.api.errors import from_validation_error, http_exception_handler
 from seeonline.server.app import create_app
 from seeonline.settings import Settings
 from tests.api.builders import Client, create, person
@@ -38,12 +41,12 @@ def routes(settings: Settings) -> list[tuple[str, str]]:
     return found
 
 
-NOT_JSON = "Malformed JSON"
-TOO_DEEP = "JSON nested deeper than"
+NOT_JSON = ("parse_error", "Malformed JSON")
+TOO_DEEP = ("parse_error", "JSON nested deeper than")
 
 
 @pytest.mark.parametrize(
-    ("body", "detail"),
+    ("body", "answer"),
     [
         (b"[" * 20_000 + b"]" * 20_000, TOO_DEEP),
         (b'{"a":' * 20_000 + b"1" + b"}" * 20_000, TOO_DEEP),
@@ -52,22 +55,47 @@ TOO_DEEP = "JSON nested deeper than"
         (b"[", NOT_JSON),
         (b'{"telegram_id": 1}x', NOT_JSON),
         (b'{"telegram_id": NaN}', NOT_JSON),
-        (b'{"telegram_id": 1e400}', NOT_JSON),
         (b'{"a": "\xff"}', NOT_JSON),
         (b'{"a": "\\udfff"}', NOT_JSON),
+        (b'{"telegram_id": 1e400}', ("invalid", "Number out of range")),  # JSON, but no double holds it
     ],
     ids=["deep-arrays", "deep-objects", "deep-in-an-unknown-field", "truncated-object", "truncated-array",
-         "trailing", "nan", "number-out-of-range", "bad-utf8", "lone-surrogate"],
+         "trailing", "nan", "bad-utf8", "lone-surrogate", "number-out-of-range"],
 )  # fmt: skip
-async def test_a_body_that_is_not_json_is_400_parse_error_on_every_body_route(
-    client: Client, routes: list[tuple[str, str]], body: bytes, detail: str
+async def test_a_body_that_cannot_be_decoded_is_400_with_a_code_on_every_body_route(
+    client: Client, routes: list[tuple[str, str]], body: bytes, answer: tuple[str, str]
 ) -> None:
+    code, detail = answer
     for method, path in routes:
         response = await client.request(method, path, content=body, headers={"content-type": "application/json"})
         assert response.status_code == 400, (method, path, response.status_code, response.text[:200])
-        answer = response.json()
-        assert answer["code"] == "parse_error", (method, path, answer)
-        assert answer["detail"].startswith(detail), (method, path, answer)
+        got = response.json()
+        assert got["code"] == code, (method, path, got)
+        assert got["detail"].startswith(detail), (method, path, got)
+
+
+def test_a_value_that_does_not_fit_stays_invalid_and_only_bad_syntax_is_a_parse_error() -> None:
+    class Login(msgspec.Struct):
+        api_id: int
+
+    with pytest.raises(msgspec.ValidationError) as wrong_type:  # a DecodeError subclass: must not read as syntax
+        msgspec.json.decode(b'{"api_id": "x"}', type=Login)
+    misfit = from_validation_error(wrong_type.value)
+    assert (misfit.code, misfit.field, misfit.detail) == ("invalid", "api_id", "api_id: Expected `int`, got `str`")
+    with pytest.raises(msgspec.DecodeError) as bad_syntax:
+        msgspec.json.decode(b'{"api_id": ', type=Login)
+    assert from_validation_error(bad_syntax.value).code == "parse_error"
+
+
+def test_a_server_error_caused_by_a_value_that_did_not_fit_stays_a_server_error() -> None:
+    try:
+        try:
+            msgspec.convert("x", int)
+        except msgspec.ValidationError as exc:
+            raise InternalServerException from exc  # what Litestar raises when a dependency's value does not fit
+    except InternalServerException as wrapped:
+        response = http_exception_handler(None, wrapped)  # type: ignore[arg-type] # the request is not read
+    assert response.status_code == 500
 
 
 async def test_an_empty_body_where_one_is_required_says_so(client: Client) -> None:

@@ -9,6 +9,7 @@ import asyncpg
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
+from litestar.status_codes import HTTP_400_BAD_REQUEST
 
 from seeonline.database.errors import DATABASE_ERRORS, RETRYABLE_SQLSTATES
 from seeonline.logging import get_logger
@@ -108,7 +109,7 @@ def from_validation_error(exc: msgspec.ValidationError | msgspec.DecodeError) ->
     match = _MSGSPEC_PATH.search(message)
     field = match.group(1) if match and match.group(1) else None
     text = _MSGSPEC_PATH.sub("", message)
-    if isinstance(exc, msgspec.DecodeError):  # not JSON at all (syntax, encoding, a number no float holds)
+    if not isinstance(exc, msgspec.ValidationError):  # not JSON at all (syntax, encoding, a number no float holds)
         return ApiError(400, f"Malformed JSON: {text}", code="parse_error", field=field)
     if field is None:
         missing = re.search(r"missing required field `([^`]+)`", message)
@@ -154,14 +155,16 @@ def api_error_handler(_request: Request[Any, Any, Any], exc: ApiError) -> Respon
 
 def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     """Render Litestar's own errors (404 route, 405 method, a body it could not decode) in our body shape."""
-    if (malformed := decode_error_behind(exc)) is not None:
+    # Litestar answers a body it cannot decode with a 400 whose cause is msgspec's error (a 500 may have one too:
+    # a dependency's value that did not fit is our fault, not the client's).
+    if exc.status_code == HTTP_400_BAD_REQUEST and (malformed := decode_error_behind(exc)) is not None:
         return api_error_handler(request, from_validation_error(malformed))
     body: dict[str, Any] = {"detail": shortened(exc.detail)}
     return Response(body, status_code=exc.status_code, headers=exc.headers)
 
 
 def decode_error_behind(exc: BaseException) -> msgspec.DecodeError | None:
-    """The JSON decoding error Litestar wrapped into ``exc`` (a 400 for a body that is not JSON), if any."""
+    """The decoding error (bad syntax, or a ``ValidationError`` like a number no float holds) behind ``exc``."""
     cause = exc.__cause__
     while cause is not None and not isinstance(cause, msgspec.DecodeError):
         cause = cause.__cause__

@@ -113,6 +113,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._disarm()
         super().on_message_complete()
 
+    def _unsupported_upgrade_warning(self) -> None:
+        """An ``Upgrade`` request is served as plain HTTP (no route speaks another protocol; ``ws="none"``).
+
+        Uvicorn would log two warnings for each (one advising to install a WebSocket library): anyone could fill
+        the log with them.
+        """
+
     # Refusals in the contract's error shape
 
     def send_400_response(self, msg: str) -> None:
