@@ -157,6 +157,9 @@ class TelegramLink:
                     await asyncio.wait_for(self.client.connect(), self.keeper.connect_budget(TELEGRAM_CONNECT_TIMEOUT))
                 except TELEGRAM_ERRORS as exc:
                     failure = exc
+                    # A connect cut short after its socket was made leaves the client half started (no update
+                    # loop: pushes never read), and the next connect() returns at once: start afresh.
+                    await self.disconnect()
                 if failure is None and not self.keeper.held.is_set():
                     await self.disconnect()  # the grace ended while connecting
                     continue

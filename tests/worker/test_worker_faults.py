@@ -24,6 +24,7 @@ from seeonline.lease import Lease
 from seeonline.sandbox import SandboxServer
 from seeonline_supervisor import trackers
 from seeonline_supervisor.exit_codes import EXIT_LOCK_HELD, EXIT_RETIRED
+from seeonline_supervisor.worker import link
 from seeonline_supervisor.worker.tracker import TrackerWorker
 from tests.polling import wait_until
 from tests.support.keys import SECRET_KEY
@@ -227,6 +228,26 @@ async def test_a_connection_dropped_as_soon_as_it_is_used_is_retried_at_a_growin
         assert 2 <= len(connections) <= 20, len(connections)
         sandbox.clear_faults(fault.id)
         await _flip_is_recorded(sandbox, db, "flapping_target", row, False)  # and it recovers once the link holds
+
+
+async def test_a_connect_that_timed_out_is_started_afresh_so_pushed_changes_still_arrive(
+    sandbox: SandboxServer,
+    db: Connection,
+    make_tracker: TrackerFactory,
+    run_worker_in_process: WorkerRunner,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(link, "TELEGRAM_CONNECT_TIMEOUT", 1.0)
+    tracker = await make_tracker()
+    sandbox.world.add_person("slow_start_target")
+    row = await builders.subscribe(db, "slow_start_target", tracker.tracker_id)
+    # The first connect's opening request is answered too late: connect() times out after the socket was made.
+    sandbox.inject_fault("help.getConfig", delay=3.0, count=1)
+    async with run_worker_in_process(tracker.tracker_id):
+        await wait_until(lambda: builders.statuses(db, row), what="the first row (a resync)")
+        sandbox.world.set_status("slow_start_target", online=True)
+        # A push, well before the next timed resync (30 s): a half-started client would never read it.
+        await wait_until(lambda: _last_state_is(db, row, True), timeout=10, what="the pushed change")
 
 
 async def test_revoked_session_marks_auth_lost_and_moves_targets(
