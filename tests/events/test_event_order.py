@@ -89,11 +89,12 @@ async def test_concurrent_batches_from_many_connections_lose_nothing(
     async def follow() -> None:
         cursor = 0
         while True:
+            writers_done = stop.is_set()  # before the read: a read that began earlier may miss the last commits
             async with pool.acquire() as connection:
                 events = await read_after(connection, cursor)
             seen.extend(e.id for e in events)
             cursor = seen[-1] if seen else 0
-            if stop.is_set() and not events:
+            if writers_done and not events:
                 return
             await asyncio.sleep(0)
 
