@@ -109,7 +109,7 @@ def from_validation_error(exc: msgspec.ValidationError | msgspec.DecodeError) ->
     match = _MSGSPEC_PATH.search(message)
     field = match.group(1) if match and match.group(1) else None
     text = _MSGSPEC_PATH.sub("", message)
-    if not isinstance(exc, msgspec.ValidationError):  # not JSON at all (syntax, encoding, a number no float holds)
+    if not isinstance(exc, msgspec.ValidationError):  # not JSON at all (syntax, encoding); a misfit value is below
         return ApiError(400, f"Malformed JSON: {text}", code="parse_error", field=field)
     if field is None:
         missing = re.search(r"missing required field `([^`]+)`", message)
